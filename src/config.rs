@@ -1,0 +1,115 @@
+//! Configuration: command-line flags, each with an environment variable fallback.
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::buckets::WeekStart;
+use crate::store::{KeyLayout, StoreConfig};
+
+/// HitMe: a Redis-backed HTTP hit counter.
+///
+/// Records hits for URLs with POST /hit and answers all-time, month, week, day, hour and
+/// minute counts with GET /hit and GET /hits; serves a dashboard at /.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "hitme", version)]
+pub struct Config {
+    /// Address to listen on (host:port; port 0 picks a free one).
+    #[arg(long, env = "HITME_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Redis to store hits in: redis://[:password@]host:port[/db] or redis+unix:///path.
+    #[arg(
+        long,
+        env = "HITME_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+
+    /// Worker threads handling requests.
+    #[arg(long, env = "HITME_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+
+    /// Redis connections in the pool [default: the number of threads].
+    #[arg(long, env = "HITME_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub pool_size: Option<u32>,
+
+    /// Prefix of every Redis key (`<prefix>:all`, `<prefix>:day:<ms>`, ...).
+    #[arg(long, env = "HITME_KEY_PREFIX", default_value = "hits", value_parser = parse_prefix)]
+    pub key_prefix: String,
+
+    /// First day of the week for week buckets (Monday as in ISO 8601, Sunday as in the original node build).
+    #[arg(long, env = "HITME_WEEK_START", value_enum, default_value_t = WeekStartArg::Monday)]
+    pub week_start: WeekStartArg,
+
+    /// Milliseconds allowed for connecting to Redis, for each Redis command, and for waiting on a
+    /// free pooled connection; past it a request gets 503.
+    #[arg(long, env = "HITME_REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub redis_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeekStartArg {
+    Monday,
+    Sunday,
+}
+
+impl From<WeekStartArg> for WeekStart {
+    fn from(arg: WeekStartArg) -> Self {
+        match arg {
+            WeekStartArg::Monday => WeekStart::Monday,
+            WeekStartArg::Sunday => WeekStart::Sunday,
+        }
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 100 || s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return Err("must be 1 to 100 characters without spaces".into());
+    }
+    Ok(s.to_string())
+}
+
+impl Config {
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size.unwrap_or(self.threads)
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            redis_url: self.redis_url.clone(),
+            pool_size: self.pool_size(),
+            timeout: Duration::from_millis(self.redis_timeout_ms),
+            layout: KeyLayout {
+                prefix: self.key_prefix.clone(),
+                week_start: self.week_start.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::try_parse_from(["hitme"]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.threads, 4);
+        assert_eq!(c.pool_size(), 4);
+        assert_eq!(c.key_prefix, "hits");
+        assert_eq!(c.week_start, WeekStartArg::Monday);
+    }
+
+    #[test]
+    fn flags_override_and_bad_values_are_refused() {
+        let c = Config::try_parse_from(["hitme", "--threads", "8", "--week-start", "sunday"]).unwrap();
+        assert_eq!(c.pool_size(), 8);
+        assert_eq!(c.week_start, WeekStartArg::Sunday);
+        assert!(Config::try_parse_from(["hitme", "--threads", "0"]).is_err());
+        assert!(Config::try_parse_from(["hitme", "--key-prefix", "a b"]).is_err());
+        assert!(Config::try_parse_from(["hitme", "--bogus"]).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! API errors: what went wrong, the HTTP status that says so, and the JSON body a client sees.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// An error answered to the client as `{"status":"error","error":"..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: Cow<'static, str>,
+    /// The methods a path accepts, sent as `Allow` with a 405.
+    pub allow: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: u16, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(400, message)
+    }
+
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            404,
+            format!(
+                "no such path: {}; the API is POST /hit, GET /hit, GET /hits, GET /healthz and the dashboard at /",
+                truncate(path, 200)
+            ),
+        )
+    }
+
+    pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
+        ApiError {
+            allow: Some(allow),
+            ..Self::new(
+                405,
+                format!(
+                    "method {} is not allowed here; use {allow}",
+                    truncate(method, 20)
+                ),
+            )
+        }
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            format!("request body is over the {limit}-byte limit; send only url and timestamp"),
+        )
+    }
+
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(503, message)
+    }
+
+    pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(500, message)
+    }
+
+    /// The JSON body sent to the client.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut body = br#"{"status":"error","error":"#.to_vec();
+        serde_json::to_writer(&mut body, &self.message).expect("a string always serialises");
+        body.push(b'}');
+        body
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<redis::RedisError> for ApiError {
+    /// Redis being down, slow or refusing us is the operator's to fix: 503, so clients retry.
+    /// A reply HitMe cannot understand (for example a key of the wrong type) is a 500.
+    fn from(err: redis::RedisError) -> Self {
+        use redis::ErrorKind;
+        let wrong_data = matches!(err.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
+            || err.code() == Some("WRONGTYPE");
+        if wrong_data {
+            ApiError::internal(format!(
+                "Redis returned data HitMe cannot use ({err}); check that --key-prefix names only HitMe's hashes"
+            ))
+        } else {
+            ApiError::unavailable(format!(
+                "Redis is unavailable ({err}); retry later, and check that Redis is running at --redis-url"
+            ))
+        }
+    }
+}
+
+impl From<r2d2::Error> for ApiError {
+    fn from(err: r2d2::Error) -> Self {
+        ApiError::unavailable(format!(
+            "no Redis connection could be had in time ({err}); retry later, and check that Redis is running at --redis-url"
+        ))
+    }
+}
+
+/// Cuts client-supplied text echoed in errors to a readable length.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_body_has_status_and_message() {
+        let err = ApiError::bad_request("url is required");
+        assert_eq!(
+            String::from_utf8(err.to_json()).unwrap(),
+            r#"{"status":"error","error":"url is required"}"#
+        );
+    }
+
+    #[test]
+    fn long_paths_are_cut_on_a_char_boundary() {
+        let path = "é".repeat(300);
+        let err = ApiError::not_found(&path);
+        assert!(err.message.len() < 400);
+    }
+}

@@ -1,0 +1,245 @@
+//! The HTTP edge: routes a request to its handler and turns the outcome into a JSON response.
+
+use std::io::{Cursor, Read};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tiny_http::{Header, Method, Request, Response, StatusCode};
+
+use crate::assets;
+use crate::buckets::Period;
+use crate::error::ApiError;
+use crate::params::HitFields;
+use crate::store::Store;
+
+/// The largest request body accepted; a hit needs only a URL and a timestamp.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+const OK_BODY: &[u8] = br#"{"status":"OK"}"#;
+const JSON: &str = "application/json";
+
+/// The JSON names of the six counts, in the order the store returns them.
+const COUNT_NAMES: [&str; 6] = [
+    "all_time",
+    Period::ALL[0].json_name(),
+    Period::ALL[1].json_name(),
+    Period::ALL[2].json_name(),
+    Period::ALL[3].json_name(),
+    Period::ALL[4].json_name(),
+];
+
+/// What to send back: a status, a content type and a body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Body,
+    pub allow: Option<&'static str>,
+    /// The request body was left unread (it was too large): answering must not hold up a
+    /// worker while tiny_http drains it.
+    pub body_unread: bool,
+}
+
+#[derive(Debug)]
+pub enum Body {
+    Static(&'static [u8]),
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Body::Static(bytes) => bytes,
+            Body::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl Reply {
+    fn json(body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            content_type: JSON,
+            body: Body::Owned(body),
+            allow: None,
+            body_unread: false,
+        }
+    }
+
+    fn ok() -> Reply {
+        Reply {
+            body: Body::Static(OK_BODY),
+            ..Reply::json(Vec::new())
+        }
+    }
+
+    pub fn error(err: &ApiError) -> Reply {
+        Reply {
+            status: err.status,
+            allow: err.allow,
+            ..Reply::json(err.to_json())
+        }
+    }
+
+    /// The tiny_http response for this reply.
+    pub fn into_response(self) -> Response<Cursor<Body>> {
+        let mut headers = Vec::with_capacity(4);
+        headers.push(header("Content-Type", self.content_type));
+        headers.push(header("Server", "hitme"));
+        if self.content_type == JSON {
+            headers.push(header("Cache-Control", "no-store"));
+        } else {
+            headers.push(header("Cache-Control", "no-cache"));
+        }
+        if let Some(allow) = self.allow {
+            headers.push(header("Allow", allow));
+        }
+        let len = self.body.as_ref().len();
+        Response::new(
+            StatusCode(self.status),
+            headers,
+            Cursor::new(self.body),
+            Some(len),
+            None,
+        )
+    }
+}
+
+fn header(name: &'static str, value: &'static str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static headers are valid")
+}
+
+/// Answers one request. Never panics on client input; errors become JSON replies.
+pub fn handle(request: &mut Request, store: &Store) -> Reply {
+    let mut body_unread = false;
+    let result = route(request, store, &mut body_unread);
+    let mut reply = result.unwrap_or_else(|err| Reply::error(&err));
+    reply.body_unread = body_unread;
+    reply
+}
+
+fn route(request: &mut Request, store: &Store, body_unread: &mut bool) -> Result<Reply, ApiError> {
+    let (path, query) = match request.url().split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (request.url(), ""),
+    };
+    let method = request.method().clone();
+    let is_get = matches!(method, Method::Get | Method::Head);
+    match path {
+        "/hit" => match method {
+            Method::Post => {
+                let query = HitFields::from_form(query.as_bytes())?;
+                post_hit(request, query, store, body_unread)
+            }
+            _ if is_get => get_hit(HitFields::from_form(query.as_bytes())?, store),
+            _ => Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD, POST")),
+        },
+        "/hits" if is_get => get_hits(HitFields::from_form(query.as_bytes())?, store),
+        "/healthz" if is_get => healthz(store),
+        "/hits" | "/healthz" => Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD")),
+        _ => match assets::lookup(path) {
+            Some(_) if !is_get => Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD")),
+            Some(asset) => Ok(Reply {
+                status: 200,
+                content_type: asset.content_type,
+                body: Body::Static(asset.bytes),
+                allow: None,
+                body_unread: false,
+            }),
+            None => Err(ApiError::not_found(path)),
+        },
+    }
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `POST /hit`: body fields (form or JSON) win over query fields.
+fn post_hit(
+    request: &mut Request,
+    query: HitFields,
+    store: &Store,
+    body_unread: &mut bool,
+) -> Result<Reply, ApiError> {
+    let body = read_body(request, body_unread)?;
+    let fields = if body.is_empty() {
+        query
+    } else if is_json(request) {
+        HitFields::from_json(&body)?.or(query)
+    } else {
+        HitFields::from_form(&body)?.or(query)
+    };
+    let url = fields.require_url()?;
+    let timestamp = fields.timestamp_or(now_ms())?;
+    store.record_hit(&url, timestamp)?;
+    Ok(Reply::ok())
+}
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Content-Type"))
+        .is_some_and(|h| {
+            let mime = h.value.as_str().split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case(JSON)
+        })
+}
+
+/// Reads the body up to `MAX_BODY_BYTES`. A declared length over the limit is refused unread.
+fn read_body(request: &mut Request, body_unread: &mut bool) -> Result<Vec<u8>, ApiError> {
+    let declared = request.body_length().unwrap_or(0);
+    if declared > MAX_BODY_BYTES {
+        *body_unread = true;
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+    }
+    let mut body = Vec::with_capacity(declared);
+    request
+        .as_reader()
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::bad_request(format!("the request body could not be read ({e})")))?;
+    if body.len() > MAX_BODY_BYTES {
+        *body_unread = true;
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+    }
+    Ok(body)
+}
+
+/// `GET /hit?url=URL&timestamp=TS`: one URL's six counts.
+fn get_hit(fields: HitFields, store: &Store) -> Result<Reply, ApiError> {
+    let url = fields.require_url()?;
+    let timestamp = fields.timestamp_or(now_ms())?;
+    let counts = store.url_counts(&url, timestamp)?;
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(br#"{"status":"OK","url":"#);
+    serde_json::to_writer(&mut out, &url).expect("a string always serialises");
+    for (name, count) in COUNT_NAMES.iter().zip(counts) {
+        out.extend_from_slice(format!(r#","{name}":{count}"#).as_bytes());
+    }
+    out.push(b'}');
+    Ok(Reply::json(out))
+}
+
+/// `GET /hits?timestamp=TS`: every URL's counts, one object per period.
+fn get_hits(fields: HitFields, store: &Store) -> Result<Reply, ApiError> {
+    let timestamp = fields.timestamp_or(now_ms())?;
+    let all = store.all_counts(timestamp)?;
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(br#"{"status":"OK""#);
+    for (name, counts) in COUNT_NAMES.iter().zip(&all) {
+        out.extend_from_slice(format!(r#","{name}":"#).as_bytes());
+        serde_json::to_writer(&mut out, counts).expect("a map of strings to integers serialises");
+    }
+    out.push(b'}');
+    Ok(Reply::json(out))
+}
+
+/// `GET /healthz`: 200 when Redis answers a PING, 503 when it does not.
+fn healthz(store: &Store) -> Result<Reply, ApiError> {
+    store.ping()?;
+    Ok(Reply::ok())
+}

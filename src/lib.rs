@@ -1,0 +1,17 @@
+//! HitMe: a Redis-backed HTTP hit counter.
+//!
+//! A fixed pool of worker threads pulls requests off a `tiny_http` listener; each checks out
+//! a pooled Redis connection and counts the hit in time-bucketed hashes in one atomic round trip.
+
+pub mod assets;
+pub mod buckets;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod listener;
+pub mod params;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::run;

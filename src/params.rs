@@ -1,0 +1,295 @@
+//! Request parameters: query strings, form bodies and JSON bodies turned into validated values.
+//!
+//! Everything a client sends passes through here before it reaches Redis, so the rules are
+//! strict and the errors say what to send instead.
+
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode;
+use url::Url;
+
+use crate::buckets::MAX_TIMESTAMP_MS;
+use crate::error::ApiError;
+
+/// The longest URL accepted, in bytes, both as sent and once canonicalised.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// The raw `url` and `timestamp` fields of a request, still unchecked.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HitFields {
+    pub url: Option<String>,
+    pub timestamp: Option<String>,
+}
+
+impl HitFields {
+    /// Reads the fields from an `application/x-www-form-urlencoded` string (a query string or a
+    /// form body). The first occurrence of a field wins; unknown fields are ignored.
+    pub fn from_form(form: &[u8]) -> Result<Self, ApiError> {
+        let mut fields = HitFields::default();
+        for pair in form.split(|&b| b == b'&') {
+            let (key, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let slot = match key {
+                b"url" => &mut fields.url,
+                b"timestamp" => &mut fields.timestamp,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(form_decode(value, key)?);
+            }
+        }
+        Ok(fields)
+    }
+
+    /// Reads the fields from a JSON object body: `{"url": "...", "timestamp": 123}`.
+    /// The timestamp may be a number or a string of digits.
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is not valid JSON ({e}); send an object such as {{\"url\":\"http://example.com/\"}}"
+            ))
+        })?;
+        let serde_json::Value::Object(object) = value else {
+            return Err(ApiError::bad_request(
+                "the JSON body must be an object such as {\"url\":\"http://example.com/\",\"timestamp\":0}",
+            ));
+        };
+        let url = match object.get("url") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::bad_request("url must be a JSON string")),
+        };
+        let timestamp = match object.get("timestamp") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "timestamp must be a whole number of milliseconds since the Unix epoch",
+                ))
+            }
+        };
+        Ok(HitFields { url, timestamp })
+    }
+
+    /// Fills the fields this one lacks from `fallback` (body fields win over query fields).
+    pub fn or(self, fallback: HitFields) -> HitFields {
+        HitFields {
+            url: self.url.or(fallback.url),
+            timestamp: self.timestamp.or(fallback.timestamp),
+        }
+    }
+
+    /// The canonical URL; an error if it is missing or invalid.
+    pub fn require_url(&self) -> Result<String, ApiError> {
+        match self.url.as_deref() {
+            None | Some("") => Err(ApiError::bad_request(
+                "url is required: an absolute http or https URL, percent-encoded, e.g. url=http%3A%2F%2Fwww.example.com%2F",
+            )),
+            Some(raw) => canonical_url(raw),
+        }
+    }
+
+    /// The timestamp in ms since the epoch, with `now_ms` standing in for an absent, empty or 0 one.
+    pub fn timestamp_or(&self, now_ms: i64) -> Result<i64, ApiError> {
+        match self.timestamp.as_deref() {
+            None | Some("") => Ok(now_ms),
+            Some(raw) => match parse_timestamp(raw)? {
+                0 => Ok(now_ms),
+                ts => Ok(ts),
+            },
+        }
+    }
+}
+
+/// Decodes one form value: `+` is a space, `%XX` a byte; the result must be UTF-8.
+fn form_decode<'a>(raw: &'a [u8], field: &[u8]) -> Result<String, ApiError> {
+    let field = String::from_utf8_lossy(field);
+    let bad = |what: &str| {
+        ApiError::bad_request(format!(
+            "{field} has {what}; percent-encode it as UTF-8 (e.g. with encodeURIComponent or curl --data-urlencode)"
+        ))
+    };
+    let mut i = 0;
+    while let Some(pos) = raw[i..].iter().position(|&b| b == b'%') {
+        let at = i + pos;
+        let hex = raw.get(at + 1..at + 3);
+        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+            return Err(bad("a bad percent-encoding (% must be followed by two hex digits)"));
+        }
+        i = at + 3;
+    }
+    let plus_decoded: Cow<'a, [u8]> = if raw.contains(&b'+') {
+        Cow::Owned(raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect())
+    } else {
+        Cow::Borrowed(raw)
+    };
+    percent_decode(&plus_decoded)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| bad("bytes that are not UTF-8"))
+}
+
+/// Validates and canonicalises a URL so that spellings of one page count as one:
+/// the host is lower-cased, a default port and the fragment are dropped, an empty path is `/`.
+pub fn canonical_url(raw: &str) -> Result<String, ApiError> {
+    let invalid = |why: &str| {
+        ApiError::bad_request(format!(
+            "Invalid URL: {why}; send an absolute http or https URL of at most {MAX_URL_BYTES} bytes"
+        ))
+    };
+    if raw.len() > MAX_URL_BYTES {
+        return Err(invalid("it is too long"));
+    }
+    let mut url = Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("it has no host"));
+    }
+    url.set_fragment(None);
+    let canonical: String = url.into();
+    if canonical.len() > MAX_URL_BYTES {
+        return Err(invalid("it is too long once encoded"));
+    }
+    Ok(canonical)
+}
+
+/// Parses a timestamp in ms since the epoch; 0 is allowed (it means "now" to callers).
+pub fn parse_timestamp(raw: &str) -> Result<i64, ApiError> {
+    let msg = |why: &str| {
+        ApiError::bad_request(format!(
+            "timestamp {why}; send whole milliseconds since the Unix epoch from 0 (now) to {MAX_TIMESTAMP_MS} (year 9999)"
+        ))
+    };
+    let digits = raw.strip_prefix('+').unwrap_or(raw);
+    if raw.starts_with('-') {
+        return Err(msg("must not be negative"));
+    }
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(msg("is not a whole number"));
+    }
+    match digits.parse::<i64>() {
+        Ok(ts) if ts <= MAX_TIMESTAMP_MS => Ok(ts),
+        _ => Err(msg("is out of range")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(s: &str) -> Result<HitFields, ApiError> {
+        HitFields::from_form(s.as_bytes())
+    }
+
+    #[test]
+    fn seed_form_body() {
+        let f = form("url=http%3A%2F%2Fwww.olark.com%2F&timestamp=0").unwrap();
+        assert_eq!(f.url.as_deref(), Some("http://www.olark.com/"));
+        assert_eq!(f.timestamp.as_deref(), Some("0"));
+        assert_eq!(f.timestamp_or(42).unwrap(), 42);
+        assert_eq!(f.require_url().unwrap(), "http://www.olark.com/");
+    }
+
+    #[test]
+    fn first_field_wins_and_unknown_fields_are_ignored() {
+        let f = form("x=1&url=http://a.com/&url=http://b.com/&flag&timestamp=5").unwrap();
+        assert_eq!(f.url.as_deref(), Some("http://a.com/"));
+        assert_eq!(f.timestamp_or(0).unwrap(), 5);
+    }
+
+    #[test]
+    fn plus_is_a_space_and_bad_encodings_are_rejected() {
+        let f = form("url=http://a.com/?q=a+b%2Bc").unwrap();
+        assert_eq!(f.url.as_deref(), Some("http://a.com/?q=a b+c"));
+        for bad in ["url=%zz", "url=%4", "url=abc%", "url=%FF%FE"] {
+            let err = form(bad).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+            assert!(err.message.starts_with("url has"), "{bad}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn body_fields_win_over_query_fields() {
+        let body = form("url=http://body.com/").unwrap();
+        let query = form("url=http://query.com/&timestamp=7").unwrap();
+        let f = body.or(query);
+        assert_eq!(f.url.as_deref(), Some("http://body.com/"));
+        assert_eq!(f.timestamp.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn json_bodies() {
+        let f = HitFields::from_json(br#"{"url":"http://a.com/","timestamp":1700000000000}"#)
+            .unwrap();
+        assert_eq!(f.timestamp_or(0).unwrap(), 1_700_000_000_000);
+        let f = HitFields::from_json(br#"{"url":"http://a.com/","timestamp":"12"}"#).unwrap();
+        assert_eq!(f.timestamp_or(0).unwrap(), 12);
+        for bad in [
+            &br#"[1,2]"#[..],
+            br#""x""#,
+            br#"{"url":5}"#,
+            br#"{"url":"http://a.com/","timestamp":1.5}"#,
+            br#"{"url":"http://a.com/","timestamp":-1}"#,
+            br#"{"url":"http://a.com/","timestamp":true}"#,
+            b"{not json",
+        ] {
+            let result = HitFields::from_json(bad).and_then(|f| f.timestamp_or(0).map(|_| f));
+            let result = result.and_then(|f| f.require_url());
+            assert_eq!(result.unwrap_err().status, 400, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn canonicalisation() {
+        for (raw, want) in [
+            ("http://WWW.Olark.com", "http://www.olark.com/"),
+            ("http://www.olark.com/", "http://www.olark.com/"),
+            ("http://www.olark.com:80/a#frag", "http://www.olark.com/a"),
+            ("https://x.org:443/?q=1", "https://x.org/?q=1"),
+            ("https://x.org:8443/Path", "https://x.org:8443/Path"),
+            ("http://bücher.de/", "http://xn--bcher-kva.de/"),
+        ] {
+            assert_eq!(canonical_url(raw).unwrap(), want, "{raw}");
+        }
+        for bad in [
+            "",
+            "/relative",
+            "www.olark.com",
+            "ftp://x.org/",
+            "mailto:a@b.c",
+            "http://",
+            "javascript:alert(1)",
+        ] {
+            let err = canonical_url(bad).unwrap_err();
+            assert!(err.message.starts_with("Invalid URL"), "{bad}: {}", err.message);
+        }
+        let long = format!("http://x.org/{}", "a".repeat(MAX_URL_BYTES));
+        assert_eq!(canonical_url(&long).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp("0").unwrap(), 0);
+        assert_eq!(parse_timestamp("1700000000000").unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_timestamp(&MAX_TIMESTAMP_MS.to_string()).unwrap(), MAX_TIMESTAMP_MS);
+        for bad in [
+            "-1",
+            "1.5",
+            "abc",
+            "1e3",
+            " 1",
+            "253402300800000",
+            "18446744073709551616",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_timestamp(bad).unwrap_err().status, 400, "{bad}");
+        }
+        let none = HitFields::default();
+        assert_eq!(none.timestamp_or(99).unwrap(), 99);
+    }
+}
