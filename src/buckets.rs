@@ -152,7 +152,10 @@ mod tests {
         assert_eq!(bucket_start(ts, Day, Monday), at(2024, 2, 29, 0, 0, 0, 0));
         assert_eq!(bucket_start(ts, Week, Monday), at(2024, 2, 26, 0, 0, 0, 0));
         let next = ts + 1;
-        assert_eq!(bucket_start(next, Month, Monday), at(2024, 3, 1, 0, 0, 0, 0));
+        assert_eq!(
+            bucket_start(next, Month, Monday),
+            at(2024, 3, 1, 0, 0, 0, 0)
+        );
         assert_eq!(bucket_start(next, Day, Monday), next);
         // 2000 was a leap year (divisible by 400).
         let y2k = at(2000, 2, 29, 12, 0, 0, 0);

@@ -65,7 +65,11 @@ impl From<WeekStartArg> for WeekStart {
 }
 
 fn parse_prefix(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > 100 || s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if s.is_empty()
+        || s.len() > 100
+        || s.bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err("must be 1 to 100 characters without spaces".into());
     }
     Ok(s.to_string())
@@ -105,7 +109,8 @@ mod tests {
 
     #[test]
     fn flags_override_and_bad_values_are_refused() {
-        let c = Config::try_parse_from(["hitme", "--threads", "8", "--week-start", "sunday"]).unwrap();
+        let c =
+            Config::try_parse_from(["hitme", "--threads", "8", "--week-start", "sunday"]).unwrap();
         assert_eq!(c.pool_size(), 8);
         assert_eq!(c.week_start, WeekStartArg::Sunday);
         assert!(Config::try_parse_from(["hitme", "--threads", "0"]).is_err());

@@ -85,8 +85,10 @@ impl From<redis::RedisError> for ApiError {
     /// A reply HitMe cannot understand (for example a key of the wrong type) is a 500.
     fn from(err: redis::RedisError) -> Self {
         use redis::ErrorKind;
-        let wrong_data = matches!(err.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
-            || err.code() == Some("WRONGTYPE");
+        let wrong_data = matches!(
+            err.kind(),
+            ErrorKind::Parse | ErrorKind::UnexpectedReturnType
+        ) || err.code() == Some("WRONGTYPE");
         if wrong_data {
             ApiError::internal(format!(
                 "Redis returned data HitMe cannot use ({err}); check that --key-prefix names only HitMe's hashes"

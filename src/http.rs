@@ -131,7 +131,10 @@ fn route(request: &mut Request, store: &Store, body_unread: &mut bool) -> Result
                 post_hit(request, query, store, body_unread)
             }
             _ if is_get => get_hit(HitFields::from_form(query.as_bytes())?, store),
-            _ => Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD, POST")),
+            _ => Err(ApiError::method_not_allowed(
+                method.as_str(),
+                "GET, HEAD, POST",
+            )),
         },
         "/hits" if is_get => get_hits(HitFields::from_form(query.as_bytes())?, store),
         "/healthz" if is_get => healthz(store),

@@ -13,7 +13,9 @@ const BACKLOG: i32 = 65_535;
 pub fn bind(addr: &str) -> Result<TcpListener, String> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve --listen {addr} ({e}); use host:port such as 127.0.0.1:8080"))?
+        .map_err(|e| {
+            format!("cannot resolve --listen {addr} ({e}); use host:port such as 127.0.0.1:8080")
+        })?
         .collect();
     let mut last_error = None;
     for sock_addr in &addrs {
@@ -59,5 +61,5 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
             limit = raised;
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }

@@ -117,12 +117,18 @@ fn form_decode<'a>(raw: &'a [u8], field: &[u8]) -> Result<String, ApiError> {
         let at = i + pos;
         let hex = raw.get(at + 1..at + 3);
         if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-            return Err(bad("a bad percent-encoding (% must be followed by two hex digits)"));
+            return Err(bad(
+                "a bad percent-encoding (% must be followed by two hex digits)",
+            ));
         }
         i = at + 3;
     }
     let plus_decoded: Cow<'a, [u8]> = if raw.contains(&b'+') {
-        Cow::Owned(raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect())
+        Cow::Owned(
+            raw.iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect(),
+        )
     } else {
         Cow::Borrowed(raw)
     };
@@ -224,8 +230,8 @@ mod tests {
 
     #[test]
     fn json_bodies() {
-        let f = HitFields::from_json(br#"{"url":"http://a.com/","timestamp":1700000000000}"#)
-            .unwrap();
+        let f =
+            HitFields::from_json(br#"{"url":"http://a.com/","timestamp":1700000000000}"#).unwrap();
         assert_eq!(f.timestamp_or(0).unwrap(), 1_700_000_000_000);
         let f = HitFields::from_json(br#"{"url":"http://a.com/","timestamp":"12"}"#).unwrap();
         assert_eq!(f.timestamp_or(0).unwrap(), 12);
@@ -240,7 +246,12 @@ mod tests {
         ] {
             let result = HitFields::from_json(bad).and_then(|f| f.timestamp_or(0).map(|_| f));
             let result = result.and_then(|f| f.require_url());
-            assert_eq!(result.unwrap_err().status, 400, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                result.unwrap_err().status,
+                400,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -266,7 +277,11 @@ mod tests {
             "javascript:alert(1)",
         ] {
             let err = canonical_url(bad).unwrap_err();
-            assert!(err.message.starts_with("Invalid URL"), "{bad}: {}", err.message);
+            assert!(
+                err.message.starts_with("Invalid URL"),
+                "{bad}: {}",
+                err.message
+            );
         }
         let long = format!("http://x.org/{}", "a".repeat(MAX_URL_BYTES));
         assert_eq!(canonical_url(&long).unwrap_err().status, 400);
@@ -276,7 +291,10 @@ mod tests {
     fn timestamps() {
         assert_eq!(parse_timestamp("0").unwrap(), 0);
         assert_eq!(parse_timestamp("1700000000000").unwrap(), 1_700_000_000_000);
-        assert_eq!(parse_timestamp(&MAX_TIMESTAMP_MS.to_string()).unwrap(), MAX_TIMESTAMP_MS);
+        assert_eq!(
+            parse_timestamp(&MAX_TIMESTAMP_MS.to_string()).unwrap(),
+            MAX_TIMESTAMP_MS
+        );
         for bad in [
             "-1",
             "1.5",

@@ -19,9 +19,8 @@ use crate::store::{self, Store};
 /// How often an idle worker looks up to see whether HitMe is stopping.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
-/// Threads that answer requests whose oversized bodies tiny_http drains when they are dropped,
-/// so a client that declares a huge body and stalls cannot hold up a worker.
-const DRAIN_THREADS: usize = 2;
+/// Stack of a thread that answers a request whose oversized body was left unread.
+const DRAIN_STACK_BYTES: usize = 64 * 1024;
 
 /// Why HitMe stopped other than by a signal.
 #[derive(Debug)]
@@ -40,7 +39,9 @@ impl std::error::Error for Fatal {}
 pub fn run(config: Config) -> Result<(), Fatal> {
     match listener::raise_open_file_limit() {
         Ok(limit) => log::debug!("open-file limit: {limit}"),
-        Err(e) => log::warn!("could not raise the open-file limit ({e}); many clients may exhaust it"),
+        Err(e) => {
+            log::warn!("could not raise the open-file limit ({e}); many clients may exhaust it")
+        }
     }
     let listener = listener::bind(&config.listen).map_err(Fatal)?;
     let store = Store::new(config.store_config()).map_err(Fatal)?;
@@ -69,12 +70,10 @@ pub fn run(config: Config) -> Result<(), Fatal> {
 
     let accept_failed = Arc::new(AtomicBool::new(false));
     let workers = ThreadPool::with_name("hitme-worker".into(), config.threads as usize);
-    let drainer = ThreadPool::with_name("hitme-drain".into(), DRAIN_THREADS);
     for _ in 0..config.threads {
         let worker = Worker {
             server: server.clone(),
             store: store.clone(),
-            drainer: drainer.clone(),
             stopping: stopping.clone(),
             accept_failed: accept_failed.clone(),
         };
@@ -102,7 +101,6 @@ fn stop_accepting(stopping: &AtomicBool, listener: &TcpListener) {
 struct Worker {
     server: Arc<tiny_http::Server>,
     store: Store,
-    drainer: ThreadPool,
     stopping: Arc<AtomicBool>,
     accept_failed: Arc<AtomicBool>,
 }
@@ -132,7 +130,11 @@ impl Worker {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                log::error!("bug: handler panicked on {} {}: {what}", request.method(), request.url());
+                log::error!(
+                    "bug: handler panicked on {} {}: {what}",
+                    request.method(),
+                    request.url()
+                );
                 Reply::error(&ApiError::internal(
                     "internal error; it has been logged, please report it",
                 ))
@@ -141,10 +143,23 @@ impl Worker {
             log::debug!("{} {} -> {}", request.method(), request.url(), reply.status);
         }
         if reply.body_unread {
-            self.drainer.execute(move || respond(request, reply));
+            respond_and_drain_elsewhere(request, reply);
         } else {
             respond(request, reply);
         }
+    }
+}
+
+/// tiny_http reads an unread body to its end when the request is dropped, which never ends if
+/// the client declared a huge body and stalls. The answer goes out at once from a thread of its
+/// own, which then waits out the client; the thread ends when the connection does.
+fn respond_and_drain_elsewhere(request: Request, reply: Reply) {
+    let spawned = std::thread::Builder::new()
+        .name("hitme-drain".into())
+        .stack_size(DRAIN_STACK_BYTES)
+        .spawn(move || respond(request, reply));
+    if let Err(e) = spawned {
+        log::warn!("cannot start a thread to answer an oversized request ({e}); dropping it");
     }
 }
 

@@ -1,0 +1,491 @@
+//! The HTTP API end to end: real hitme binary, real Redis, exact values read back.
+
+mod common;
+
+use common::{encode, request, send, HitMe, Redis};
+use serde_json::json;
+
+/// 2023-11-15T01:02:03.456Z, a Wednesday.
+const T: i64 = 1_700_010_123_456;
+/// The last millisecond of 2023 (a Sunday) and the first of 2024 (a Monday).
+const END_2023: i64 = 1_704_067_199_999;
+const START_2024: i64 = 1_704_067_200_000;
+
+fn counts(hitme: &HitMe, url: &str, ts: i64) -> serde_json::Value {
+    let resp = hitme.get(&format!("/hit?url={}&timestamp={ts}", encode(url)));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("Content-Type"), Some("application/json"));
+    resp.json()
+}
+
+fn expected(url: &str, c: [i64; 6]) -> serde_json::Value {
+    json!({"status": "OK", "url": url, "all_time": c[0], "last_month": c[1], "last_week": c[2],
+           "last_day": c[3], "last_hour": c[4], "last_minute": c[5]})
+}
+
+#[test]
+fn seed_examples_work_verbatim() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let resp = hitme.post_form("/hit", "url=http%3A%2F%2Fwww.olark.com%2F&timestamp=0");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), r#"{"status":"OK"}"#);
+    assert_eq!(resp.header("Content-Type"), Some("application/json"));
+
+    let resp = hitme.get("/hit?url=http%3A%2F%2Fwww.olark.com%2F&timestamp=0");
+    assert_eq!(resp.status, 200);
+    let text = resp.text();
+    assert!(
+        text.starts_with(r#"{"status":"OK","url":"http://www.olark.com/","all_time":1,"#),
+        "{text}"
+    );
+    assert_eq!(resp.json(), expected("http://www.olark.com/", [1; 6]));
+}
+
+#[test]
+fn a_hit_lands_in_every_bucket_with_the_original_key_layout() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    hitme.hit("http://www.olark.com/", T);
+    hitme.hit("http://www.olark.com/", T + 1);
+    let keys = [
+        "hits:all",
+        "hits:day:1700006400000",
+        "hits:hour:1700010000000",
+        "hits:minute:1700010120000",
+        "hits:month:1698796800000",
+        "hits:week:1699833600000",
+    ];
+    assert_eq!(redis.keys(), keys);
+    for key in keys {
+        assert_eq!(redis.hget(key, "http://www.olark.com/"), Some(2), "{key}");
+    }
+    assert_eq!(
+        counts(&hitme, "http://www.olark.com/", T),
+        expected("http://www.olark.com/", [2; 6])
+    );
+}
+
+#[test]
+fn buckets_roll_over_at_their_boundaries() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let url = "http://a.example/";
+    hitme.hit(url, END_2023);
+    hitme.hit(url, START_2024);
+    hitme.hit(url, START_2024 + 59_999); // still the first minute of 2024
+    hitme.hit(url, START_2024 + 60_000); // the second minute
+    assert_eq!(
+        counts(&hitme, url, END_2023),
+        expected(url, [4, 1, 1, 1, 1, 1])
+    );
+    assert_eq!(
+        counts(&hitme, url, START_2024),
+        expected(url, [4, 3, 3, 3, 3, 2])
+    );
+    assert_eq!(
+        counts(&hitme, url, START_2024 + 60_000),
+        expected(url, [4, 3, 3, 3, 3, 1])
+    );
+    // Another hour, day and month: only all-time remains.
+    assert_eq!(
+        counts(&hitme, url, START_2024 + 3_600_000),
+        expected(url, [4, 3, 3, 3, 0, 0])
+    );
+    assert_eq!(counts(&hitme, url, T), expected(url, [4, 0, 0, 0, 0, 0]));
+    assert_eq!(redis.hget("hits:week:1703462400000", url), Some(1)); // Monday 2023-12-25
+    assert_eq!(redis.hget("hits:week:1704067200000", url), Some(3)); // Monday 2024-01-01
+}
+
+#[test]
+fn sunday_weeks_and_key_prefix_are_configurable() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(
+        &redis.url(),
+        &["--week-start", "sunday", "--key-prefix", "site1"],
+    );
+    let url = "http://a.example/";
+    hitme.hit(url, END_2023);
+    hitme.hit(url, START_2024);
+    // 2023-12-31 is a Sunday, so both hits share the week that began then.
+    assert_eq!(redis.hget("site1:week:1703980800000", url), Some(2));
+    assert_eq!(redis.hget("site1:all", url), Some(2));
+    assert_eq!(redis.hget("hits:all", url), None);
+    assert_eq!(
+        counts(&hitme, url, START_2024),
+        expected(url, [2, 1, 2, 1, 1, 1])
+    );
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_millis() as i64
+}
+
+#[test]
+fn a_missing_empty_or_zero_timestamp_means_now() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let url = "http://now.example/";
+    let before = now_ms();
+    for body in ["", "&timestamp=", "&timestamp=0"] {
+        let resp = hitme.post_form("/hit", &format!("url={}{body}", encode(url)));
+        assert_eq!(resp.status, 200, "{body}");
+    }
+    let after = now_ms();
+    assert_eq!(redis.hget("hits:all", url), Some(3));
+    // Each hit is in the minute bucket of a moment between `before` and `after`.
+    let minutes: Vec<String> = redis
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("hits:minute:"))
+        .collect();
+    let mut total = 0;
+    for key in &minutes {
+        let start: i64 = key["hits:minute:".len()..].parse().unwrap();
+        assert!(
+            start >= before - before % 60_000 && start <= after,
+            "{key} outside [{before}, {after}]"
+        );
+        total += redis.hget(key, url).unwrap();
+    }
+    assert_eq!(total, 3);
+}
+
+#[test]
+fn hits_can_come_as_query_form_or_json_and_body_wins() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let q = format!("/hit?url={}&timestamp={T}", encode("http://query.example/"));
+    assert_eq!(request(hitme.addr, "POST", &q, &[], b"").status, 200);
+    let json = format!(r#"{{"url":"http://json.example/","timestamp":{T}}}"#);
+    assert_eq!(hitme.post_json(&json).status, 200);
+    let resp = request(
+        hitme.addr,
+        "POST",
+        &q,
+        &[(
+            "Content-Type",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        )],
+        format!("url={}", encode("http://body.example/")).as_bytes(),
+    );
+    assert_eq!(resp.status, 200);
+    for url in [
+        "http://query.example/",
+        "http://json.example/",
+        "http://body.example/",
+    ] {
+        // The body's url won, the query's timestamp filled the gap.
+        assert_eq!(counts(&hitme, url, T), expected(url, [1; 6]), "{url}");
+    }
+}
+
+#[test]
+fn spellings_of_one_url_count_as_one() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    for spelling in [
+        "http://WWW.Olark.com",
+        "http://www.olark.com/",
+        "http://www.olark.com:80/#pricing",
+        "HTTP://www.OLARK.com",
+    ] {
+        hitme.hit(spelling, T);
+    }
+    hitme.hit("https://www.olark.com/", T);
+    assert_eq!(redis.hget("hits:all", "http://www.olark.com/"), Some(4));
+    assert_eq!(redis.hget("hits:all", "https://www.olark.com/"), Some(1));
+    let resp = counts(&hitme, "http://WWW.OLARK.COM:80", T);
+    assert_eq!(resp, expected("http://www.olark.com/", [4; 6]));
+}
+
+#[test]
+fn get_hits_reports_every_url_per_period() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let (a, b) = ("http://a.example/", "http://b.example/x?y=1");
+    hitme.hit(a, T);
+    hitme.hit(a, T);
+    hitme.hit(b, T);
+    hitme.hit(b, T - 3_600_000); // the hour before: same day
+    let resp = hitme.get(&format!("/hits?timestamp={T}"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.json(),
+        json!({"status": "OK",
+               "all_time": {a: 2, b: 2}, "last_month": {a: 2, b: 2}, "last_week": {a: 2, b: 2},
+               "last_day": {a: 2, b: 2}, "last_hour": {a: 2, b: 1}, "last_minute": {a: 2, b: 1}})
+    );
+    let later = hitme
+        .get(&format!("/hits?timestamp={}", T + 86_400_000))
+        .json();
+    assert_eq!(later["last_day"], json!({}));
+    assert_eq!(later["all_time"], json!({a: 2, b: 2}));
+}
+
+#[test]
+fn healthz_and_dashboard() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let resp = hitme.get("/healthz");
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, r#"{"status":"OK"}"#.into())
+    );
+    for path in ["/", "/index.html"] {
+        let resp = hitme.get(path);
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.header("Content-Type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(resp.text().contains("<title>HitMe dashboard</title>"));
+    }
+    let js = hitme.get("/app.js");
+    assert_eq!(
+        js.header("Content-Type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(js.text().contains("fetch(\"/hits\""));
+    assert_eq!(hitme.get("/style.css").status, 200);
+    let head = request(hitme.addr, "HEAD", "/hits", &[], b"");
+    assert_eq!(head.status, 200);
+}
+
+/// method, target, headers, body, expected status, expected words in the error.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
+/// Every kind of bad input gets its status and a JSON error, and nothing reaches Redis.
+#[test]
+fn bad_input_gets_a_clear_json_error() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let json_ct = [("Content-Type", "application/json")];
+    let long_url = format!("url=http%3A%2F%2Fx.example%2F{}", "a".repeat(10_000));
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"timestamp=5".to_vec(),
+            400,
+            "url is required",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=&timestamp=5".to_vec(),
+            400,
+            "url is required",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=%2Frelative".to_vec(),
+            400,
+            "Invalid URL",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=www.olark.com".to_vec(),
+            400,
+            "Invalid URL",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=ftp%3A%2F%2Fx.org%2F".to_vec(),
+            400,
+            "Invalid URL",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            long_url.into_bytes(),
+            400,
+            "Invalid URL",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=http%3A%2F%2Fx.org%2F%zz".to_vec(),
+            400,
+            "bad percent-encoding",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=http%3A%2F%2Fx.org%2F%FF".to_vec(),
+            400,
+            "not UTF-8",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=http%3A%2F%2Fx.org%2F\xff\xfe".to_vec(),
+            400,
+            "not UTF-8",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=http%3A%2F%2Fx.org%2F&timestamp=abc".to_vec(),
+            400,
+            "not a whole number",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=http%3A%2F%2Fx.org%2F&timestamp=1.5".to_vec(),
+            400,
+            "not a whole number",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=http%3A%2F%2Fx.org%2F&timestamp=-1".to_vec(),
+            400,
+            "must not be negative",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=http%3A%2F%2Fx.org%2F&timestamp=253402300800000".to_vec(),
+            400,
+            "out of range",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form,
+            b"url=http%3A%2F%2Fx.org%2F&timestamp=18446744073709551616".to_vec(),
+            400,
+            "out of range",
+        ),
+        (
+            "POST",
+            "/hit",
+            &json_ct,
+            b"[1,2,3]".to_vec(),
+            400,
+            "must be an object",
+        ),
+        (
+            "POST",
+            "/hit",
+            &json_ct,
+            b"{\"url\":".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/hit",
+            &json_ct,
+            b"{\"url\":\"http://x.org/\",\"timestamp\":-5}".to_vec(),
+            400,
+            "must not be negative",
+        ),
+        ("GET", "/hit", &[], Vec::new(), 400, "url is required"),
+        (
+            "GET",
+            "/hit?url=http%3A%2F%2Fx.org%2F&timestamp=x",
+            &[],
+            Vec::new(),
+            400,
+            "not a whole number",
+        ),
+        (
+            "GET",
+            "/hits?timestamp=-3",
+            &[],
+            Vec::new(),
+            400,
+            "must not be negative",
+        ),
+        ("GET", "/nope", &[], Vec::new(), 404, "no such path: /nope"),
+        ("GET", "/hit/extra", &[], Vec::new(), 404, "no such path"),
+        (
+            "POST",
+            "/hit",
+            &form,
+            vec![b'a'; 70_000],
+            413,
+            "over the 65536-byte limit",
+        ),
+    ];
+    for (method, target, headers, body, status, message) in cases {
+        let resp = request(hitme.addr, method, target, headers, &body);
+        let what = format!(
+            "{method} {target} {}",
+            String::from_utf8_lossy(&body[..body.len().min(60)])
+        );
+        assert_eq!(resp.status, status, "{what}: {}", resp.text());
+        let error = resp.error();
+        assert!(
+            error.contains(message),
+            "{what}: {error:?} lacks {message:?}"
+        );
+    }
+    for (method, path, allow) in [
+        ("DELETE", "/hit", "GET, HEAD, POST"),
+        ("PUT", "/hits", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
+        ("POST", "/", "GET, HEAD"),
+    ] {
+        let resp = request(hitme.addr, method, path, &[], b"");
+        assert_eq!(resp.status, 405, "{method} {path}");
+        assert_eq!(resp.header("Allow"), Some(allow), "{method} {path}");
+        assert!(resp
+            .error()
+            .contains(&format!("method {method} is not allowed")));
+    }
+    assert!(
+        redis.keys().is_empty(),
+        "bad requests wrote {:?}",
+        redis.keys()
+    );
+    // The server is still fine.
+    hitme.hit("http://x.org/", T);
+    assert_eq!(redis.hget("hits:all", "http://x.org/"), Some(1));
+}
+
+#[test]
+fn a_huge_declared_body_is_refused_unread() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    // Declares a gigabyte and sends nothing: answered at once, no worker waits for it.
+    let raw = b"POST /hit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n";
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut stream = send(hitme.addr, raw);
+        let resp = common::read_response(&mut stream);
+        assert_eq!(resp.status, 413);
+        assert!(resp.error().contains("over the 65536-byte limit"));
+        stalled.push(stream); // keep them open and silent
+    }
+    hitme.hit("http://still.serving/", T);
+    assert_eq!(redis.hget("hits:all", "http://still.serving/"), Some(1));
+}

@@ -1,0 +1,141 @@
+//! Starting, stopping and surviving Redis outages, with the real binary and a real Redis.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{free_port, hitme_command, wait_until, HitMe, Redis};
+
+const T: i64 = 1_700_010_123_456;
+const URL: &str = "http://outage.example/";
+
+fn post(hitme: &HitMe) -> u16 {
+    hitme
+        .post_form(
+            "/hit",
+            &format!("url={}&timestamp={T}", common::encode(URL)),
+        )
+        .status
+}
+
+#[test]
+fn redis_outage_gives_503_and_recovery_needs_no_restart() {
+    let mut redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    assert_eq!(post(&hitme), 200);
+
+    redis.kill();
+    let resp = hitme.post_form(
+        "/hit",
+        &format!("url={}&timestamp={T}", common::encode(URL)),
+    );
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert!(
+        resp.error().contains("Redis is unavailable")
+            || resp.error().contains("no Redis connection")
+    );
+    assert_eq!(hitme.get("/healthz").status, 503);
+    assert_eq!(hitme.get(&format!("/hits?timestamp={T}")).status, 503);
+
+    redis.restart(); // an empty Redis on the same port
+    wait_until(
+        Duration::from_secs(10),
+        "hitme to reach Redis again",
+        || hitme.get("/healthz").status == 200,
+    );
+    let mut acked = 0;
+    for _ in 0..20 {
+        if post(&hitme) == 200 {
+            acked += 1;
+        }
+    }
+    assert_eq!(acked, 20, "every hit after recovery is acknowledged");
+    assert_eq!(redis.hget("hits:all", URL), Some(20));
+}
+
+#[test]
+fn starts_while_redis_is_down_and_serves_once_it_is_up() {
+    let port = free_port();
+    let hitme = HitMe::start(&format!("redis://127.0.0.1:{port}"));
+    assert_eq!(hitme.get("/healthz").status, 503);
+    assert_eq!(post(&hitme), 503);
+    let redis = Redis::start_on(port);
+    wait_until(Duration::from_secs(10), "hitme to reach Redis", || {
+        hitme.get("/healthz").status == 200
+    });
+    assert_eq!(post(&hitme), 200);
+    assert_eq!(redis.hget("hits:all", URL), Some(1));
+}
+
+#[test]
+fn sigterm_and_sigint_stop_gracefully_with_exit_0() {
+    let redis = Redis::start();
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut hitme = HitMe::start(&redis.url());
+        assert_eq!(post(&hitme), 200);
+        let status = hitme.signal_and_wait(signal, Duration::from_secs(10));
+        assert!(
+            status.success(),
+            "exit status {status:?}; log:\n{}",
+            hitme.log()
+        );
+        assert!(hitme.log().contains("stopped"), "{}", hitme.log());
+        assert!(
+            std::net::TcpStream::connect(hitme.addr).is_err(),
+            "still accepting after exit"
+        );
+    }
+    assert_eq!(redis.hget("hits:all", URL), Some(2));
+}
+
+#[test]
+fn a_port_in_use_or_a_bad_flag_exits_non_zero_with_a_clear_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = hitme_command("redis://127.0.0.1:1", &["--listen", &addr])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+
+    let out = hitme_command("redis://127.0.0.1:1", &["--threads", "zero"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+
+    let out = hitme_command("not-a-url", &[]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --redis-url"));
+}
+
+#[test]
+fn passwords_in_the_redis_url_work_and_are_never_logged() {
+    let redis = Redis::start();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret-pw")
+        .query::<()>(&mut redis.conn())
+        .unwrap();
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}/3", redis.port);
+    let hitme = HitMe::start(&url);
+    assert_eq!(post(&hitme), 200);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let count: Option<i64> = redis::cmd("HGET")
+        .arg("hits:all")
+        .arg(URL)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(count, Some(1), "the hit is in db 3");
+    assert!(!hitme.log().contains("s3cret-pw"), "{}", hitme.log());
+
+    let wrong = HitMe::start(&format!("redis://:wrong@127.0.0.1:{}", redis.port));
+    assert_eq!(post(&wrong), 503);
+    assert!(!wrong.log().contains("wrong@"));
+}
