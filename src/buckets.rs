@@ -43,6 +43,23 @@ impl Period {
         }
     }
 
+    /// The period with this key name, if any.
+    pub fn from_name(name: &str) -> Option<Period> {
+        Period::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// How many buckets `/series` returns when not told: an hour of minutes, a day of hours,
+    /// a month of days, a quarter of weeks, a year of months.
+    pub const fn default_series_len(self) -> usize {
+        match self {
+            Period::Month => 12,
+            Period::Week => 13,
+            Period::Day => 30,
+            Period::Hour => 24,
+            Period::Minute => 60,
+        }
+    }
+
     /// The name used in API responses (`last_<period>`).
     pub const fn json_name(self) -> &'static str {
         match self {
@@ -89,6 +106,26 @@ pub fn bucket_start(timestamp_ms: i64, period: Period, week_start: WeekStart) ->
             first.midnight().assume_utc().unix_timestamp() * 1000
         }
     }
+}
+
+/// The starts of the last `count` buckets of `period` up to and including the one holding
+/// `timestamp_ms`, oldest first. Buckets before the epoch are left out, so near 1970 there
+/// may be fewer.
+pub fn series_starts(
+    timestamp_ms: i64,
+    period: Period,
+    week_start: WeekStart,
+    count: usize,
+) -> Vec<i64> {
+    let mut starts = Vec::with_capacity(count);
+    let mut start = bucket_start(timestamp_ms, period, week_start);
+    starts.push(start);
+    while starts.len() < count && start > 0 {
+        start = bucket_start(start - 1, period, week_start);
+        starts.push(start);
+    }
+    starts.reverse();
+    starts
 }
 
 fn floor_to(timestamp_ms: i64, unit_ms: i64) -> i64 {
@@ -207,6 +244,31 @@ mod tests {
                 at(9999, 12, 31, 23, 59, 0, 0),
             ]
         );
+    }
+
+    #[test]
+    fn series_walk_back_over_uneven_months() {
+        let ts = at(2024, 3, 15, 12, 0, 0, 0);
+        assert_eq!(
+            series_starts(ts, Month, Monday, 4),
+            [
+                at(2023, 12, 1, 0, 0, 0, 0),
+                at(2024, 1, 1, 0, 0, 0, 0),
+                at(2024, 2, 1, 0, 0, 0, 0),
+                at(2024, 3, 1, 0, 0, 0, 0),
+            ]
+        );
+        assert_eq!(
+            series_starts(ts, Hour, Monday, 3),
+            [ts - 2 * HOUR_MS, ts - HOUR_MS, ts]
+        );
+        assert_eq!(
+            series_starts(ts, Day, Monday, 1),
+            [at(2024, 3, 15, 0, 0, 0, 0)]
+        );
+        // Near the epoch the series stops at the first bucket.
+        assert_eq!(series_starts(90_000, Minute, Monday, 5), [0, 60_000]);
+        assert_eq!(series_starts(5, Week, Monday, 5), [-3 * DAY_MS]);
     }
 
     #[test]

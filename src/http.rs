@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use crate::assets;
-use crate::buckets::Period;
+use crate::buckets::{series_starts, Period};
 use crate::error::ApiError;
-use crate::params::HitFields;
+use crate::params::Fields;
 use crate::store::Store;
 
 /// The largest request body accepted; a hit needs only a URL and a timestamp.
@@ -127,18 +127,21 @@ fn route(request: &mut Request, store: &Store, body_unread: &mut bool) -> Result
     match path {
         "/hit" => match method {
             Method::Post => {
-                let query = HitFields::from_form(query.as_bytes())?;
+                let query = Fields::from_form(query.as_bytes())?;
                 post_hit(request, query, store, body_unread)
             }
-            _ if is_get => get_hit(HitFields::from_form(query.as_bytes())?, store),
+            _ if is_get => get_hit(Fields::from_form(query.as_bytes())?, store),
             _ => Err(ApiError::method_not_allowed(
                 method.as_str(),
                 "GET, HEAD, POST",
             )),
         },
-        "/hits" if is_get => get_hits(HitFields::from_form(query.as_bytes())?, store),
+        "/hits" if is_get => get_hits(Fields::from_form(query.as_bytes())?, store),
+        "/series" if is_get => get_series(Fields::from_form(query.as_bytes())?, store),
         "/healthz" if is_get => healthz(store),
-        "/hits" | "/healthz" => Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD")),
+        "/hits" | "/series" | "/healthz" => {
+            Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD"))
+        }
         _ => match assets::lookup(path) {
             Some(_) if !is_get => Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD")),
             Some(asset) => Ok(Reply {
@@ -163,7 +166,7 @@ fn now_ms() -> i64 {
 /// `POST /hit`: body fields (form or JSON) win over query fields.
 fn post_hit(
     request: &mut Request,
-    query: HitFields,
+    query: Fields,
     store: &Store,
     body_unread: &mut bool,
 ) -> Result<Reply, ApiError> {
@@ -171,9 +174,9 @@ fn post_hit(
     let fields = if body.is_empty() {
         query
     } else if is_json(request) {
-        HitFields::from_json(&body)?.or(query)
+        Fields::from_json(&body)?.or(query)
     } else {
-        HitFields::from_form(&body)?.or(query)
+        Fields::from_form(&body)?.or(query)
     };
     let url = fields.require_url()?;
     let timestamp = fields.timestamp_or(now_ms())?;
@@ -213,7 +216,7 @@ fn read_body(request: &mut Request, body_unread: &mut bool) -> Result<Vec<u8>, A
 }
 
 /// `GET /hit?url=URL&timestamp=TS`: one URL's six counts.
-fn get_hit(fields: HitFields, store: &Store) -> Result<Reply, ApiError> {
+fn get_hit(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
     let url = fields.require_url()?;
     let timestamp = fields.timestamp_or(now_ms())?;
     let counts = store.url_counts(&url, timestamp)?;
@@ -228,7 +231,7 @@ fn get_hit(fields: HitFields, store: &Store) -> Result<Reply, ApiError> {
 }
 
 /// `GET /hits?timestamp=TS`: every URL's counts, one object per period.
-fn get_hits(fields: HitFields, store: &Store) -> Result<Reply, ApiError> {
+fn get_hits(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
     let timestamp = fields.timestamp_or(now_ms())?;
     let all = store.all_counts(timestamp)?;
     let mut out = Vec::with_capacity(1024);
@@ -238,6 +241,27 @@ fn get_hits(fields: HitFields, store: &Store) -> Result<Reply, ApiError> {
         serde_json::to_writer(&mut out, counts).expect("a map of strings to integers serialises");
     }
     out.push(b'}');
+    Ok(Reply::json(out))
+}
+
+/// `GET /series?url=URL&period=P&count=N&timestamp=TS`: one URL's counts in the last N buckets
+/// of a period, oldest first.
+fn get_series(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
+    let url = fields.require_url()?;
+    let period = fields.require_period()?;
+    let count = fields.count_or(period.default_series_len())?;
+    let timestamp = fields.timestamp_or(now_ms())?;
+    let starts = series_starts(timestamp, period, store.layout().week_start, count);
+    let counts = store.series(&url, period, &starts)?;
+    let mut out = Vec::with_capacity(64 + 40 * starts.len());
+    out.extend_from_slice(br#"{"status":"OK","url":"#);
+    serde_json::to_writer(&mut out, &url).expect("a string always serialises");
+    out.extend_from_slice(format!(r#","period":"{}","buckets":["#, period.name()).as_bytes());
+    for (i, (start, count)) in starts.iter().zip(counts).enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        out.extend_from_slice(format!(r#"{comma}{{"start":{start},"count":{count}}}"#).as_bytes());
+    }
+    out.extend_from_slice(b"]}");
     Ok(Reply::json(out))
 }
 

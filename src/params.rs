@@ -8,24 +8,29 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode;
 use url::Url;
 
-use crate::buckets::MAX_TIMESTAMP_MS;
+use crate::buckets::{Period, MAX_TIMESTAMP_MS};
 use crate::error::ApiError;
 
 /// The longest URL accepted, in bytes, both as sent and once canonicalised.
 pub const MAX_URL_BYTES: usize = 2048;
 
-/// The raw `url` and `timestamp` fields of a request, still unchecked.
+/// The most buckets one `/series` request may ask for.
+pub const MAX_SERIES_COUNT: usize = 1000;
+
+/// The raw fields of a request, still unchecked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct HitFields {
+pub struct Fields {
     pub url: Option<String>,
     pub timestamp: Option<String>,
+    pub period: Option<String>,
+    pub count: Option<String>,
 }
 
-impl HitFields {
+impl Fields {
     /// Reads the fields from an `application/x-www-form-urlencoded` string (a query string or a
     /// form body). The first occurrence of a field wins; unknown fields are ignored.
     pub fn from_form(form: &[u8]) -> Result<Self, ApiError> {
-        let mut fields = HitFields::default();
+        let mut fields = Fields::default();
         for pair in form.split(|&b| b == b'&') {
             let (key, value) = match pair.iter().position(|&b| b == b'=') {
                 Some(eq) => (&pair[..eq], &pair[eq + 1..]),
@@ -34,6 +39,8 @@ impl HitFields {
             let slot = match key {
                 b"url" => &mut fields.url,
                 b"timestamp" => &mut fields.timestamp,
+                b"period" => &mut fields.period,
+                b"count" => &mut fields.count,
                 _ => continue,
             };
             if slot.is_none() {
@@ -71,14 +78,20 @@ impl HitFields {
                 ))
             }
         };
-        Ok(HitFields { url, timestamp })
+        Ok(Fields {
+            url,
+            timestamp,
+            ..Fields::default()
+        })
     }
 
     /// Fills the fields this one lacks from `fallback` (body fields win over query fields).
-    pub fn or(self, fallback: HitFields) -> HitFields {
-        HitFields {
+    pub fn or(self, fallback: Fields) -> Fields {
+        Fields {
             url: self.url.or(fallback.url),
             timestamp: self.timestamp.or(fallback.timestamp),
+            period: self.period.or(fallback.period),
+            count: self.count.or(fallback.count),
         }
     }
 
@@ -101,6 +114,39 @@ impl HitFields {
                 ts => Ok(ts),
             },
         }
+    }
+}
+
+impl Fields {
+    /// The bucketed period named by `period`.
+    pub fn require_period(&self) -> Result<Period, ApiError> {
+        let name = self.period.as_deref().unwrap_or("");
+        Period::from_name(name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "period must be one of minute, hour, day, week, month (got {:?})",
+                truncate(name, 40)
+            ))
+        })
+    }
+
+    /// The number of buckets asked for, `default` when absent.
+    pub fn count_or(&self, default: usize) -> Result<usize, ApiError> {
+        match self.count.as_deref() {
+            None | Some("") => Ok(default),
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=MAX_SERIES_COUNT).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad_request(format!(
+                    "count must be a whole number from 1 to {MAX_SERIES_COUNT}"
+                ))),
+            },
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => &s[..end],
+        None => s,
     }
 }
 
@@ -188,8 +234,8 @@ pub fn parse_timestamp(raw: &str) -> Result<i64, ApiError> {
 mod tests {
     use super::*;
 
-    fn form(s: &str) -> Result<HitFields, ApiError> {
-        HitFields::from_form(s.as_bytes())
+    fn form(s: &str) -> Result<Fields, ApiError> {
+        Fields::from_form(s.as_bytes())
     }
 
     #[test]
@@ -230,10 +276,9 @@ mod tests {
 
     #[test]
     fn json_bodies() {
-        let f =
-            HitFields::from_json(br#"{"url":"http://a.com/","timestamp":1700000000000}"#).unwrap();
+        let f = Fields::from_json(br#"{"url":"http://a.com/","timestamp":1700000000000}"#).unwrap();
         assert_eq!(f.timestamp_or(0).unwrap(), 1_700_000_000_000);
-        let f = HitFields::from_json(br#"{"url":"http://a.com/","timestamp":"12"}"#).unwrap();
+        let f = Fields::from_json(br#"{"url":"http://a.com/","timestamp":"12"}"#).unwrap();
         assert_eq!(f.timestamp_or(0).unwrap(), 12);
         for bad in [
             &br#"[1,2]"#[..],
@@ -244,7 +289,7 @@ mod tests {
             br#"{"url":"http://a.com/","timestamp":true}"#,
             b"{not json",
         ] {
-            let result = HitFields::from_json(bad).and_then(|f| f.timestamp_or(0).map(|_| f));
+            let result = Fields::from_json(bad).and_then(|f| f.timestamp_or(0).map(|_| f));
             let result = result.and_then(|f| f.require_url());
             assert_eq!(
                 result.unwrap_err().status,
@@ -288,6 +333,28 @@ mod tests {
     }
 
     #[test]
+    fn series_fields() {
+        let f = form("period=hour&count=24").unwrap();
+        assert_eq!(f.require_period().unwrap(), Period::Hour);
+        assert_eq!(f.count_or(5).unwrap(), 24);
+        assert_eq!(Fields::default().count_or(5).unwrap(), 5);
+        for bad in ["count=0", "count=1001", "count=-1", "count=x"] {
+            assert_eq!(
+                form(bad).unwrap().count_or(5).unwrap_err().status,
+                400,
+                "{bad}"
+            );
+        }
+        for bad in ["", "period=year", "period=Hour", "period=all"] {
+            assert_eq!(
+                form(bad).unwrap().require_period().unwrap_err().status,
+                400,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn timestamps() {
         assert_eq!(parse_timestamp("0").unwrap(), 0);
         assert_eq!(parse_timestamp("1700000000000").unwrap(), 1_700_000_000_000);
@@ -307,7 +374,7 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(bad).unwrap_err().status, 400, "{bad}");
         }
-        let none = HitFields::default();
+        let none = Fields::default();
         assert_eq!(none.timestamp_or(99).unwrap(), 99);
     }
 }

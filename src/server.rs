@@ -123,22 +123,16 @@ impl Worker {
     }
 
     fn answer(&self, mut request: Request) {
-        let reply = catch_unwind(AssertUnwindSafe(|| http::handle(&mut request, &self.store)))
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                log::error!(
-                    "bug: handler panicked on {} {}: {what}",
-                    request.method(),
-                    request.url()
-                );
-                Reply::error(&ApiError::internal(
-                    "internal error; it has been logged, please report it",
-                ))
-            });
+        let reply = guarded(|| http::handle(&mut request, &self.store)).unwrap_or_else(|panic| {
+            log::error!(
+                "bug: handler panicked on {} {}: {panic}",
+                request.method(),
+                request.url()
+            );
+            Reply::error(&ApiError::internal(
+                "internal error; it has been logged, please report it",
+            ))
+        });
         if log::log_enabled!(log::Level::Debug) {
             log::debug!("{} {} -> {}", request.method(), request.url(), reply.status);
         }
@@ -163,8 +157,31 @@ fn respond_and_drain_elsewhere(request: Request, reply: Reply) {
     }
 }
 
+/// Runs a handler, catching a panic (returned as its message) so the worker lives on.
+fn guarded(handler: impl FnOnce() -> Reply) -> Result<Reply, String> {
+    catch_unwind(AssertUnwindSafe(handler)).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    })
+}
+
 fn respond(request: Request, reply: Reply) {
     if let Err(e) = request.respond(reply.into_response()) {
         log::debug!("could not send a response: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_is_caught_with_its_message() {
+        let caught = guarded(|| panic!("boom {}", 7)).unwrap_err();
+        assert_eq!(caught, "boom 7");
+        assert_eq!(guarded(|| panic!("static")).unwrap_err(), "static");
     }
 }

@@ -27,7 +27,11 @@ impl KeyLayout {
 
     /// The hash of the `period` bucket holding `timestamp_ms`, e.g. `hits:day:1700006400000`.
     pub fn bucket(&self, period: Period, timestamp_ms: i64) -> String {
-        let start = bucket_start(timestamp_ms, period, self.week_start);
+        self.bucket_at(period, bucket_start(timestamp_ms, period, self.week_start))
+    }
+
+    /// The hash of the `period` bucket that starts at `start`.
+    pub fn bucket_at(&self, period: Period, start: i64) -> String {
         format!("{}:{}:{}", self.prefix, period.name(), start)
     }
 
@@ -135,6 +139,17 @@ impl Store {
             *slot = map;
         }
         Ok(out)
+    }
+
+    /// The counts of one URL in the `period` buckets starting at `starts`, in one pipelined round trip.
+    pub fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, ApiError> {
+        let mut pipe = redis::pipe();
+        for start in starts {
+            pipe.hget(self.layout.bucket_at(period, *start), url);
+        }
+        let mut conn = self.connection()?;
+        let counts: Vec<Option<i64>> = pipe.query(&mut *conn)?;
+        Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
     }
 
     /// Whether Redis answers a PING now.

@@ -225,6 +225,72 @@ fn get_hits_reports_every_url_per_period() {
 }
 
 #[test]
+fn series_lists_the_last_buckets_oldest_first() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let url = "http://series.example/";
+    let hour = 3_600_000;
+    let base = 1_700_006_400_000; // 2023-11-15T00:00Z
+    for (offset, n) in [(0, 2), (2 * hour, 1), (3 * hour + 59_999, 3)] {
+        for _ in 0..n {
+            hitme.hit(url, base + offset);
+        }
+    }
+    let target = format!(
+        "/series?url={}&period=hour&count=4&timestamp={}",
+        encode(url),
+        base + 3 * hour
+    );
+    let resp = hitme.get(&target);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json(),
+        json!({"status": "OK", "url": url, "period": "hour", "buckets": [
+            {"start": base, "count": 2},
+            {"start": base + hour, "count": 0},
+            {"start": base + 2 * hour, "count": 1},
+            {"start": base + 3 * hour, "count": 3},
+        ]})
+    );
+    let months = hitme
+        .get(&format!(
+            "/series?url={}&period=month&timestamp={}",
+            encode(url),
+            base
+        ))
+        .json();
+    let buckets = months["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 12, "a year of months by default");
+    assert_eq!(
+        buckets[11],
+        json!({"start": 1_698_796_800_000_i64, "count": 6})
+    );
+    assert_eq!(
+        buckets[10],
+        json!({"start": 1_696_118_400_000_i64, "count": 0})
+    );
+    for (query, message) in [
+        ("period=hour&count=3", "url is required"),
+        (
+            "url=http%3A%2F%2Fa.b%2F&period=year",
+            "period must be one of",
+        ),
+        (
+            "url=http%3A%2F%2Fa.b%2F&period=day&count=1001",
+            "count must be a whole number from 1 to 1000",
+        ),
+        (
+            "url=http%3A%2F%2Fa.b%2F&period=day&count=0",
+            "count must be",
+        ),
+    ] {
+        let resp = hitme.get(&format!("/series?{query}"));
+        assert_eq!(resp.status, 400, "{query}");
+        assert!(resp.error().contains(message), "{query}: {}", resp.error());
+    }
+}
+
+#[test]
 fn healthz_and_dashboard() {
     let redis = Redis::start();
     let hitme = HitMe::start(&redis.url());
