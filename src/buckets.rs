@@ -108,6 +108,19 @@ pub fn bucket_start(timestamp_ms: i64, period: Period, week_start: WeekStart) ->
     }
 }
 
+/// The first millisecond after the `period` bucket that starts at `start`.
+pub fn bucket_end(start: i64, period: Period, week_start: WeekStart) -> i64 {
+    match period {
+        Period::Minute => start + MINUTE_MS,
+        Period::Hour => start + HOUR_MS,
+        Period::Day => start + DAY_MS,
+        Period::Week => start + 7 * DAY_MS,
+        // Every month is shorter than 32 days, so 32 days on is in the next one.
+        Period::Month if start + 32 * DAY_MS > MAX_TIMESTAMP_MS => MAX_TIMESTAMP_MS + 1,
+        Period::Month => bucket_start(start + 32 * DAY_MS, period, week_start),
+    }
+}
+
 /// The starts of the last `count` buckets of `period` up to and including the one holding
 /// `timestamp_ms`, oldest first. Buckets before the epoch are left out, so near 1970 there
 /// may be fewer.
@@ -247,6 +260,16 @@ mod tests {
     }
 
     #[test]
+    fn bucket_ends() {
+        let feb = at(2024, 2, 1, 0, 0, 0, 0);
+        assert_eq!(bucket_end(feb, Month, Monday), at(2024, 3, 1, 0, 0, 0, 0));
+        let dec = at(9999, 12, 1, 0, 0, 0, 0);
+        assert_eq!(bucket_end(dec, Month, Monday), MAX_TIMESTAMP_MS + 1);
+        assert_eq!(bucket_end(0, Minute, Monday), 60_000);
+        assert_eq!(bucket_end(-3 * DAY_MS, Week, Monday), 4 * DAY_MS);
+    }
+
+    #[test]
     fn series_walk_back_over_uneven_months() {
         let ts = at(2024, 3, 15, 12, 0, 0, 0);
         assert_eq!(
@@ -286,6 +309,7 @@ mod tests {
                     let start = bucket_start(ts, p, ws);
                     assert!(start <= ts, "{p:?} start {start} after {ts}");
                     assert_eq!(bucket_start(start.max(0), p, ws), start, "{p:?} at {ts}");
+                    assert!(ts < bucket_end(start, p, ws), "{p:?} ends before {ts}");
                     let date = date_of(start.max(0));
                     if p == Month {
                         assert_eq!(date.day(), 1);

@@ -47,6 +47,42 @@ pub struct Config {
     /// free pooled connection; past it a request gets 503.
     #[arg(long, env = "HITME_REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub redis_timeout_ms: u64,
+
+    /// Keep minute buckets this long after the minute ends (e.g. 48h, 7d; 0 = forever).
+    #[arg(long, env = "HITME_RETENTION_MINUTE", default_value = "48h", value_parser = parse_keep)]
+    pub retention_minute: Keep,
+
+    /// Keep hour buckets this long after the hour ends.
+    #[arg(long, env = "HITME_RETENTION_HOUR", default_value = "60d", value_parser = parse_keep)]
+    pub retention_hour: Keep,
+
+    /// Keep day buckets this long after the day ends.
+    #[arg(long, env = "HITME_RETENTION_DAY", default_value = "3y", value_parser = parse_keep)]
+    pub retention_day: Keep,
+
+    /// Keep week buckets this long after the week ends.
+    #[arg(long, env = "HITME_RETENTION_WEEK", default_value = "0", value_parser = parse_keep)]
+    pub retention_week: Keep,
+
+    /// Keep month buckets this long after the month ends.
+    #[arg(long, env = "HITME_RETENTION_MONTH", default_value = "0", value_parser = parse_keep)]
+    pub retention_month: Keep,
+}
+
+/// How long to keep a bucket after it ends; `None` keeps it forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep(pub Option<Duration>);
+
+fn parse_keep(s: &str) -> Result<Keep, String> {
+    if s.trim() == "0" {
+        return Ok(Keep(None));
+    }
+    let keep = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; use e.g. 48h, 60d, 3y, or 0 to keep forever"))?;
+    if keep < Duration::from_secs(1) {
+        return Err("must be at least 1s, or 0 to keep forever".into());
+    }
+    Ok(Keep(Some(keep)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +125,13 @@ impl Config {
                 prefix: self.key_prefix.clone(),
                 week_start: self.week_start.into(),
             },
+            retention: [
+                self.retention_month.0,
+                self.retention_week.0,
+                self.retention_day.0,
+                self.retention_hour.0,
+                self.retention_minute.0,
+            ],
         }
     }
 }
@@ -105,6 +148,29 @@ mod tests {
         assert_eq!(c.pool_size(), 4);
         assert_eq!(c.key_prefix, "hits");
         assert_eq!(c.week_start, WeekStartArg::Monday);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            c.store_config().retention,
+            [
+                None,
+                None,
+                Some(Duration::from_secs(3 * 31_557_600)),
+                Some(hour * 24 * 60),
+                Some(hour * 48)
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_values() {
+        assert_eq!(parse_keep("0").unwrap(), Keep(None));
+        assert_eq!(
+            parse_keep("90m").unwrap(),
+            Keep(Some(Duration::from_secs(5400)))
+        );
+        assert!(parse_keep("soon").is_err());
+        assert!(parse_keep("-1h").is_err());
+        assert!(parse_keep("10ms").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 use crate::assets;
 use crate::buckets::{series_starts, Period};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::params::Fields;
 use crate::store::Store;
 
@@ -27,9 +28,17 @@ const COUNT_NAMES: [&str; 6] = [
     Period::ALL[4].json_name(),
 ];
 
+/// What every worker shares: the store and the metrics.
+pub struct App {
+    pub store: Store,
+    pub metrics: Metrics,
+}
+
 /// What to send back: a status, a content type and a body.
 #[derive(Debug)]
 pub struct Reply {
+    /// The route that answered, as a metrics label.
+    pub route: &'static str,
     pub status: u16,
     pub content_type: &'static str,
     pub body: Body,
@@ -37,6 +46,9 @@ pub struct Reply {
     /// The request body was left unread (it was too large): answering must not hold up a
     /// worker while tiny_http drains it.
     pub body_unread: bool,
+    /// The client asked HTTP/1.0 keep-alive: say it is kept, or clients like `ab -k` wait
+    /// for a close that never comes.
+    pub keep_alive_header: bool,
 }
 
 #[derive(Debug)]
@@ -57,11 +69,13 @@ impl AsRef<[u8]> for Body {
 impl Reply {
     fn json(body: Vec<u8>) -> Reply {
         Reply {
+            route: "",
             status: 200,
             content_type: JSON,
             body: Body::Owned(body),
             allow: None,
             body_unread: false,
+            keep_alive_header: false,
         }
     }
 
@@ -93,6 +107,11 @@ impl Reply {
         if let Some(allow) = self.allow {
             headers.push(header("Allow", allow));
         }
+        if self.keep_alive_header {
+            // tiny_http refuses to let a response set `Connection`; HTTP/1.0 clients such as
+            // ab look for a `Keep-Alive` header instead.
+            headers.push(header("Keep-Alive", "timeout=300"));
+        }
         let len = self.body.as_ref().len();
         Response::new(
             StatusCode(self.status),
@@ -109,50 +128,79 @@ fn header(name: &'static str, value: &'static str) -> Header {
 }
 
 /// Answers one request. Never panics on client input; errors become JSON replies.
-pub fn handle(request: &mut Request, store: &Store) -> Reply {
+pub fn handle(request: &mut Request, app: &App) -> Reply {
     let mut body_unread = false;
-    let result = route(request, store, &mut body_unread);
+    let mut route = "other";
+    let result = dispatch(request, app, &mut route, &mut body_unread);
     let mut reply = result.unwrap_or_else(|err| Reply::error(&err));
+    reply.route = route;
     reply.body_unread = body_unread;
+    reply.keep_alive_header = wants_http10_keep_alive(request);
     reply
 }
 
-fn route(request: &mut Request, store: &Store, body_unread: &mut bool) -> Result<Reply, ApiError> {
+fn wants_http10_keep_alive(request: &Request) -> bool {
+    request.http_version() == &tiny_http::HTTPVersion(1, 0)
+        && request.headers().iter().any(|h| {
+            h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("keep-alive")
+        })
+}
+
+/// The route a path belongs to, as a static metrics label.
+fn route_of(path: &str) -> &'static str {
+    match path {
+        "/hit" => "/hit",
+        "/hits" => "/hits",
+        "/series" => "/series",
+        "/healthz" => "/healthz",
+        "/metrics" => "/metrics",
+        _ if assets::lookup(path).is_some() => "static",
+        _ => "other",
+    }
+}
+
+fn dispatch(
+    request: &mut Request,
+    app: &App,
+    route: &mut &'static str,
+    body_unread: &mut bool,
+) -> Result<Reply, ApiError> {
     let (path, query) = match request.url().split_once('?') {
         Some((path, query)) => (path, query),
         None => (request.url(), ""),
     };
+    *route = route_of(path);
     let method = request.method().clone();
     let is_get = matches!(method, Method::Get | Method::Head);
-    match path {
-        "/hit" => match method {
-            Method::Post => {
-                let query = Fields::from_form(query.as_bytes())?;
-                post_hit(request, query, store, body_unread)
-            }
-            _ if is_get => get_hit(Fields::from_form(query.as_bytes())?, store),
-            _ => Err(ApiError::method_not_allowed(
-                method.as_str(),
-                "GET, HEAD, POST",
-            )),
-        },
-        "/hits" if is_get => get_hits(Fields::from_form(query.as_bytes())?, store),
-        "/series" if is_get => get_series(Fields::from_form(query.as_bytes())?, store),
-        "/healthz" if is_get => healthz(store),
-        "/hits" | "/series" | "/healthz" => {
-            Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD"))
+    let fields = || Fields::from_form(query.as_bytes());
+    let store = &app.store;
+    match *route {
+        "/hit" if method == Method::Post => {
+            let fields = fields()?;
+            post_hit(request, fields, store, body_unread)
         }
-        _ => match assets::lookup(path) {
-            Some(_) if !is_get => Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD")),
-            Some(asset) => Ok(Reply {
-                status: 200,
+        "/hit" if is_get => get_hit(fields()?, store),
+        "/hit" => Err(ApiError::method_not_allowed(
+            method.as_str(),
+            "GET, HEAD, POST",
+        )),
+        "other" => Err(ApiError::not_found(path)),
+        _ if !is_get => Err(ApiError::method_not_allowed(method.as_str(), "GET, HEAD")),
+        "/hits" => get_hits(fields()?, store),
+        "/series" => get_series(fields()?, store),
+        "/healthz" => healthz(store),
+        "/metrics" => Ok(Reply {
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            ..Reply::json(app.metrics.render(store))
+        }),
+        _ => {
+            let asset = assets::lookup(path).expect("route_of found it");
+            Ok(Reply {
                 content_type: asset.content_type,
                 body: Body::Static(asset.bytes),
-                allow: None,
-                body_unread: false,
-            }),
-            None => Err(ApiError::not_found(path)),
-        },
+                ..Reply::json(Vec::new())
+            })
+        }
     }
 }
 

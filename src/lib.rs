@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod params;
 pub mod server;
 pub mod store;

@@ -4,12 +4,14 @@
 //! `<prefix>:<period>:<bucket start ms>`, field = canonical URL, value = hit count.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redis::io::tcp::TcpSettings;
-use redis::{ConnectionLike, IntoConnectionInfo};
+use redis::{ConnectionLike, IntoConnectionInfo, RedisResult};
 
-use crate::buckets::{bucket_start, Period, WeekStart};
+use crate::buckets::{bucket_end, bucket_start, Period, WeekStart};
 use crate::error::ApiError;
 
 /// How keys are named: the prefix and the week convention both change which hash a hit lands in.
@@ -25,22 +27,27 @@ impl KeyLayout {
         format!("{}:all", self.prefix)
     }
 
-    /// The hash of the `period` bucket holding `timestamp_ms`, e.g. `hits:day:1700006400000`.
-    pub fn bucket(&self, period: Period, timestamp_ms: i64) -> String {
-        self.bucket_at(period, bucket_start(timestamp_ms, period, self.week_start))
-    }
-
-    /// The hash of the `period` bucket that starts at `start`.
+    /// The hash of the `period` bucket that starts at `start`, e.g. `hits:day:1700006400000`.
     pub fn bucket_at(&self, period: Period, start: i64) -> String {
         format!("{}:{}:{}", self.prefix, period.name(), start)
     }
 
+    /// The start of each period's bucket holding `timestamp_ms`, month to minute.
+    pub fn starts_for(&self, timestamp_ms: i64) -> [i64; 5] {
+        Period::ALL.map(|p| bucket_start(timestamp_ms, p, self.week_start))
+    }
+
     /// Every hash one hit at `timestamp_ms` increments: all-time first, then month to minute.
     pub fn keys_for(&self, timestamp_ms: i64) -> [String; 6] {
-        let [month, week, day, hour, minute] = Period::ALL.map(|p| self.bucket(p, timestamp_ms));
+        let starts = self.starts_for(timestamp_ms);
+        let [month, week, day, hour, minute] =
+            [0, 1, 2, 3, 4].map(|i| self.bucket_at(Period::ALL[i], starts[i]));
         [self.all_time(), month, week, day, hour, minute]
     }
 }
+
+/// How long each period's buckets are kept after they end, month to minute; `None` = forever.
+pub type Retention = [Option<Duration>; 5];
 
 /// Counts for one URL: all-time, then month to minute.
 pub type UrlCounts = [i64; 6];
@@ -56,6 +63,7 @@ pub struct StoreConfig {
     /// Bounds connecting, each command, and waiting for a free pooled connection.
     pub timeout: Duration,
     pub layout: KeyLayout,
+    pub retention: Retention,
 }
 
 /// A pool of Redis connections and the commands HitMe runs on them. Cheap to clone.
@@ -63,6 +71,15 @@ pub struct StoreConfig {
 pub struct Store {
     pool: r2d2::Pool<Connector>,
     layout: KeyLayout,
+    retention: Retention,
+    errors: Arc<AtomicU64>,
+}
+
+/// Pool occupancy, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
 }
 
 impl Store {
@@ -83,10 +100,14 @@ impl Store {
             .max_size(config.pool_size)
             .min_idle(Some(0))
             .connection_timeout(config.timeout)
+            // Redis errors are logged per request as 503s; r2d2's own log would repeat them.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(connector);
         Ok(Store {
             pool,
             layout: config.layout,
+            retention: config.retention,
+            errors: Arc::default(),
         })
     }
 
@@ -94,21 +115,69 @@ impl Store {
         &self.layout
     }
 
-    fn connection(&self) -> Result<r2d2::PooledConnection<Connector>, ApiError> {
-        Ok(self.pool.get()?)
+    /// Redis commands that failed (connection, timeout or error reply) since startup.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+        }
+    }
+
+    /// Runs `command` on a pooled connection, keeping count of failures.
+    fn with_connection<T>(
+        &self,
+        command: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, ApiError> {
+        let result = match self.pool.get() {
+            Ok(mut conn) => conn.run(command).map_err(ApiError::from),
+            Err(e) => Err(ApiError::from(e)),
+        };
+        if result.is_err() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Records one hit in every bucket: one MULTI/EXEC round trip, so a hit counts everywhere
-    /// or nowhere.
+    /// or nowhere. Buckets with a retention get their expiry in the same transaction, once per
+    /// bucket and connection.
     pub fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for key in self.layout.keys_for(timestamp_ms) {
-            pipe.hincr(key, url, 1).ignore();
-        }
-        let mut conn = self.connection()?;
-        pipe.query::<()>(&mut *conn)?;
-        Ok(())
+        let starts = self.layout.starts_for(timestamp_ms);
+        let keys = self.layout.keys_for(timestamp_ms);
+        self.with_connection(|conn| {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for key in &keys {
+                pipe.hincr(key, url, 1).ignore();
+            }
+            let mut newly_expiring = [false; 5];
+            for (i, period) in Period::ALL.into_iter().enumerate() {
+                let Some(keep) = self.retention[i] else {
+                    continue;
+                };
+                if conn.expiry_set[i] == starts[i] {
+                    continue;
+                }
+                let end_ms = bucket_end(starts[i], period, self.layout.week_start);
+                let expire_at = end_ms.div_euclid(1000) + keep.as_secs() as i64;
+                pipe.expire_at(&keys[i + 1], expire_at).ignore();
+                // A bucket already past its retention is deleted at once; a later hit in it
+                // must delete it again rather than leave a key that never expires.
+                newly_expiring[i] = expire_at > unix_now_secs();
+            }
+            pipe.query::<()>(&mut conn.redis)?;
+            for (i, newly) in newly_expiring.into_iter().enumerate() {
+                if newly {
+                    conn.expiry_set[i] = starts[i];
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
@@ -117,8 +186,7 @@ impl Store {
         for key in self.layout.keys_for(timestamp_ms) {
             pipe.hget(key, url);
         }
-        let mut conn = self.connection()?;
-        let counts: Vec<Option<i64>> = pipe.query(&mut *conn)?;
+        let counts: Vec<Option<i64>> = self.with_connection(|conn| pipe.query(&mut conn.redis))?;
         let mut out = [0; 6];
         for (slot, count) in out.iter_mut().zip(counts) {
             *slot = count.unwrap_or(0);
@@ -132,8 +200,8 @@ impl Store {
         for key in self.layout.keys_for(timestamp_ms) {
             pipe.hgetall(key);
         }
-        let mut conn = self.connection()?;
-        let maps: Vec<BTreeMap<String, i64>> = pipe.query(&mut *conn)?;
+        let maps: Vec<BTreeMap<String, i64>> =
+            self.with_connection(|conn| pipe.query(&mut conn.redis))?;
         let mut out = AllCounts::default();
         for (slot, map) in out.iter_mut().zip(maps) {
             *slot = map;
@@ -147,18 +215,51 @@ impl Store {
         for start in starts {
             pipe.hget(self.layout.bucket_at(period, *start), url);
         }
-        let mut conn = self.connection()?;
-        let counts: Vec<Option<i64>> = pipe.query(&mut *conn)?;
+        let counts: Vec<Option<i64>> = self.with_connection(|conn| pipe.query(&mut conn.redis))?;
         Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
     }
 
     /// Whether Redis answers a PING now.
     pub fn ping(&self) -> Result<(), ApiError> {
-        let mut conn = self.connection()?;
-        redis::cmd("PING").query::<()>(&mut *conn)?;
-        Ok(())
+        self.with_connection(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
     }
 }
+
+fn unix_now_secs() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    since_epoch.as_secs() as i64
+}
+
+/// A pooled connection and what it knows of the Redis at its other end.
+pub struct Conn {
+    redis: redis::Connection,
+    /// An error may have left the connection out of step with Redis; the pool drops it.
+    broken: bool,
+    last_ok: Instant,
+    /// Per period (month to minute), the bucket whose expiry this connection last set, so a
+    /// hit pays for EXPIREAT only when its bucket changes.
+    expiry_set: [i64; 5],
+}
+
+impl Conn {
+    fn run<T>(&mut self, command: impl FnOnce(&mut Conn) -> RedisResult<T>) -> RedisResult<T> {
+        let result = command(self);
+        match &result {
+            Ok(_) => self.last_ok = Instant::now(),
+            // An error reply (e.g. WRONGTYPE) leaves the protocol in step; anything else
+            // (I/O, timeout, parse) may not, and a late reply must never answer a later command.
+            Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {}
+            Err(_) => self.broken = true,
+        }
+        result
+    }
+}
+
+/// A connection that has been idle this long is checked with a PING before use; busier ones
+/// are not, so a hit costs one round trip, and a failure on them drops them anyway.
+const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens Redis connections for the pool with a connect timeout and read/write timeouts, so a
 /// dead or frozen Redis turns into a 503 instead of a hung worker.
@@ -168,22 +269,30 @@ struct Connector {
 }
 
 impl r2d2::ManageConnection for Connector {
-    type Connection = redis::Connection;
+    type Connection = Conn;
     type Error = redis::RedisError;
 
-    fn connect(&self) -> Result<redis::Connection, redis::RedisError> {
-        let conn = self.client.get_connection_with_timeout(self.timeout)?;
-        conn.set_read_timeout(Some(self.timeout))?;
-        conn.set_write_timeout(Some(self.timeout))?;
-        Ok(conn)
+    fn connect(&self) -> Result<Conn, redis::RedisError> {
+        let redis = self.client.get_connection_with_timeout(self.timeout)?;
+        redis.set_read_timeout(Some(self.timeout))?;
+        redis.set_write_timeout(Some(self.timeout))?;
+        Ok(Conn {
+            redis,
+            broken: false,
+            last_ok: Instant::now(),
+            expiry_set: [i64::MIN; 5],
+        })
     }
 
-    fn is_valid(&self, conn: &mut redis::Connection) -> Result<(), redis::RedisError> {
-        redis::cmd("PING").query(conn)
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), redis::RedisError> {
+        if conn.last_ok.elapsed() < CHECK_IF_IDLE_FOR {
+            return Ok(());
+        }
+        conn.run(|conn| redis::cmd("PING").query(&mut conn.redis))
     }
 
-    fn has_broken(&self, conn: &mut redis::Connection) -> bool {
-        !conn.is_open()
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.broken || !conn.redis.is_open()
     }
 }
 

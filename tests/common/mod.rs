@@ -222,11 +222,18 @@ impl Drop for HitMe {
     }
 }
 
-/// The `hitme` command with the test's Redis and a free port.
+/// The `hitme` command with the test's Redis and a free port; retention is off unless `args`
+/// set some.
 pub fn hitme_command(redis_url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hitme"));
     if !args.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    // Most tests record hits at fixed past timestamps; retention would expire them at once.
+    if !args.iter().any(|a| a.starts_with("--retention")) {
+        for period in ["minute", "hour", "day"] {
+            cmd.args([format!("--retention-{period}").as_str(), "0"]);
+        }
     }
     cmd.args(["--redis-url", redis_url, "--redis-timeout-ms", "500"])
         .args(args)

@@ -1,0 +1,168 @@
+//! Operational metrics, served at `GET /metrics` in the Prometheus text format.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::store::Store;
+
+/// Request latency buckets, in seconds: sub-millisecond hits up to Redis timeouts.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Every metric HitMe exports. Recording is a few atomic operations per request.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    in_flight: IntGauge,
+    accept_restarts: IntCounter,
+    redis_errors: IntCounter,
+    pool_connections: IntGauge,
+    pool_idle: IntGauge,
+    /// Scrapes copy the store's counters into the registry; one at a time, so none is counted twice.
+    scrape: Mutex<()>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "hitme_http_requests_total",
+                "HTTP requests answered, by route and status.",
+            ),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "hitme_http_request_duration_seconds",
+                "Time from taking a request off the queue to handing over its response, by route.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let in_flight = IntGauge::new(
+            "hitme_http_requests_in_flight",
+            "Requests being handled by a worker now.",
+        )
+        .expect("valid metric");
+        let accept_restarts = IntCounter::new(
+            "hitme_accept_loop_restarts_total",
+            "Times the accept loop died (e.g. out of file descriptors) and was restored.",
+        )
+        .expect("valid metric");
+        let redis_errors = IntCounter::new(
+            "hitme_redis_errors_total",
+            "Redis commands that failed: no connection, timeout or error reply.",
+        )
+        .expect("valid metric");
+        let pool_connections = IntGauge::new(
+            "hitme_redis_pool_connections",
+            "Redis connections open in the pool, in use or idle.",
+        )
+        .expect("valid metric");
+        let pool_idle = IntGauge::new(
+            "hitme_redis_pool_idle_connections",
+            "Redis connections idle in the pool.",
+        )
+        .expect("valid metric");
+
+        let registry = Registry::new();
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(accept_restarts.clone()),
+            Box::new(redis_errors.clone()),
+            Box::new(pool_connections.clone()),
+            Box::new(pool_idle.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            accept_restarts,
+            redis_errors,
+            pool_connections,
+            pool_idle,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Counts a request as in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    pub fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        self.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn accept_loop_restarted(&self) {
+        self.accept_restarts.inc();
+    }
+
+    /// The metrics in the Prometheus text format, with the store's state as of now.
+    pub fn render(&self, store: &Store) -> Vec<u8> {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        let errors = store.errors();
+        self.redis_errors
+            .inc_by(errors.saturating_sub(self.redis_errors.get()));
+        let pool = store.pool_state();
+        self.pool_connections.set(pool.connections.into());
+        self.pool_idle.set(pool.idle.into());
+        let mut out = Vec::with_capacity(4096);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding into memory cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Decrements the in-flight gauge when a request is done, however it ends.
+pub struct InFlight<'a>(&'a IntGauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Status codes as static labels, so counting a request allocates nothing.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        400 => "400",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}
