@@ -11,6 +11,7 @@ pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod params;
+pub mod resp;
 pub mod server;
 pub mod store;
 

@@ -42,7 +42,7 @@ impl Metrics {
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "hitme_http_request_duration_seconds",
-                "Time from taking a request off the queue to handing over its response, by route.",
+                "Time from taking a request off the queue to having its response ready, by route.",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
@@ -50,7 +50,7 @@ impl Metrics {
         .expect("valid metric");
         let in_flight = IntGauge::new(
             "hitme_http_requests_in_flight",
-            "Requests being handled by a worker now.",
+            "Requests a worker is handling now (until their response is ready).",
         )
         .expect("valid metric");
         let accept_restarts = IntCounter::new(

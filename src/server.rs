@@ -3,9 +3,11 @@
 //! SIGINT or SIGTERM.
 
 use std::net::{Shutdown, TcpListener};
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use threadpool::ThreadPool;
@@ -69,6 +71,13 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         store::redact(&config.redis_url)
     );
 
+    {
+        let (app, acceptor) = (app.clone(), acceptor.clone());
+        std::thread::Builder::new()
+            .name("hitme-watchdog".into())
+            .spawn(move || watch_accept_loop(app, acceptor))
+            .map_err(|e| Fatal(format!("cannot start the accept-loop watchdog: {e}")))?;
+    }
     let workers = ThreadPool::with_name("hitme-worker".into(), config.threads as usize);
     for _ in 0..config.threads {
         let worker = Worker {
@@ -83,40 +92,67 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     Ok(())
 }
 
+/// A tiny_http server and the listening-socket descriptor its accept thread owns.
+struct Accepting {
+    server: Arc<Server>,
+    /// tiny_http's accept thread owns this duplicate of the listening socket, so it is closed
+    /// when that thread ends, even by a panic tiny_http never reports (it unwraps a failed
+    /// `dup` of each accepted connection).
+    fd: RawFd,
+}
+
 /// The tiny_http server that accepts connections, replaced with a new one on the same socket
 /// if its accept loop dies: tiny_http ends that loop for good on the first accept error (for
 /// example EMFILE, out of file descriptors).
 struct Acceptor {
     listener: TcpListener,
-    current: RwLock<Arc<Server>>,
+    current: RwLock<Accepting>,
     stopping: AtomicBool,
     /// Threads answering the requests of keep-alive connections of replaced servers.
-    retired: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    retired: Mutex<Vec<JoinHandle<()>>>,
 }
+
+/// Descriptors that must be free before a new accept loop starts; it needs two per connection,
+/// and starting it with fewer would only see it die again.
+const FREE_FDS_TO_RESTORE: usize = 16;
 
 impl Acceptor {
     fn new(listener: TcpListener) -> Result<Acceptor, String> {
-        let server = Self::serve_on(&listener)?;
+        let accepting = Self::accept_on(&listener)?;
         Ok(Acceptor {
             listener,
-            current: RwLock::new(Arc::new(server)),
+            current: RwLock::new(accepting),
             stopping: AtomicBool::new(false),
             retired: Default::default(),
         })
     }
 
-    fn serve_on(listener: &TcpListener) -> Result<Server, String> {
+    fn accept_on(listener: &TcpListener) -> Result<Accepting, String> {
         let socket = listener
             .try_clone()
             .map_err(|e| format!("cannot share the listening socket: {e}"))?;
-        Server::from_listener(socket, None).map_err(|e| e.to_string())
+        let fd = socket.as_raw_fd();
+        let server = Server::from_listener(socket, None).map_err(|e| e.to_string())?;
+        Ok(Accepting {
+            server: Arc::new(server),
+            fd,
+        })
     }
 
     fn current(&self) -> Arc<Server> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .server
             .clone()
+    }
+
+    /// The current server, if its accept thread has died (its socket descriptor is closed or
+    /// now names something else).
+    fn dead_accept_loop(&self) -> Option<Arc<Server>> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        let alive = same_open_file(current.fd, self.listener.as_raw_fd());
+        (!alive).then(|| current.server.clone())
     }
 
     fn is_stopping(&self) -> bool {
@@ -130,23 +166,25 @@ impl Acceptor {
         let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both);
     }
 
-    /// Called by a worker that saw `failed` report an accept error: waits until a file
-    /// descriptor is free again, then accepts with a new server on the same socket. Returns
-    /// the replaced server, whose open connections still need answers; `None` if another
-    /// worker already replaced it or HitMe is stopping.
-    fn replace(&self, failed: &Arc<Server>, error: &std::io::Error) -> Option<Arc<Server>> {
+    /// Replaces `failed`, whose accept loop died, with a new server on the same socket once
+    /// enough file descriptors are free. Returns the replaced server, whose open connections
+    /// still need answers; `None` if another thread already replaced it or HitMe is stopping.
+    fn replace(&self, failed: &Arc<Server>, why: &str) -> Option<Arc<Server>> {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if !Arc::ptr_eq(&current, failed) || self.is_stopping() {
+        if !Arc::ptr_eq(&current.server, failed) || self.is_stopping() {
             return None;
         }
-        log::error!("the accept loop stopped: {error}; restoring it");
+        log::error!("the accept loop stopped ({why}); restoring it");
         let mut wait = Duration::from_millis(10);
         let replacement = loop {
             if self.is_stopping() {
                 return None;
             }
-            match Self::serve_on(&self.listener) {
-                Ok(server) => break server,
+            match self
+                .free_descriptors()
+                .and_then(|()| Self::accept_on(&self.listener))
+            {
+                Ok(accepting) => break accepting,
                 Err(e) => {
                     log::warn!("cannot accept yet ({e}); retrying in {wait:?}");
                     std::thread::sleep(wait);
@@ -155,7 +193,16 @@ impl Acceptor {
             }
         };
         log::warn!("accept loop restored");
-        Some(std::mem::replace(&mut *current, Arc::new(replacement)))
+        Some(std::mem::replace(&mut *current, replacement).server)
+    }
+
+    fn free_descriptors(&self) -> Result<(), String> {
+        let probes: Result<Vec<_>, _> = (0..FREE_FDS_TO_RESTORE)
+            .map(|_| self.listener.try_clone())
+            .collect();
+        probes
+            .map(drop)
+            .map_err(|e| format!("fewer than {FREE_FDS_TO_RESTORE} file descriptors free: {e}"))
     }
 
     fn join_retired(&self) {
@@ -163,6 +210,53 @@ impl Acceptor {
         for handle in handles {
             let _ = handle.join();
         }
+    }
+}
+
+/// Whether two descriptors are open on the same file (here: the same listening socket).
+fn same_open_file(a: RawFd, b: RawFd) -> bool {
+    fn identity(fd: RawFd) -> Option<(u64, u64)> {
+        // SAFETY: fstat only writes the struct it is given; a closed fd makes it fail.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(fd, &mut stat) } == 0).then_some((stat.st_dev, stat.st_ino))
+    }
+    matches!((identity(a), identity(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Restores accepting after `failed`'s accept loop died, and keeps answering `failed`'s open
+/// connections on a thread of its own.
+fn restore_accepting(app: &Arc<App>, acceptor: &Arc<Acceptor>, failed: &Arc<Server>, why: &str) {
+    let Some(retired) = acceptor.replace(failed, why) else {
+        return;
+    };
+    app.metrics.accept_loop_restarted();
+    let worker = Worker {
+        app: app.clone(),
+        acceptor: acceptor.clone(),
+    };
+    let spawned = std::thread::Builder::new()
+        .name("hitme-retired".into())
+        .spawn(move || while worker.serve_next(&retired) {});
+    match spawned {
+        Ok(handle) => acceptor
+            .retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle),
+        Err(e) => log::warn!("cannot answer the old server's open connections ({e})"),
+    }
+}
+
+/// How often the watchdog checks that the accept thread is alive.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(200);
+
+/// Checks the accept loop until HitMe stops, restoring it when it has died silently.
+fn watch_accept_loop(app: Arc<App>, acceptor: Arc<Acceptor>) {
+    while !acceptor.is_stopping() {
+        if let Some(dead) = acceptor.dead_accept_loop() {
+            restore_accepting(&app, &acceptor, &dead, "its thread ended");
+        }
+        std::thread::sleep(WATCHDOG_PERIOD);
     }
 }
 
@@ -189,57 +283,40 @@ impl Worker {
             Ok(Some(request)) => self.answer(request),
             Ok(None) => return !self.acceptor.is_stopping(),
             Err(_) if self.acceptor.is_stopping() => {}
-            Err(e) => self.restore_accepting(server, &e),
+            Err(e) => restore_accepting(&self.app, &self.acceptor, server, &e.to_string()),
         }
         true
     }
 
-    fn restore_accepting(&self, failed: &Arc<Server>, error: &std::io::Error) {
-        let Some(retired) = self.acceptor.replace(failed, error) else {
-            return;
-        };
-        self.app.metrics.accept_loop_restarted();
-        let worker = Worker {
-            app: self.app.clone(),
-            acceptor: self.acceptor.clone(),
-        };
-        let spawned = std::thread::Builder::new()
-            .name("hitme-retired".into())
-            .spawn(move || while worker.serve_next(&retired) {});
-        match spawned {
-            Ok(handle) => self
-                .acceptor
-                .retired
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(handle),
-            Err(e) => log::warn!("cannot answer the old server's open connections ({e})"),
-        }
-    }
-
     fn answer(&self, mut request: Request) {
-        let started = Instant::now();
-        let _in_flight = self.app.metrics.in_flight();
-        let reply = guarded(|| http::handle(&mut request, &self.app)).unwrap_or_else(|panic| {
-            log::error!(
-                "bug: handler panicked on {} {}: {panic}",
-                request.method(),
-                request.url()
-            );
-            Reply::error(&ApiError::internal(
-                "internal error; it has been logged, please report it",
-            ))
-        });
+        let reply = {
+            let started = Instant::now();
+            let _in_flight = self.app.metrics.in_flight();
+            let reply = guarded(|| http::handle(&mut request, &self.app)).unwrap_or_else(|panic| {
+                log::error!(
+                    "bug: handler panicked on {} {}: {panic}",
+                    request.method(),
+                    request.url()
+                );
+                Reply::error(&ApiError::internal(
+                    "internal error; it has been logged, please report it",
+                ))
+            });
+            // Counted before the response goes out, so a client that reads /metrics after an
+            // answer always finds that answer counted.
+            self.app
+                .metrics
+                .observe(reply.route, reply.status, started.elapsed());
+            reply
+        };
         if log::log_enabled!(log::Level::Debug) {
             log::debug!("{} {} -> {}", request.method(), request.url(), reply.status);
         }
-        let (route, status) = (reply.route, reply.status);
         if reply.body_unread {
             respond_and_drain_elsewhere(request, reply);
         } else {
             respond(request, reply);
         }
-        self.app.metrics.observe(route, status, started.elapsed());
     }
 }
 

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::io::tcp::TcpSettings;
-use redis::{ConnectionLike, IntoConnectionInfo, RedisResult};
+use redis::{ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
 use crate::buckets::{bucket_end, bucket_start, Period, WeekStart};
 use crate::error::ApiError;
+use crate::resp;
 
 /// How keys are named: the prefix and the week convention both change which hash a hit lands in.
 #[derive(Debug, Clone)]
@@ -148,30 +149,14 @@ impl Store {
     /// bucket and connection.
     pub fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
         let starts = self.layout.starts_for(timestamp_ms);
-        let keys = self.layout.keys_for(timestamp_ms);
         self.with_connection(|conn| {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for key in &keys {
-                pipe.hincr(key, url, 1).ignore();
-            }
-            let mut newly_expiring = [false; 5];
-            for (i, period) in Period::ALL.into_iter().enumerate() {
-                let Some(keep) = self.retention[i] else {
-                    continue;
-                };
-                if conn.expiry_set[i] == starts[i] {
-                    continue;
-                }
-                let end_ms = bucket_end(starts[i], period, self.layout.week_start);
-                let expire_at = end_ms.div_euclid(1000) + keep.as_secs() as i64;
-                pipe.expire_at(&keys[i + 1], expire_at).ignore();
-                // A bucket already past its retention is deleted at once; a later hit in it
-                // must delete it again rather than leave a key that never expires.
-                newly_expiring[i] = expire_at > unix_now_secs();
-            }
-            pipe.query::<()>(&mut conn.redis)?;
-            for (i, newly) in newly_expiring.into_iter().enumerate() {
+            let mut out = std::mem::take(&mut conn.out);
+            out.clear();
+            let (commands, expiring) = self.pack_hit(&mut out, conn, url, &starts);
+            let result = conn.transaction(&out, commands);
+            conn.out = out;
+            result?;
+            for (i, newly) in expiring.into_iter().enumerate() {
                 if newly {
                     conn.expiry_set[i] = starts[i];
                 }
@@ -180,13 +165,69 @@ impl Store {
         })
     }
 
+    /// Writes the hit's transaction into `out`. Returns how many commands it holds between
+    /// MULTI and EXEC, and which periods' buckets the connection should remember as expiring.
+    fn pack_hit(
+        &self,
+        out: &mut Vec<u8>,
+        conn: &Conn,
+        url: &str,
+        starts: &[i64; 5],
+    ) -> (usize, [bool; 5]) {
+        let (prefix, url) = (self.layout.prefix.as_bytes(), url.as_bytes());
+        resp::simple(out, &[b"MULTI"]);
+        resp::command(out, 4);
+        resp::arg(out, &[b"HINCRBY"]);
+        resp::arg(out, &[prefix, b":all"]);
+        resp::arg(out, &[url]);
+        resp::arg(out, &[b"1"]);
+        let mut digits: [itoa::Buffer; 5] = std::array::from_fn(|_| itoa::Buffer::new());
+        let mut starts_text: [&[u8]; 5] = [b""; 5];
+        for ((text, buffer), start) in starts_text.iter_mut().zip(&mut digits).zip(starts) {
+            *text = buffer.format(*start).as_bytes();
+        }
+        for (period, start) in Period::ALL.into_iter().zip(starts_text) {
+            resp::command(out, 4);
+            resp::arg(out, &[b"HINCRBY"]);
+            resp::arg(out, &[prefix, b":", period.name().as_bytes(), b":", start]);
+            resp::arg(out, &[url]);
+            resp::arg(out, &[b"1"]);
+        }
+        let mut commands = 6;
+        let mut remember = [false; 5];
+        let now = unix_now_secs();
+        for (i, period) in Period::ALL.into_iter().enumerate() {
+            let Some(keep) = self.retention[i] else {
+                continue;
+            };
+            if conn.expiry_set[i] == starts[i] {
+                continue;
+            }
+            let end_ms = bucket_end(starts[i], period, self.layout.week_start);
+            let expire_at = end_ms.div_euclid(1000) + keep.as_secs() as i64;
+            resp::command(out, 3);
+            resp::arg(out, &[b"EXPIREAT"]);
+            resp::arg(
+                out,
+                &[prefix, b":", period.name().as_bytes(), b":", starts_text[i]],
+            );
+            resp::arg(out, &[itoa::Buffer::new().format(expire_at).as_bytes()]);
+            commands += 1;
+            // A bucket already past its retention is deleted at once; a later hit in it
+            // must delete it again rather than leave a key that never expires.
+            remember[i] = expire_at > now;
+        }
+        resp::simple(out, &[b"EXEC"]);
+        (commands, remember)
+    }
+
     /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
     pub fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, ApiError> {
         let mut pipe = redis::pipe();
         for key in self.layout.keys_for(timestamp_ms) {
             pipe.hget(key, url);
         }
-        let counts: Vec<Option<i64>> = self.with_connection(|conn| pipe.query(&mut conn.redis))?;
+        let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
         let mut out = [0; 6];
         for (slot, count) in out.iter_mut().zip(counts) {
             *slot = count.unwrap_or(0);
@@ -200,8 +241,7 @@ impl Store {
         for key in self.layout.keys_for(timestamp_ms) {
             pipe.hgetall(key);
         }
-        let maps: Vec<BTreeMap<String, i64>> =
-            self.with_connection(|conn| pipe.query(&mut conn.redis))?;
+        let maps: Vec<BTreeMap<String, i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
         let mut out = AllCounts::default();
         for (slot, map) in out.iter_mut().zip(maps) {
             *slot = map;
@@ -215,7 +255,7 @@ impl Store {
         for start in starts {
             pipe.hget(self.layout.bucket_at(period, *start), url);
         }
-        let counts: Vec<Option<i64>> = self.with_connection(|conn| pipe.query(&mut conn.redis))?;
+        let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
         Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
     }
 
@@ -241,9 +281,59 @@ pub struct Conn {
     /// Per period (month to minute), the bucket whose expiry this connection last set, so a
     /// hit pays for EXPIREAT only when its bucket changes.
     expiry_set: [i64; 5],
+    /// The outgoing command buffer, kept between hits.
+    out: Vec<u8>,
 }
 
 impl Conn {
+    /// Sends `packed` commands and reads `replies` replies, giving up at the first failure:
+    /// redis-rs's own pipelines wait out the read timeout once per reply, which turns a frozen
+    /// Redis into a hang of many timeouts.
+    fn round_trip(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
+        self.redis.send_packed_command(packed)?;
+        let mut values = Vec::with_capacity(replies);
+        for _ in 0..replies {
+            values.push(self.redis.recv_response()?);
+        }
+        Ok(values)
+    }
+
+    /// Runs a MULTI/EXEC of `commands` commands packed in `packed`. Every reply is checked
+    /// against what the transaction must return, so a miscount shows up as an error (and a
+    /// dropped connection) rather than as replies answering the wrong commands.
+    fn transaction(&mut self, packed: &[u8], commands: usize) -> RedisResult<()> {
+        let mut replies = self.round_trip(packed, commands + 2)?.into_iter();
+        let unexpected = |what: &'static str| {
+            redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, what))
+        };
+        if !matches!(replies.next(), Some(Value::Okay)) {
+            return Err(unexpected("MULTI was not answered OK"));
+        }
+        for _ in 0..commands {
+            match replies.next() {
+                Some(Value::SimpleString(s)) if s == "QUEUED" => {}
+                Some(Value::ServerError(e)) => return Err(e.into()),
+                _ => return Err(unexpected("a command was not QUEUED")),
+            }
+        }
+        match replies.next().map(Value::extract_error).transpose()? {
+            Some(Value::Array(results)) if results.len() == commands => Ok(()),
+            _ => Err(unexpected("EXEC did not return every result")),
+        }
+    }
+
+    /// Runs a non-atomic pipeline and converts its replies.
+    fn pipeline<T: redis::FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> RedisResult<Vec<T>> {
+        let values = self.round_trip(&pipe.get_packed_pipeline(), pipe.len())?;
+        values
+            .into_iter()
+            .map(|v| Ok(redis::from_redis_value(v.extract_error()?)?))
+            .collect()
+    }
+
     fn run<T>(&mut self, command: impl FnOnce(&mut Conn) -> RedisResult<T>) -> RedisResult<T> {
         let result = command(self);
         match &result {
@@ -281,6 +371,7 @@ impl r2d2::ManageConnection for Connector {
             broken: false,
             last_ok: Instant::now(),
             expiry_set: [i64::MIN; 5],
+            out: Vec::with_capacity(512),
         })
     }
 

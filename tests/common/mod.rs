@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
+    /// Where a persistent Redis keeps its append-only file; `None` keeps nothing on disk.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Redis {
@@ -22,15 +24,53 @@ impl Redis {
     }
 
     pub fn start_on(port: u16) -> Redis {
-        let mut redis = Redis { child: None, port };
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir: None,
+        };
+        redis.spawn();
+        redis
+    }
+
+    /// A Redis with an append-only file fsynced every second, as `scripts/run` starts it: what
+    /// it acknowledged survives a kill and a restart.
+    pub fn start_persistent() -> Redis {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("hitme-test-redis-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir: Some(dir),
+        };
         redis.spawn();
         redis
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir", &std::env::temp_dir().to_string_lossy()])
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match &self.dir {
+            Some(dir) => cmd
+                .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+                .arg("--dir")
+                .arg(dir),
+            None => cmd
+                .args(["--appendonly", "no"])
+                .arg("--dir")
+                .arg(std::env::temp_dir()),
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -43,6 +83,10 @@ impl Redis {
             "redis-server to answer PING",
             || self.connection_quiet().is_some(),
         );
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("Redis is running").id() as i32
     }
 
     pub fn url(&self) -> String {
@@ -94,6 +138,9 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -131,7 +178,12 @@ impl HitMe {
     }
 
     pub fn start_with(redis_url: &str, args: &[&str]) -> HitMe {
-        let mut child = hitme_command(redis_url, args)
+        Self::start_command(hitme_command(redis_url, args))
+    }
+
+    /// Starts `cmd` (made by `hitme_command`) and waits for its startup line.
+    pub fn start_command(mut cmd: Command) -> HitMe {
+        let mut child = cmd
             .stderr(Stdio::piped())
             .spawn()
             .expect("the hitme binary runs");
@@ -188,6 +240,21 @@ impl HitMe {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// The value of one sample in `/metrics`, e.g. `hitme_http_requests_in_flight` or
+    /// `hitme_http_requests_total{route="/hit",status="200"}`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let text = self.get("/metrics").text();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
     }
 
     pub fn get(&self, target: &str) -> Resp {
@@ -388,4 +455,24 @@ pub fn read_response_to(stream: &mut TcpStream, head: bool) -> Resp {
         headers,
         body,
     }
+}
+
+/// Posts one hit without panicking: the status, or the I/O error that kept it from an answer.
+pub fn try_post_hit(addr: SocketAddr, url: &str, timeout: Duration) -> std::io::Result<u16> {
+    let body = format!("url={}", encode(url));
+    let raw = format!(
+        "POST /hit HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(raw.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let head = String::from_utf8_lossy(&response[..response.len().min(16)]).into_owned();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response {head:?}")))
 }

@@ -1,0 +1,414 @@
+//! Faults and abuse: Redis dying or freezing under load, shutdown under load, the accept loop
+//! running out of file descriptors, oversized bodies, and the bookkeeping that proves no
+//! acknowledged hit is lost (acked <= counted <= acked + errors).
+//!
+//! Durations are printed for RELIABILITY.md; the assertions on them are only generous
+//! no-hang bounds, not performance targets.
+
+mod common;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{hitme_command, request, send, try_post_hit, wait_until, HitMe, Redis};
+
+const URL: &str = "http://load.example/";
+
+/// Clients posting hits in a loop (bounded in count) until told to stop.
+struct Load {
+    stop: Arc<AtomicBool>,
+    clients: Vec<JoinHandle<Vec<(Instant, bool)>>>,
+}
+
+/// What a load saw: every request's end time and whether it was answered 200.
+struct Tally {
+    outcomes: Vec<(Instant, bool)>,
+}
+
+impl Load {
+    fn start(hitme: &HitMe, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, addr) = (stop.clone(), hitme.addr);
+                std::thread::spawn(move || {
+                    let mut outcomes = Vec::new();
+                    while !stop.load(Ordering::Relaxed) && outcomes.len() < 50_000 {
+                        let ok = try_post_hit(addr, URL, Duration::from_secs(10))
+                            .is_ok_and(|s| s == 200);
+                        outcomes.push((Instant::now(), ok));
+                        if !ok {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut outcomes: Vec<_> = self
+            .clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        outcomes.sort_by_key(|(at, _)| *at);
+        Tally { outcomes }
+    }
+}
+
+impl Tally {
+    fn acked(&self) -> i64 {
+        self.outcomes.iter().filter(|(_, ok)| *ok).count() as i64
+    }
+
+    fn errors(&self) -> i64 {
+        self.outcomes.len() as i64 - self.acked()
+    }
+
+    /// The first answer after `since` that was (`ok`) or was not a 200.
+    fn first_after(&self, since: Instant, ok: bool) -> Option<Duration> {
+        self.outcomes
+            .iter()
+            .find(|(at, o)| *at > since && *o == ok)
+            .map(|(at, _)| *at - since)
+    }
+
+    /// No acknowledged hit lost, no hit counted that was never sent.
+    fn assert_accounted(&self, counted: i64, what: &str) {
+        let (acked, errors) = (self.acked(), self.errors());
+        println!("{what}: acked {acked}, errors {errors}, counted {counted}");
+        assert!(acked > 0, "{what}: no hit was acknowledged");
+        assert!(
+            acked <= counted,
+            "{what}: lost acknowledged hits: acked {acked} > counted {counted}"
+        );
+        assert!(
+            counted <= acked + errors,
+            "{what}: counted {counted} > acked {acked} + errors {errors}"
+        );
+    }
+}
+
+fn counted(redis: &Redis) -> i64 {
+    redis.hget("hits:all", URL).unwrap_or(0)
+}
+
+#[test]
+fn redis_killed_under_load_gives_503s_then_recovers_with_no_acked_hit_lost() {
+    let mut redis = Redis::start_persistent();
+    let hitme = HitMe::start(&redis.url());
+    let load = Load::start(&hitme, 8);
+    std::thread::sleep(Duration::from_millis(700));
+
+    let killed = Instant::now();
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    redis.restart(); // replays its append-only file
+    let back = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    let tally = load.finish();
+
+    let to_503 = tally
+        .first_after(killed, false)
+        .expect("the outage was noticed");
+    let to_200 = tally
+        .first_after(back, true)
+        .expect("the service recovered");
+    println!("Redis killed: first error after {to_503:?}; Redis back: first 200 after {to_200:?}");
+    assert!(
+        to_503 < Duration::from_secs(5),
+        "requests hung for {to_503:?}"
+    );
+    assert!(to_200 < Duration::from_secs(5), "recovery took {to_200:?}");
+    tally.assert_accounted(counted(&redis), "Redis killed under load");
+    assert!(hitme.metric("hitme_redis_errors_total").unwrap() >= 1.0);
+}
+
+#[test]
+fn a_frozen_redis_gives_503_not_a_hang() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url()); // --redis-timeout-ms 500
+    hitme.hit(URL, 0);
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(redis.pid(), libc::SIGSTOP) };
+    let started = Instant::now();
+    let status = try_post_hit(hitme.addr, URL, Duration::from_secs(20)).unwrap();
+    let took = started.elapsed();
+    let health = hitme.get("/healthz").status;
+    unsafe { libc::kill(redis.pid(), libc::SIGCONT) };
+    println!("frozen Redis: POST /hit answered {status} after {took:?}");
+    assert_eq!((status, health), (503, 503));
+    assert!(
+        took < Duration::from_secs(5),
+        "the request hung for {took:?}"
+    );
+
+    wait_until(Duration::from_secs(10), "recovery", || {
+        hitme.get("/healthz").status == 200
+    });
+    hitme.hit(URL, 0);
+    // The frozen request reached Redis before it froze and ran when it woke: a 503 means
+    // "not known to be counted", never "not counted".
+    let counted = counted(&redis);
+    assert!((2..=3).contains(&counted), "counted {counted}");
+}
+
+#[test]
+fn sigterm_under_load_finishes_in_flight_requests_and_loses_no_acked_hit() {
+    let redis = Redis::start();
+    let mut hitme = HitMe::start_with(&redis.url(), &["--threads", "4"]);
+    let load = Load::start(&hitme, 8);
+    std::thread::sleep(Duration::from_millis(700));
+    let stopping = Instant::now();
+    let status = hitme.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    let took = stopping.elapsed();
+    let tally = load.finish();
+    println!("SIGTERM under load: exited {status:?} after {took:?}");
+    assert!(status.success(), "{}", hitme.log());
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    tally.assert_accounted(counted(&redis), "SIGTERM under load");
+}
+
+#[test]
+fn the_accept_loop_is_restored_after_running_out_of_file_descriptors() {
+    use std::os::unix::process::CommandExt;
+    let redis = Redis::start();
+    let mut cmd = hitme_command(&redis.url(), &["--threads", "2"]);
+    // SAFETY: setrlimit is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let hitme = HitMe::start_command(cmd);
+    hitme.hit(URL, 0);
+
+    // Idle connections take every descriptor; the next accept fails with EMFILE.
+    let idle: Vec<_> = (0..100)
+        .filter_map(|_| std::net::TcpStream::connect(hitme.addr).ok())
+        .collect();
+    wait_until(Duration::from_secs(10), "the accept loop to fail", || {
+        hitme.log().contains("the accept loop stopped")
+    });
+    drop(idle);
+    wait_until(
+        Duration::from_secs(10),
+        "the accept loop to be restored",
+        || hitme.log().contains("accept loop restored"),
+    );
+    hitme.hit(URL, 0);
+    // Once per failure: the idle connections may exhaust descriptors more than once.
+    let restarts = hitme.metric("hitme_accept_loop_restarts_total").unwrap();
+    let logged = hitme.log().matches("accept loop restored").count() as f64;
+    assert!(
+        restarts >= 1.0 && restarts == logged,
+        "{restarts} restarts; log:\n{}",
+        hitme.log()
+    );
+    assert_eq!(counted(&redis), 2);
+}
+
+#[test]
+fn a_huge_body_neither_grows_memory_nor_blocks_workers() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--threads", "2"]);
+    hitme.hit(URL, 0);
+    let before = hitme.rss_kib();
+    let head = b"POST /hit HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n";
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut stream = send(hitme.addr, head);
+        let resp = common::read_response(&mut stream);
+        assert_eq!(resp.status, 413);
+        // Keep sending: the server discards it as it comes.
+        for _ in 0..256 {
+            stream.write_all(&chunk).unwrap(); // 16 MiB per connection
+        }
+        streams.push(stream);
+    }
+    hitme.hit(URL, 0); // workers are free
+    let grown = hitme.rss_kib().saturating_sub(before);
+    println!("4 x 1 GB declared bodies, 64 MiB sent: RSS grew {grown} KiB");
+    assert!(grown < 16 * 1024, "RSS grew {grown} KiB");
+    assert_eq!(counted(&redis), 2);
+}
+
+#[test]
+fn metrics_count_requests_by_route_and_status() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    for _ in 0..3 {
+        hitme.hit(URL, 0);
+    }
+    assert_eq!(hitme.post_form("/hit", "url=nope").status, 400);
+    assert_eq!(hitme.get("/nope").status, 404);
+    let text = hitme.get("/metrics").text();
+    for (sample, value) in [
+        (
+            r#"hitme_http_requests_total{route="/hit",status="200"}"#,
+            3.0,
+        ),
+        (
+            r#"hitme_http_requests_total{route="/hit",status="400"}"#,
+            1.0,
+        ),
+        (
+            r#"hitme_http_requests_total{route="other",status="404"}"#,
+            1.0,
+        ),
+        (
+            r#"hitme_http_request_duration_seconds_count{route="/hit"}"#,
+            4.0,
+        ),
+        ("hitme_http_requests_in_flight", 1.0), // this very request
+        ("hitme_accept_loop_restarts_total", 0.0),
+        ("hitme_redis_errors_total", 0.0),
+    ] {
+        let found = text.lines().find_map(|l| {
+            l.strip_prefix(sample)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        });
+        assert_eq!(found, Some(value), "{sample} in\n{text}");
+    }
+    assert!(text.contains("hitme_redis_pool_connections "));
+    assert!(text.contains("# TYPE hitme_http_request_duration_seconds histogram"));
+    let resp = hitme.get("/metrics");
+    assert_eq!(
+        resp.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+}
+
+#[test]
+fn http10_keep_alive_clients_get_a_keep_alive_answer_and_the_connection_stays_open() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let body = "url=http%3A%2F%2Fka.example%2F";
+    let one = format!(
+        "POST /hit HTTP/1.0\r\nConnection: Keep-Alive\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = send(hitme.addr, one.as_bytes());
+    for i in 0..3 {
+        if i > 0 {
+            stream.write_all(one.as_bytes()).unwrap();
+        }
+        let resp = common::read_response(&mut stream);
+        assert_eq!(resp.status, 200);
+        assert!(resp.header("Keep-Alive").is_some(), "{:?}", resp.headers);
+    }
+    assert_eq!(redis.hget("hits:all", "http://ka.example/"), Some(3));
+    // Plain HTTP/1.1 needs no such header.
+    let resp = request(hitme.addr, "GET", "/healthz", &[], b"");
+    assert_eq!(resp.header("Keep-Alive"), None);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn ttl(redis: &Redis, key: &str) -> i64 {
+    redis::cmd("TTL").arg(key).query(&mut redis.conn()).unwrap()
+}
+
+fn expireat_calls(redis: &Redis) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| {
+            l.strip_prefix("cmdstat_expireat:calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn retention_expires_fine_buckets_once_per_bucket_and_keeps_coarse_ones() {
+    let redis = Redis::start();
+    let args = [
+        "--threads",
+        "1",
+        "--retention-minute",
+        "48h",
+        "--retention-hour",
+        "60d",
+    ];
+    let hitme = HitMe::start_with(&redis.url(), &args); // day: the default 3y
+    let ts = now_ms();
+    for _ in 0..5 {
+        hitme.hit(URL, ts);
+    }
+    // One worker, one connection: three buckets with a retention, one EXPIREAT each.
+    assert_eq!(expireat_calls(&redis), 3);
+    let keys = redis.keys();
+    let key = |period: &str| {
+        keys.iter()
+            .find(|k| k.starts_with(&format!("hits:{period}:")))
+            .unwrap()
+            .clone()
+    };
+    let hour = 3600;
+    let minute_ttl = ttl(&redis, &key("minute"));
+    assert!(
+        (48 * hour..=48 * hour + 60).contains(&minute_ttl),
+        "minute TTL {minute_ttl}"
+    );
+    let hour_ttl = ttl(&redis, &key("hour"));
+    assert!(
+        (60 * 24 * hour..=60 * 24 * hour + hour).contains(&hour_ttl),
+        "hour TTL {hour_ttl}"
+    );
+    let day_ttl = ttl(&redis, &key("day"));
+    let three_years = 3 * 31_557_600;
+    assert!(
+        (three_years..=three_years + 24 * hour).contains(&day_ttl),
+        "day TTL {day_ttl}"
+    );
+    for kept in ["hits:all".to_string(), key("week"), key("month")] {
+        assert_eq!(ttl(&redis, &kept), -1, "{kept} has a TTL");
+    }
+    // A hit from long ago lands only in the buckets still kept.
+    let old = 1_700_010_123_456;
+    hitme.hit(URL, old);
+    let resp = hitme
+        .get(&format!("/hit?url={}&timestamp={old}", common::encode(URL)))
+        .json();
+    assert_eq!(
+        [
+            &resp["all_time"],
+            &resp["last_month"],
+            &resp["last_week"],
+            &resp["last_day"],
+            &resp["last_hour"],
+            &resp["last_minute"]
+        ],
+        [6, 1, 1, 0, 0, 0]
+    );
+    assert_eq!(redis.hget("hits:minute:1700010120000", URL), None);
+}
