@@ -17,7 +17,10 @@ ensure_commands() {
   fi
   command -v apt-get >/dev/null 2>&1 || { say "missing: ${missing[*]}; install them with your package manager"; exit 1; }
   say "installing ${missing[*]}"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  if [ -z "${HITME_APT_UPDATED:-}" ]; then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    HITME_APT_UPDATED=1
+  fi
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
