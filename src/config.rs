@@ -18,6 +18,11 @@ pub struct Config {
     #[arg(long, env = "HITME_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
+    /// Let several HitMe processes listen on the same address (SO_REUSEPORT); the kernel
+    /// spreads connections among them. Every one of them must be started with it.
+    #[arg(long, env = "HITME_REUSE_PORT")]
+    pub reuse_port: bool,
+
     /// Redis to store hits in: redis://[:password@]host:port[/db] or redis+unix:///path.
     #[arg(
         long,
@@ -26,6 +31,16 @@ pub struct Config {
         hide_env_values = true
     )]
     pub redis_url: String,
+
+    /// Use a Redis Cluster instead of --redis-url: comma-separated seed nodes (host:port,...).
+    /// Keys then carry a hash tag per URL; see the README's "Scaling" section.
+    #[arg(
+        long,
+        env = "HITME_REDIS_CLUSTER",
+        value_delimiter = ',',
+        value_name = "HOST:PORT,..."
+    )]
+    pub redis_cluster: Option<Vec<String>>,
 
     /// Worker threads handling requests.
     #[arg(long, env = "HITME_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]

@@ -10,7 +10,7 @@ use crate::buckets::{series_starts, Period};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::params::Fields;
-use crate::store::Store;
+use crate::store::HitStore;
 
 /// The largest request body accepted; a hit needs only a URL and a timestamp.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -30,7 +30,7 @@ const COUNT_NAMES: [&str; 6] = [
 
 /// What every worker shares: the store and the metrics.
 pub struct App {
-    pub store: Store,
+    pub store: Box<dyn HitStore>,
     pub metrics: Metrics,
 }
 
@@ -173,7 +173,7 @@ fn dispatch(
     let method = request.method().clone();
     let is_get = matches!(method, Method::Get | Method::Head);
     let fields = || Fields::from_form(query.as_bytes());
-    let store = &app.store;
+    let store = app.store.as_ref();
     match *route {
         "/hit" if method == Method::Post => {
             let fields = fields()?;
@@ -215,7 +215,7 @@ fn now_ms() -> i64 {
 fn post_hit(
     request: &mut Request,
     query: Fields,
-    store: &Store,
+    store: &dyn HitStore,
     body_unread: &mut bool,
 ) -> Result<Reply, ApiError> {
     let body = read_body(request, body_unread)?;
@@ -264,7 +264,7 @@ fn read_body(request: &mut Request, body_unread: &mut bool) -> Result<Vec<u8>, A
 }
 
 /// `GET /hit?url=URL&timestamp=TS`: one URL's six counts.
-fn get_hit(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
+fn get_hit(fields: Fields, store: &dyn HitStore) -> Result<Reply, ApiError> {
     let url = fields.require_url()?;
     let timestamp = fields.timestamp_or(now_ms())?;
     let counts = store.url_counts(&url, timestamp)?;
@@ -279,7 +279,7 @@ fn get_hit(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
 }
 
 /// `GET /hits?timestamp=TS`: every URL's counts, one object per period.
-fn get_hits(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
+fn get_hits(fields: Fields, store: &dyn HitStore) -> Result<Reply, ApiError> {
     let timestamp = fields.timestamp_or(now_ms())?;
     let all = store.all_counts(timestamp)?;
     let mut out = Vec::with_capacity(1024);
@@ -294,12 +294,12 @@ fn get_hits(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
 
 /// `GET /series?url=URL&period=P&count=N&timestamp=TS`: one URL's counts in the last N buckets
 /// of a period, oldest first.
-fn get_series(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
+fn get_series(fields: Fields, store: &dyn HitStore) -> Result<Reply, ApiError> {
     let url = fields.require_url()?;
     let period = fields.require_period()?;
     let count = fields.count_or(period.default_series_len())?;
     let timestamp = fields.timestamp_or(now_ms())?;
-    let starts = series_starts(timestamp, period, store.layout().week_start, count);
+    let starts = series_starts(timestamp, period, store.week_start(), count);
     let counts = store.series(&url, period, &starts)?;
     let mut out = Vec::with_capacity(64 + 40 * starts.len());
     out.extend_from_slice(br#"{"status":"OK","url":"#);
@@ -314,7 +314,7 @@ fn get_series(fields: Fields, store: &Store) -> Result<Reply, ApiError> {
 }
 
 /// `GET /healthz`: 200 when Redis answers a PING, 503 when it does not.
-fn healthz(store: &Store) -> Result<Reply, ApiError> {
+fn healthz(store: &dyn HitStore) -> Result<Reply, ApiError> {
     store.ping()?;
     Ok(Reply::ok())
 }

@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod buckets;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;

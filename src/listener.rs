@@ -9,8 +9,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// `Server::http` asks for 128, which makes bursts of clients wait seconds for SYN retries.
 const BACKLOG: i32 = 65_535;
 
-/// Binds `addr` (host:port) with a large backlog and `SO_REUSEADDR`.
-pub fn bind(addr: &str) -> Result<TcpListener, String> {
+/// Binds `addr` (host:port) with a large backlog and `SO_REUSEADDR`, and `SO_REUSEPORT` when
+/// asked so that several processes can share the address.
+pub fn bind(addr: &str, reuse_port: bool) -> Result<TcpListener, String> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
         .map_err(|e| {
@@ -19,20 +20,21 @@ pub fn bind(addr: &str) -> Result<TcpListener, String> {
         .collect();
     let mut last_error = None;
     for sock_addr in &addrs {
-        match bind_one(*sock_addr) {
+        match bind_one(*sock_addr, reuse_port) {
             Ok(listener) => return Ok(listener),
             Err(e) => last_error = Some(e),
         }
     }
     let why = last_error.map_or_else(|| "no address".to_string(), |e| e.to_string());
     Err(format!(
-        "cannot listen on {addr} ({why}); is another process using the port? Choose another with --listen"
+        "cannot listen on {addr} ({why}); is another process using the port? Choose another with --listen (or start every instance with --reuse-port to share it)"
     ))
 }
 
-fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(reuse_port)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())

@@ -8,7 +8,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::store::Store;
+use crate::store::HitStore;
 
 /// Request latency buckets, in seconds: sub-millisecond hits up to Redis timeouts.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -121,7 +121,7 @@ impl Metrics {
     }
 
     /// The metrics in the Prometheus text format, with the store's state as of now.
-    pub fn render(&self, store: &Store) -> Vec<u8> {
+    pub fn render(&self, store: &dyn HitStore) -> Vec<u8> {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         let errors = store.errors();
         self.redis_errors

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use threadpool::ThreadPool;
 use tiny_http::{Request, Server};
 
+use crate::cluster::ClusterStore;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{self, App, Reply};
@@ -47,9 +48,14 @@ pub fn run(config: Config) -> Result<(), Fatal> {
             log::warn!("could not raise the open-file limit ({e}); many clients may exhaust it")
         }
     }
-    let listener = listener::bind(&config.listen).map_err(Fatal)?;
+    let listener = listener::bind(&config.listen, config.reuse_port).map_err(Fatal)?;
     let app = Arc::new(App {
-        store: Store::new(config.store_config()).map_err(Fatal)?,
+        store: match &config.redis_cluster {
+            Some(nodes) => {
+                Box::new(ClusterStore::new(&config.store_config(), nodes).map_err(Fatal)?)
+            }
+            None => Box::new(Store::new(config.store_config()).map_err(Fatal)?),
+        },
         metrics: Metrics::new(),
     });
     let addr = listener.local_addr().map_err(|e| Fatal(e.to_string()))?;
@@ -64,11 +70,14 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         .map_err(|e| Fatal(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
     }
 
+    let redis = match &config.redis_cluster {
+        Some(nodes) => format!("cluster {}", nodes.join(",")),
+        None => store::redact(&config.redis_url),
+    };
     log::info!(
-        "hitme listening on http://{addr} (threads {}, redis pool {}, redis {})",
+        "hitme listening on http://{addr} (threads {}, redis pool {}, redis {redis})",
         config.threads,
         config.pool_size(),
-        store::redact(&config.redis_url)
     );
 
     {

@@ -67,7 +67,26 @@ pub struct StoreConfig {
     pub retention: Retention,
 }
 
-/// A pool of Redis connections and the commands HitMe runs on them. Cheap to clone.
+/// What the HTTP edge needs of a place to keep hits: a standalone Redis (`Store`) or a
+/// Redis Cluster (`crate::cluster::ClusterStore`).
+pub trait HitStore: Send + Sync {
+    /// Records one hit in every bucket, atomically, in one round trip.
+    fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError>;
+    /// The counts of one URL in the buckets holding `timestamp_ms`.
+    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, ApiError>;
+    /// The counts of every URL in the buckets holding `timestamp_ms`.
+    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, ApiError>;
+    /// The counts of one URL in the `period` buckets starting at `starts`.
+    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, ApiError>;
+    /// Whether Redis answers now.
+    fn ping(&self) -> Result<(), ApiError>;
+    /// Redis commands that failed since startup.
+    fn errors(&self) -> u64;
+    fn pool_state(&self) -> PoolState;
+    fn week_start(&self) -> WeekStart;
+}
+
+/// A pool of connections to a standalone Redis and the commands HitMe runs on them.
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<Connector>,
@@ -270,6 +289,33 @@ fn unix_now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     since_epoch.as_secs() as i64
+}
+
+impl HitStore for Store {
+    fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
+        Store::record_hit(self, url, timestamp_ms)
+    }
+    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, ApiError> {
+        Store::url_counts(self, url, timestamp_ms)
+    }
+    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, ApiError> {
+        Store::all_counts(self, timestamp_ms)
+    }
+    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, ApiError> {
+        Store::series(self, url, period, starts)
+    }
+    fn ping(&self) -> Result<(), ApiError> {
+        Store::ping(self)
+    }
+    fn errors(&self) -> u64 {
+        Store::errors(self)
+    }
+    fn pool_state(&self) -> PoolState {
+        Store::pool_state(self)
+    }
+    fn week_start(&self) -> WeekStart {
+        self.layout.week_start
+    }
 }
 
 /// A pooled connection and what it knows of the Redis at its other end.
