@@ -8,6 +8,7 @@ pub mod buckets;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod group_commit;
 pub mod http;
 pub mod listener;
 pub mod metrics;

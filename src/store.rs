@@ -13,6 +13,7 @@ use redis::{ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
 use crate::buckets::{bucket_end, bucket_start, Period, WeekStart};
 use crate::error::ApiError;
+use crate::group_commit::GroupCommit;
 use crate::resp;
 
 /// How keys are named: the prefix and the week convention both change which hash a hit lands in.
@@ -65,6 +66,8 @@ pub struct StoreConfig {
     pub timeout: Duration,
     pub layout: KeyLayout,
     pub retention: Retention,
+    /// Write concurrent hits together (see `crate::group_commit`).
+    pub group_commit: bool,
 }
 
 /// What the HTTP edge needs of a place to keep hits: a standalone Redis (`Store`) or a
@@ -93,6 +96,8 @@ pub struct Store {
     layout: KeyLayout,
     retention: Retention,
     errors: Arc<AtomicU64>,
+    /// Set with `--group-commit`: concurrent hits share a round trip.
+    group: Option<Arc<GroupCommit<QueuedHit, Result<(), ApiError>>>>,
 }
 
 /// Pool occupancy, for metrics.
@@ -128,6 +133,7 @@ impl Store {
             layout: config.layout,
             retention: config.retention,
             errors: Arc::default(),
+            group: config.group_commit.then(Arc::default),
         })
     }
 
@@ -165,34 +171,83 @@ impl Store {
 
     /// Records one hit in every bucket: one MULTI/EXEC round trip, so a hit counts everywhere
     /// or nowhere. Buckets with a retention get their expiry in the same transaction, once per
-    /// bucket and connection.
+    /// bucket and connection. With group commit, concurrent hits share the round trip, each in
+    /// a MULTI/EXEC of its own.
     pub fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
         let starts = self.layout.starts_for(timestamp_ms);
+        if let Some(group) = &self.group {
+            let hit = QueuedHit {
+                url: url.to_owned(),
+                starts,
+            };
+            let bug = || {
+                Err(ApiError::internal(
+                    "committing a batch of hits failed; it has been logged",
+                ))
+            };
+            return group.submit(hit, |hits| self.commit_batch(&hits), bug);
+        }
         self.with_connection(|conn| {
             let mut out = std::mem::take(&mut conn.out);
             out.clear();
-            let (commands, expiring) = self.pack_hit(&mut out, conn, url, &starts);
-            let result = conn.transaction(&out, commands);
+            let mut expiry_set = conn.expiry_set;
+            let commands = self.pack_hit(&mut out, &mut expiry_set, url, &starts);
+            let replies = conn.round_trip(&out, commands + 2);
             conn.out = out;
-            result?;
-            for (i, newly) in expiring.into_iter().enumerate() {
-                if newly {
-                    conn.expiry_set[i] = starts[i];
-                }
-            }
+            check_transaction(&mut replies?.into_iter(), commands)?;
+            conn.expiry_set = expiry_set;
             Ok(())
         })
     }
 
-    /// Writes the hit's transaction into `out`. Returns how many commands it holds between
-    /// MULTI and EXEC, and which periods' buckets the connection should remember as expiring.
+    /// Writes a batch of hits, each its own MULTI/EXEC, in one round trip on one connection.
+    fn commit_batch(&self, hits: &[QueuedHit]) -> Vec<Result<(), ApiError>> {
+        let committed = self.with_connection(|conn| {
+            let mut out = std::mem::take(&mut conn.out);
+            out.clear();
+            let mut expiry_set = conn.expiry_set;
+            let commands: Vec<usize> = hits
+                .iter()
+                .map(|hit| self.pack_hit(&mut out, &mut expiry_set, &hit.url, &hit.starts))
+                .collect();
+            let replies = conn.round_trip(&out, commands.iter().map(|n| n + 2).sum());
+            conn.out = out;
+            let mut replies = replies?.into_iter();
+            let outcomes: Vec<RedisResult<()>> = commands
+                .iter()
+                .map(|n| check_transaction(&mut replies, *n))
+                .collect();
+            conn.expiry_set = expiry_set;
+            // A reply out of step poisons the connection for whatever comes next.
+            let out_of_step = |o: &RedisResult<()>| {
+                matches!(o, Err(e) if !matches!(e.kind(), redis::ErrorKind::Server(_)))
+            };
+            conn.broken |= outcomes.iter().any(out_of_step);
+            Ok(outcomes)
+        });
+        match committed {
+            Ok(outcomes) => {
+                let failed = outcomes.iter().filter(|o| o.is_err()).count() as u64;
+                self.errors.fetch_add(failed, Ordering::Relaxed);
+                outcomes
+                    .into_iter()
+                    .map(|o| o.map_err(ApiError::from))
+                    .collect()
+            }
+            Err(e) => hits.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// Writes one hit's transaction into `out` and returns how many commands it holds between
+    /// MULTI and EXEC. `expiry_set` (the connection's memory of expiring buckets) is updated
+    /// for the buckets whose EXPIREAT it includes.
     fn pack_hit(
         &self,
         out: &mut Vec<u8>,
-        conn: &Conn,
+        expiry_set: &mut [i64; 5],
         url: &str,
         starts: &[i64; 5],
-    ) -> (usize, [bool; 5]) {
+    ) -> usize {
         let (prefix, url) = (self.layout.prefix.as_bytes(), url.as_bytes());
         resp::simple(out, &[b"MULTI"]);
         resp::command(out, 4);
@@ -213,13 +268,12 @@ impl Store {
             resp::arg(out, &[b"1"]);
         }
         let mut commands = 6;
-        let mut remember = [false; 5];
         let now = unix_now_secs();
         for (i, period) in Period::ALL.into_iter().enumerate() {
             let Some(keep) = self.retention[i] else {
                 continue;
             };
-            if conn.expiry_set[i] == starts[i] {
+            if expiry_set[i] == starts[i] {
                 continue;
             }
             let end_ms = bucket_end(starts[i], period, self.layout.week_start);
@@ -234,10 +288,12 @@ impl Store {
             commands += 1;
             // A bucket already past its retention is deleted at once; a later hit in it
             // must delete it again rather than leave a key that never expires.
-            remember[i] = expire_at > now;
+            if expire_at > now {
+                expiry_set[i] = starts[i];
+            }
         }
         resp::simple(out, &[b"EXEC"]);
-        (commands, remember)
+        commands
     }
 
     /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
@@ -281,6 +337,45 @@ impl Store {
     /// Whether Redis answers a PING now.
     pub fn ping(&self) -> Result<(), ApiError> {
         self.with_connection(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
+    }
+}
+
+/// A hit waiting for its group commit.
+struct QueuedHit {
+    url: String,
+    starts: [i64; 5],
+}
+
+/// Reads one MULTI/EXEC's replies (always all `commands + 2` of them, so the next
+/// transaction's replies stay aligned) and checks each against what the transaction must
+/// return, so a miscount shows up as an error (and a dropped connection) rather than as
+/// replies answering the wrong commands.
+fn check_transaction(
+    replies: &mut impl Iterator<Item = Value>,
+    commands: usize,
+) -> RedisResult<()> {
+    let replies: Vec<Value> = replies.take(commands + 2).collect();
+    let unexpected = |what: &'static str| {
+        redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, what))
+    };
+    if replies.len() != commands + 2 {
+        return Err(unexpected("fewer replies than commands"));
+    }
+    let mut replies = replies.into_iter();
+    if !matches!(replies.next(), Some(Value::Okay)) {
+        return Err(unexpected("MULTI was not answered OK"));
+    }
+    for _ in 0..commands {
+        match replies.next() {
+            Some(Value::SimpleString(s)) if s == "QUEUED" => {}
+            Some(Value::ServerError(e)) => return Err(e.into()),
+            _ => return Err(unexpected("a command was not QUEUED")),
+        }
+    }
+    match replies.next().map(Value::extract_error).transpose()? {
+        Some(Value::Array(results)) if results.len() == commands => Ok(()),
+        Some(Value::Nil) => Err(unexpected("the transaction was aborted")),
+        _ => Err(unexpected("EXEC did not return every result")),
     }
 }
 
@@ -342,30 +437,6 @@ impl Conn {
             values.push(self.redis.recv_response()?);
         }
         Ok(values)
-    }
-
-    /// Runs a MULTI/EXEC of `commands` commands packed in `packed`. Every reply is checked
-    /// against what the transaction must return, so a miscount shows up as an error (and a
-    /// dropped connection) rather than as replies answering the wrong commands.
-    fn transaction(&mut self, packed: &[u8], commands: usize) -> RedisResult<()> {
-        let mut replies = self.round_trip(packed, commands + 2)?.into_iter();
-        let unexpected = |what: &'static str| {
-            redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, what))
-        };
-        if !matches!(replies.next(), Some(Value::Okay)) {
-            return Err(unexpected("MULTI was not answered OK"));
-        }
-        for _ in 0..commands {
-            match replies.next() {
-                Some(Value::SimpleString(s)) if s == "QUEUED" => {}
-                Some(Value::ServerError(e)) => return Err(e.into()),
-                _ => return Err(unexpected("a command was not QUEUED")),
-            }
-        }
-        match replies.next().map(Value::extract_error).transpose()? {
-            Some(Value::Array(results)) if results.len() == commands => Ok(()),
-            _ => Err(unexpected("EXEC did not return every result")),
-        }
     }
 
     /// Runs a non-atomic pipeline and converts its replies.

@@ -8,6 +8,15 @@ const T: i64 = 1_700_010_123_456;
 
 #[test]
 fn concurrent_clients_get_exact_totals_in_every_bucket() {
+    exact_totals(&["--threads", "8"]);
+}
+
+#[test]
+fn concurrent_clients_get_exact_totals_with_group_commit() {
+    exact_totals(&["--threads", "8", "--group-commit"]);
+}
+
+fn exact_totals(args: &[&str]) {
     const CLIENTS: usize = 32;
     const HITS_EACH: usize = 50;
     const URLS: [&str; 4] = [
@@ -17,7 +26,7 @@ fn concurrent_clients_get_exact_totals_in_every_bucket() {
         "http://d.example/",
     ];
     let redis = Redis::start();
-    let hitme = HitMe::start_with(&redis.url(), &["--threads", "8"]);
+    let hitme = HitMe::start_with(&redis.url(), args);
     std::thread::scope(|s| {
         for client in 0..CLIENTS {
             let hitme = &hitme;

@@ -102,8 +102,17 @@ fn counted(redis: &Redis) -> i64 {
 
 #[test]
 fn redis_killed_under_load_gives_503s_then_recovers_with_no_acked_hit_lost() {
+    redis_killed_under_load(&[]);
+}
+
+#[test]
+fn redis_killed_under_load_with_group_commit_loses_no_acked_hit() {
+    redis_killed_under_load(&["--group-commit"]);
+}
+
+fn redis_killed_under_load(args: &[&str]) {
     let mut redis = Redis::start_persistent();
-    let hitme = HitMe::start(&redis.url());
+    let hitme = HitMe::start_with(&redis.url(), args);
     let load = Load::start(&hitme, 8);
     std::thread::sleep(Duration::from_millis(700));
 
@@ -121,13 +130,16 @@ fn redis_killed_under_load_gives_503s_then_recovers_with_no_acked_hit_lost() {
     let to_200 = tally
         .first_after(back, true)
         .expect("the service recovered");
-    println!("Redis killed: first error after {to_503:?}; Redis back: first 200 after {to_200:?}");
+    println!("Redis killed {args:?}: first error after {to_503:?}; Redis back: first 200 after {to_200:?}");
     assert!(
         to_503 < Duration::from_secs(5),
         "requests hung for {to_503:?}"
     );
     assert!(to_200 < Duration::from_secs(5), "recovery took {to_200:?}");
-    tally.assert_accounted(counted(&redis), "Redis killed under load");
+    tally.assert_accounted(
+        counted(&redis),
+        &format!("Redis killed under load {args:?}"),
+    );
     assert!(hitme.metric("hitme_redis_errors_total").unwrap() >= 1.0);
 }
 
