@@ -42,6 +42,11 @@ pub struct Config {
     )]
     pub redis_cluster: Option<Vec<String>>,
 
+    /// PEM file of the certificate authority to trust for a rediss:// (TLS) Redis, instead of
+    /// the system's roots.
+    #[arg(long, env = "HITME_REDIS_CA_FILE", value_name = "PEM")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
+
     /// Worker threads handling requests.
     #[arg(long, env = "HITME_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
@@ -140,6 +145,7 @@ impl Config {
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
             redis_url: self.redis_url.clone(),
+            redis_ca_file: self.redis_ca_file.clone(),
             pool_size: self.pool_size(),
             timeout: Duration::from_millis(self.redis_timeout_ms),
             layout: KeyLayout {

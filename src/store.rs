@@ -61,6 +61,8 @@ pub type AllCounts = [BTreeMap<String, i64>; 6];
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub redis_url: String,
+    /// The certificate authority to trust for TLS, when not the system's roots.
+    pub redis_ca_file: Option<std::path::PathBuf>,
     pub pool_size: u32,
     /// Bounds connecting, each command, and waiting for a free pooled connection.
     pub timeout: Duration,
@@ -118,7 +120,7 @@ impl Store {
             .map_err(|e| format!("invalid --redis-url ({e}); expected e.g. redis://127.0.0.1:6379, redis://:password@host:6379/2 or redis+unix:///run/redis.sock"))?;
         let info = info.set_tcp_settings(TcpSettings::default().set_nodelay(true));
         let connector = Connector {
-            client: redis::Client::open(info).map_err(|e| format!("invalid --redis-url ({e})"))?,
+            client: client(info, config.redis_ca_file.as_deref())?,
             timeout: config.timeout,
         };
         let pool = r2d2::Pool::builder()
@@ -338,6 +340,28 @@ impl Store {
     pub fn ping(&self) -> Result<(), ApiError> {
         self.with_connection(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
     }
+}
+
+/// A Redis client for `info`; a rediss:// URL is checked against `ca_file` when given.
+fn client(
+    info: redis::ConnectionInfo,
+    ca_file: Option<&std::path::Path>,
+) -> Result<redis::Client, String> {
+    // rustls needs a process-wide crypto provider; a second install is a no-op error.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match ca_file {
+        None => redis::Client::open(info),
+        Some(path) => {
+            let root_cert = std::fs::read(path)
+                .map_err(|e| format!("cannot read --redis-ca-file {} ({e})", path.display()))?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            redis::Client::build_with_tls(info, certs)
+        }
+    };
+    client.map_err(|e| format!("invalid --redis-url or --redis-ca-file ({e})"))
 }
 
 /// A hit waiting for its group commit.
