@@ -12,13 +12,27 @@ const INDEX: Asset = Asset {
     bytes: include_bytes!("../static/index.html"),
 };
 
-const FILES: [(&str, Asset); 4] = [
+const FILES: [(&str, Asset); 6] = [
     ("/index.html", INDEX),
     (
         "/app.js",
         Asset {
             content_type: "text/javascript; charset=utf-8",
             bytes: include_bytes!("../static/app.js"),
+        },
+    ),
+    (
+        "/charts.js",
+        Asset {
+            content_type: "text/javascript; charset=utf-8",
+            bytes: include_bytes!("../static/charts.js"),
+        },
+    ),
+    (
+        "/dom.js",
+        Asset {
+            content_type: "text/javascript; charset=utf-8",
+            bytes: include_bytes!("../static/dom.js"),
         },
     ),
     (

@@ -1,0 +1,1057 @@
+//! The dashboard end to end in a real browser: a real Redis and hitme, Debian's headless
+//! chromium loading the page, and assertions on the DOM it rendered. Also writes the
+//! screenshot in docs/dashboard.png.
+//!
+//! Each view is loaded with `--dump-dom` under a virtual-time budget: chromium runs the page's
+//! timers as fast as it can but waits for every network request, so the DOM is dumped after
+//! the first load and two auto-refreshes, however slow the machine, with no sleeps here.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{HitMe, Redis};
+
+// ---- Chromium ---------------------------------------------------------------------------------
+
+/// Virtual milliseconds each page gets: the first load and two refreshes (every 5 s).
+const BUDGET_MS: u32 = 12_000;
+/// Wall-clock bound on one chromium run; past it chromium is killed and the test fails.
+const CHROMIUM_LIMIT: Duration = Duration::from_secs(60);
+
+const CHROMIUM_FLAGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--hide-scrollbars",
+];
+
+/// One chromium at a time: the tests run in parallel, and browsers racing each other for two
+/// cores would only make every run slower.
+static CHROMIUM: Mutex<()> = Mutex::new(());
+
+/// Runs chromium on `url` with `args` and a fresh profile; returns what it wrote to stdout.
+/// Fails the test if chromium is missing, fails, or outlives `CHROMIUM_LIMIT`.
+fn chromium(args: &[String], url: &str) -> Vec<u8> {
+    let _one_at_a_time = CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
+    let profile = TempDir::new("profile");
+    let mut child = Command::new("chromium")
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .arg(format!("--virtual-time-budget={BUDGET_MS}"))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so that the renderer and helper processes chromium forks
+        // can be killed with it.
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run chromium ({e}): the dashboard test drives the page in a real headless \
+                 browser; install it with `apt-get install chromium` or run scripts/test, which does"
+            )
+        });
+    let group = child.id() as i32;
+    let stdout = read_in_background(child.stdout.take().unwrap());
+    let stderr = read_in_background(child.stderr.take().unwrap());
+    let deadline = Instant::now() + CHROMIUM_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    // SAFETY: kill(2) on the process group of a child we started; helpers that outlive the
+    // browser process go with it.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let _ = child.wait();
+    let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+    let stderr: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.contains("dbus") && !line.contains("unexpected operator"))
+        .collect();
+    match status {
+        None => panic!(
+            "chromium did not finish {url} within {CHROMIUM_LIMIT:?} and was killed (its virtual \
+             clock waits for every request, so one request hitme never answers stops it); its \
+             stderr:\n{}",
+            stderr.join("\n")
+        ),
+        Some(status) if !status.success() => {
+            panic!(
+                "chromium failed ({status}) on {url}; its stderr:\n{}",
+                stderr.join("\n")
+            )
+        }
+        Some(_) => stdout.join().unwrap(),
+    }
+}
+
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// A directory of its own under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("hitme-dashboard-{what}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The page at `hash` as chromium rendered it.
+fn load(hitme: &HitMe, hash: &str) -> Dom {
+    let url = format!("http://{}/{hash}", hitme.addr);
+    let html = chromium(&["--dump-dom".to_string()], &url);
+    Dom::new(String::from_utf8(html).expect("the DOM is UTF-8"), &url)
+}
+
+// ---- Reading the dumped DOM -----------------------------------------------------------------
+
+/// One start tag: its name, attributes (entities decoded) and where it ends in the HTML.
+#[derive(Debug, Clone)]
+struct Element {
+    tag: String,
+    attrs: BTreeMap<String, String>,
+    start: usize,
+    end_of_start_tag: usize,
+}
+
+impl Element {
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs.get(name).map(String::as_str)
+    }
+
+    fn has_class(&self, class: &str) -> bool {
+        self.attr("class")
+            .is_some_and(|c| c.split_whitespace().any(|c| c == class))
+    }
+
+    fn hidden(&self) -> bool {
+        self.attrs.contains_key("hidden")
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        let value = self
+            .attr(name)
+            .unwrap_or_else(|| panic!("<{}> has no {name}: {:?}", self.tag, self.attrs));
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number"))
+    }
+}
+
+/// The serialised DOM chromium dumps, with just enough parsing for the assertions: chromium
+/// writes well-formed HTML with double-quoted attributes, which keeps this small.
+struct Dom {
+    html: String,
+    elements: Vec<Element>,
+    url: String,
+}
+
+impl Dom {
+    fn new(html: String, url: &str) -> Dom {
+        let elements = parse_start_tags(&html);
+        Dom {
+            html,
+            elements,
+            url: url.to_string(),
+        }
+    }
+
+    fn id(&self, id: &str) -> &Element {
+        self.elements
+            .iter()
+            .find(|e| e.attr("id") == Some(id))
+            .unwrap_or_else(|| panic!("no #{id} in {}:\n{}", self.url, self.html))
+    }
+
+    /// Elements with `tag` and `class`, in document order.
+    fn all(&self, tag: &str, class: &str) -> Vec<&Element> {
+        self.elements
+            .iter()
+            .filter(|e| e.tag == tag && e.has_class(class))
+            .collect()
+    }
+
+    /// The text inside `element` (tags dropped, entities decoded).
+    fn text(&self, element: &Element) -> String {
+        let inner = &self.html[element.end_of_start_tag..self.end_of(element)];
+        let mut text = String::new();
+        let mut in_tag = false;
+        for c in inner.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                _ if !in_tag => text.push(c),
+                _ => {}
+            }
+        }
+        decode(&text)
+    }
+
+    fn text_of(&self, id: &str) -> String {
+        self.text(self.id(id))
+    }
+
+    /// Where `element`'s end tag starts, counting nested elements of the same name.
+    fn end_of(&self, element: &Element) -> usize {
+        let (open, close) = (format!("<{}", element.tag), format!("</{}>", element.tag));
+        let mut depth = 1;
+        let mut at = element.end_of_start_tag;
+        loop {
+            let next_close = self.html[at..]
+                .find(&close)
+                .map(|i| i + at)
+                .unwrap_or_else(|| panic!("<{}> is never closed", element.tag));
+            let next_open = self.html[at..].find(&open).map(|i| i + at);
+            match next_open {
+                Some(o) if o < next_close && self.is_tag_start(o, &element.tag) => {
+                    depth += 1;
+                    at = o + open.len();
+                }
+                _ => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return next_close;
+                    }
+                    at = next_close + close.len();
+                }
+            }
+        }
+    }
+
+    fn is_tag_start(&self, at: usize, tag: &str) -> bool {
+        let after = self.html.as_bytes().get(at + 1 + tag.len()).copied();
+        matches!(after, Some(b' ' | b'>' | b'/'))
+    }
+
+    /// The cells' texts of the table row for `url`.
+    fn row_cells(&self, url: &str) -> Vec<String> {
+        let row = self
+            .all("tr", "url-row")
+            .into_iter()
+            .find(|r| r.attr("data-url") == Some(url))
+            .unwrap_or_else(|| panic!("no row for {url}"));
+        let end = self.end_of(row);
+        self.elements
+            .iter()
+            .filter(|e| e.tag == "td" && e.start > row.start && e.start < end)
+            .map(|td| self.text(td))
+            .collect()
+    }
+}
+
+fn parse_start_tags(html: &str) -> Vec<Element> {
+    let bytes = html.as_bytes();
+    let mut elements = Vec::new();
+    let mut i = 0;
+    while let Some(offset) = html[i..].find('<') {
+        let start = i + offset;
+        i = start + 1;
+        if !bytes.get(i).is_some_and(|b| b.is_ascii_alphabetic()) {
+            continue; // an end tag, a comment or the doctype
+        }
+        let name_end = html[i..]
+            .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+            .map_or(html.len(), |n| n + i);
+        let tag = html[i..name_end].to_ascii_lowercase();
+        let mut attrs = BTreeMap::new();
+        let mut j = name_end;
+        loop {
+            while bytes[j].is_ascii_whitespace() || bytes[j] == b'/' {
+                j += 1;
+            }
+            if bytes[j] == b'>' {
+                j += 1;
+                break;
+            }
+            let name_len = html[j..]
+                .find(|c: char| c.is_ascii_whitespace() || c == '=' || c == '>' || c == '/')
+                .unwrap();
+            let name = html[j..j + name_len].to_string();
+            j += name_len;
+            if bytes[j] == b'=' {
+                assert_eq!(bytes[j + 1], b'"', "chromium quotes attribute values");
+                let value_len = html[j + 2..].find('"').unwrap();
+                attrs.insert(name, decode(&html[j + 2..j + 2 + value_len]));
+                j += 2 + value_len + 1;
+            } else {
+                attrs.insert(name, String::new());
+            }
+        }
+        elements.push(Element {
+            tag,
+            attrs,
+            start,
+            end_of_start_tag: j,
+        });
+        i = j;
+    }
+    elements
+}
+
+fn decode(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&")
+}
+
+// ---- Time buckets, worked out independently of hitme ----------------------------------------
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Unit {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+impl Unit {
+    /// The first millisecond of the bucket holding `ts` (UTC; weeks start on Monday).
+    fn start(self, ts: i64) -> i64 {
+        match self {
+            Unit::Minute => ts - ts.rem_euclid(MINUTE),
+            Unit::Hour => ts - ts.rem_euclid(HOUR),
+            Unit::Day => ts - ts.rem_euclid(DAY),
+            // 1970-01-01 was a Thursday, three days after a Monday.
+            Unit::Week => {
+                let days = ts.div_euclid(DAY);
+                (days - (days + 3).rem_euclid(7)) * DAY
+            }
+            Unit::Month => {
+                let (year, month) = year_month(ts.div_euclid(DAY));
+                days_from_civil(year, month) * DAY
+            }
+        }
+    }
+
+    /// The start of the bucket after the one starting at `start`.
+    fn next(self, start: i64) -> i64 {
+        match self {
+            Unit::Minute => start + MINUTE,
+            Unit::Hour => start + HOUR,
+            Unit::Day => start + DAY,
+            Unit::Week => start + 7 * DAY,
+            Unit::Month => Unit::Month.start(start + 32 * DAY),
+        }
+    }
+
+    /// The unit of a `range=` hash value (the /series period).
+    fn of_range(range: &str) -> (Unit, usize) {
+        match range {
+            "minute" => (Unit::Minute, 60),
+            "hour" => (Unit::Hour, 24),
+            "day" => (Unit::Day, 30),
+            "month" => (Unit::Month, 12),
+            _ => panic!("no range {range}"),
+        }
+    }
+}
+
+/// Days since the epoch of the first of `month` in `year` (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// The year and month of a day counted from the epoch.
+fn year_month(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month)
+}
+
+const PERIODS: [(&str, Option<Unit>); 6] = [
+    ("all_time", None),
+    ("last_month", Some(Unit::Month)),
+    ("last_week", Some(Unit::Week)),
+    ("last_day", Some(Unit::Day)),
+    ("last_hour", Some(Unit::Hour)),
+    ("last_minute", Some(Unit::Minute)),
+];
+
+fn unit_of_period(period: &str) -> Option<Unit> {
+    PERIODS
+        .iter()
+        .find(|(name, _)| *name == period)
+        .unwrap_or_else(|| panic!("no period {period}"))
+        .1
+}
+
+/// The hits the test recorded, and what hitme should make of them.
+struct Seeded(Vec<(&'static str, i64)>);
+
+impl Seeded {
+    fn record(hitme: &HitMe, hits: Vec<(&'static str, i64)>) -> Seeded {
+        for (url, ts) in &hits {
+            hitme.hit(url, *ts);
+        }
+        Seeded(hits)
+    }
+
+    /// Each URL's count in `period` as of `at`.
+    fn counts(&self, period: &str, at: i64) -> BTreeMap<String, i64> {
+        let unit = unit_of_period(period);
+        let mut counts = BTreeMap::new();
+        for (url, ts) in &self.0 {
+            if unit.is_none_or(|u| u.start(*ts) == u.start(at)) {
+                *counts.entry(url.to_string()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// `url`'s count in the `unit` bucket starting at `start`.
+    fn in_bucket(&self, url: &str, unit: Unit, start: i64) -> i64 {
+        let hits = self
+            .0
+            .iter()
+            .filter(|(u, ts)| *u == url && unit.start(*ts) == start);
+        hits.count() as i64
+    }
+}
+
+/// `(url, count)` most hits first, ties in URL order: the dashboard's ranking.
+fn ranked(counts: &BTreeMap<String, i64>) -> Vec<(String, i64)> {
+    let mut entries: Vec<(String, i64)> = counts.iter().map(|(u, n)| (u.clone(), *n)).collect();
+    entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    entries
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+// ---- What every populated view must show ----------------------------------------------------
+
+/// What the URL hash asks for: a tab, a series range, a table sort, and the moment pinned.
+struct View<'a> {
+    period: &'a str,
+    range: &'a str,
+    sort: &'a str,
+    dir: &'a str,
+    at: i64,
+}
+
+impl View<'_> {
+    /// The hash as the page writes it back, without `at`.
+    fn live_hash(&self) -> String {
+        let View {
+            period,
+            range,
+            sort,
+            dir,
+            ..
+        } = self;
+        format!("#period={period}&range={range}&sort={sort}&dir={dir}")
+    }
+
+    fn hash(&self) -> String {
+        format!("{}&at={}", self.live_hash(), self.at)
+    }
+
+    /// `counts`' URLs in the table's order: by the sort key, equal counts in URL order.
+    fn table_order(&self, counts: &BTreeMap<String, i64>) -> Vec<String> {
+        let mut entries: Vec<(&String, &i64)> = counts.iter().collect();
+        entries.sort_by(|a, b| {
+            let key = if self.sort == "url" {
+                a.0.cmp(b.0)
+            } else {
+                a.1.cmp(b.1)
+            };
+            let key = if self.dir == "desc" {
+                key.reverse()
+            } else {
+                key
+            };
+            key.then_with(|| a.0.cmp(b.0))
+        });
+        entries.into_iter().map(|(u, _)| u.clone()).collect()
+    }
+}
+
+/// Checks the tabs, the table (rows, counts, shares and order), the bar chart and the series
+/// chart of a loaded view against what was seeded; returns the table's URLs in order.
+fn check_view(dom: &Dom, seeded: &Seeded, view: &View) -> Vec<String> {
+    let View {
+        period, range, at, ..
+    } = *view;
+    let url = &dom.url;
+    assert_eq!(
+        dom.id("dashboard").attr("data-state"),
+        Some("ready"),
+        "{url}"
+    );
+    assert!(dom.id("error").hidden(), "{url}: {}", dom.text_of("error"));
+    assert!(dom.id("empty").hidden(), "{url}");
+    assert!(!dom.id("content").hidden(), "{url}");
+
+    // Tabs: exactly one selected, each showing its period's total.
+    for (name, _) in PERIODS {
+        let tab = dom.id(&format!("tab-{name}"));
+        let selected = if name == period { "true" } else { "false" };
+        assert_eq!(
+            tab.attr("aria-selected"),
+            Some(selected),
+            "{url}: tab {name}"
+        );
+        assert_eq!(tab.attr("role"), Some("tab"));
+        let total = grouped(seeded.counts(name, at).values().sum());
+        assert!(
+            dom.text(tab).ends_with(&format!(" {total}")),
+            "{url}: tab {name} shows {:?}, expected total {total}",
+            dom.text(tab)
+        );
+    }
+
+    // The table: every URL of the period with its exact count, nothing else.
+    let expected = seeded.counts(period, at);
+    let total: i64 = expected.values().sum();
+    let rows = dom.all("tr", "url-row");
+    let shown: BTreeMap<String, i64> = rows
+        .iter()
+        .map(|r| (r.attr("data-url").unwrap().to_string(), r.int("data-count")))
+        .collect();
+    assert_eq!(shown, expected, "{url}: table rows");
+    assert_eq!(rows.len(), expected.len(), "{url}: a URL shown twice");
+    for (row_url, count) in &expected {
+        let cells = dom.row_cells(row_url);
+        assert_eq!(cells.len(), 3, "{url}: {cells:?}");
+        assert_eq!(cells[..2], [row_url.clone(), grouped(*count)], "{url}");
+        assert!(
+            shares(*count, total).contains(&cells[2]),
+            "{url}: {row_url} has {count} of {total} hits, shown as {}",
+            cells[2]
+        );
+    }
+    assert_eq!(dom.text_of("total-count"), grouped(total), "{url}");
+    let hits = if total == 1 { "hit" } else { "hits" };
+    let urls = if expected.len() == 1 { "URL" } else { "URLs" };
+    assert_eq!(
+        dom.text_of("summary"),
+        format!("{} {hits} on {} {urls}", grouped(total), expected.len()),
+        "{url}"
+    );
+
+    // The bar chart: the top URLs, the rest grouped in one bar.
+    let ranking = ranked(&expected);
+    let bars = dom.all("g", "bar");
+    if ranking.len() <= 8 {
+        let shown: Vec<(String, i64)> = bars
+            .iter()
+            .map(|b| (b.attr("data-url").unwrap().to_string(), b.int("data-count")))
+            .collect();
+        assert_eq!(shown, ranking, "{url}: bars");
+    } else {
+        assert_eq!(bars.len(), 8, "{url}: bars");
+        for (bar, (bar_url, count)) in bars.iter().zip(&ranking[..7]) {
+            assert_eq!(bar.attr("data-url"), Some(bar_url.as_str()), "{url}");
+            assert_eq!(bar.int("data-count"), *count, "{url}");
+        }
+        let others = &bars[7];
+        let rest = &ranking[7..];
+        assert!(others.has_class("other"), "{url}");
+        assert_eq!(others.int("data-others"), rest.len() as i64, "{url}");
+        assert_eq!(
+            others.int("data-count"),
+            rest.iter().map(|(_, n)| n).sum::<i64>()
+        );
+        assert!(
+            dom.text(others)
+                .contains(&format!("{} other URLs", rest.len())),
+            "{url}"
+        );
+    }
+
+    check_series(dom, seeded, period, range, at);
+    let order: Vec<String> = rows
+        .iter()
+        .map(|r| r.attr("data-url").unwrap().to_string())
+        .collect();
+    assert_eq!(order, view.table_order(&expected), "{url}: row order");
+    for th in dom.elements.iter().filter(|e| e.tag == "th") {
+        if let Some(key) = th.attr("data-sort") {
+            let sorted = match view.dir {
+                _ if key != view.sort => "none",
+                "asc" => "ascending",
+                _ => "descending",
+            };
+            assert_eq!(th.attr("aria-sort"), Some(sorted), "{url}: header {key}");
+        }
+    }
+    order
+}
+
+/// The series chart: one line per top URL (of the period, or of all time when the period has
+/// none), one point per bucket of the range, ending at the bucket holding `at`, each with the
+/// exact count of hits in its bucket.
+fn check_series(dom: &Dom, seeded: &Seeded, period: &str, range: &str, at: i64) {
+    let url = &dom.url;
+    let (unit, buckets) = Unit::of_range(range);
+    let mut top = ranked(&seeded.counts(period, at));
+    if top.is_empty() {
+        top = ranked(&seeded.counts("all_time", at));
+    }
+    let top: Vec<String> = top.into_iter().take(5).map(|(u, _)| u).collect();
+
+    assert_eq!(
+        dom.id("series-chart").attr("data-range"),
+        Some(range),
+        "{url}"
+    );
+    for button in dom
+        .elements
+        .iter()
+        .filter(|e| e.attrs.contains_key("data-range"))
+    {
+        if button.tag == "button" {
+            let pressed = if button.attr("data-range") == Some(range) {
+                "true"
+            } else {
+                "false"
+            };
+            assert_eq!(button.attr("aria-pressed"), Some(pressed), "{url}");
+        }
+    }
+    let lines: Vec<String> = dom
+        .all("polyline", "line")
+        .iter()
+        .map(|l| l.attr("data-url").unwrap().to_string())
+        .collect();
+    assert_eq!(lines, top, "{url}: one line per top URL, in rank order");
+    let legend: Vec<&str> = dom
+        .all("li", "legend-item")
+        .iter()
+        .map(|li| li.attr("data-url").unwrap())
+        .collect();
+    assert_eq!(legend, top, "{url}: legend");
+
+    for line_url in &top {
+        let points: Vec<&Element> = dom
+            .all("circle", "point")
+            .into_iter()
+            .filter(|p| p.attr("data-url") == Some(line_url.as_str()))
+            .collect();
+        assert_eq!(points.len(), buckets, "{url}: points of {line_url}");
+        let starts: Vec<i64> = points.iter().map(|p| p.int("data-start")).collect();
+        assert_eq!(
+            *starts.last().unwrap(),
+            unit.start(at),
+            "{url}: the last point is the bucket holding {at}"
+        );
+        for pair in starts.windows(2) {
+            assert_eq!(unit.next(pair[0]), pair[1], "{url}: consecutive buckets");
+        }
+        for point in points {
+            let start = point.int("data-start");
+            assert_eq!(
+                point.int("data-count"),
+                seeded.in_bucket(line_url, unit, start),
+                "{url}: {line_url} in the {unit:?} bucket starting at {start}"
+            );
+        }
+    }
+}
+
+/// The count the series point of `url` in the bucket starting at `start` shows.
+fn point(dom: &Dom, url: &str, start: i64) -> i64 {
+    dom.all("circle", "point")
+        .into_iter()
+        .find(|p| p.attr("data-url") == Some(url) && p.int("data-start") == start)
+        .unwrap_or_else(|| panic!("{}: no point for {url} at {start}", dom.url))
+        .int("data-count")
+}
+
+/// `n` as the page writes it: `1,234`.
+fn grouped(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// How the page may write `count`'s share of `total`, to one decimal: both roundings when the
+/// share lies exactly halfway (JavaScript rounds those up, Rust's formatting to even).
+fn shares(count: i64, total: i64) -> Vec<String> {
+    if count > 0 && 1000 * count < total {
+        return vec!["<0.1%".to_string()];
+    }
+    let twentieths = 2000 * count / total;
+    let halfway = (2000 * count) % total == 0 && twentieths % 2 == 1;
+    let tenths = if halfway {
+        vec![twentieths / 2, twentieths / 2 + 1]
+    } else {
+        vec![(2000 * count + total) / (2 * total)]
+    };
+    tenths
+        .into_iter()
+        .map(|t| format!("{}.{}%", t / 10, t % 10))
+        .collect()
+}
+
+fn table(dom: &Dom) -> BTreeMap<String, i64> {
+    dom.all("tr", "url-row")
+        .iter()
+        .map(|r| (r.attr("data-url").unwrap().to_string(), r.int("data-count")))
+        .collect()
+}
+
+fn map(entries: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    entries.iter().map(|(u, n)| (u.to_string(), *n)).collect()
+}
+
+// ---- The tests --------------------------------------------------------------------------------
+
+const HOME: &str = "https://shop.example/";
+const PRICING: &str = "https://shop.example/pricing";
+const LAUNCH: &str = "https://shop.example/blog/launch";
+const SIGNUP: &str = "https://shop.example/signup";
+/// A query string with `&`, which must survive HTML escaping in the DOM.
+const SEARCH: &str = "https://shop.example/search?q=shoes&size=42";
+const ARCHIVE: [&str; 6] = [
+    "https://shop.example/archive/2024/1",
+    "https://shop.example/archive/2024/2",
+    "https://shop.example/archive/2024/3",
+    "https://shop.example/archive/2024/4",
+    "https://shop.example/archive/2024/5",
+    "https://shop.example/archive/2024/6",
+];
+
+#[test]
+fn each_view_shows_the_exact_counts_of_its_period_and_range() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+
+    // Hits around now, placed by bucket rather than by offset so that the assertions hold
+    // whatever the time of day: "earlier this hour" is the minute before this one, or the
+    // one after when this is the hour's first minute; likewise "earlier today".
+    let at = now_ms();
+    let (minute, hour, day) = (
+        Unit::Minute.start(at),
+        Unit::Hour.start(at),
+        Unit::Day.start(at),
+    );
+    let this_hour_not_minute = if minute > hour {
+        minute - 1
+    } else {
+        minute + MINUTE
+    };
+    let today_not_this_hour = if hour > day { hour - 1 } else { hour + HOUR };
+    let long_ago = at - 400 * DAY; // in All Time only, and outside every series range
+    let mut hits = Vec::new();
+    hits.extend([(HOME, at); 7]);
+    hits.extend([(PRICING, at); 4]);
+    hits.extend([(PRICING, this_hour_not_minute); 2]);
+    hits.extend([(SIGNUP, this_hour_not_minute); 3]);
+    hits.extend([(LAUNCH, today_not_this_hour); 5]);
+    hits.push((SEARCH, at));
+    for (i, url) in ARCHIVE.iter().enumerate() {
+        hits.extend(std::iter::repeat_n((*url, long_ago), i + 1));
+    }
+    let seeded = Seeded::record(&hitme, hits);
+
+    // Every view is pinned to `at` (#at=) so that a minute or hour rolling over while the
+    // browser runs cannot move the buckets under the assertions.
+    let view = |period, range, sort, dir| {
+        let view = View {
+            period,
+            range,
+            sort,
+            dir,
+            at,
+        };
+        let dom = load(&hitme, &view.hash());
+        let rows = check_view(&dom, &seeded, &view);
+        assert!(!dom.id("pinned").hidden());
+        // The hash the page writes back: its "Go live" link is that hash without at.
+        let go_live = dom.id("go-live").attr("href").unwrap();
+        assert_eq!(go_live, view.live_hash());
+        (dom, rows)
+    };
+
+    let (dom, rows) = view("last_minute", "minute", "count", "desc");
+    assert_eq!(table(&dom), map(&[(HOME, 7), (PRICING, 4), (SEARCH, 1)]));
+    assert_eq!(rows, [HOME, PRICING, SEARCH], "most hits first by default");
+    assert_eq!(point(&dom, HOME, minute), 7);
+    assert_eq!(point(&dom, PRICING, minute), 4);
+    assert_eq!(dom.row_cells(HOME), [HOME, "7", "58.3%"]);
+
+    // The launch post was hit earlier today but not this hour: in Last Day, not Last Hour.
+    let (dom, _) = view("last_hour", "hour", "count", "desc");
+    assert_eq!(
+        table(&dom),
+        map(&[(HOME, 7), (PRICING, 6), (SIGNUP, 3), (SEARCH, 1)])
+    );
+    assert_eq!(point(&dom, PRICING, hour), 6);
+    assert_eq!(point(&dom, SIGNUP, hour), 3);
+
+    let (dom, _) = view("last_day", "day", "share", "desc");
+    let near_now = map(&[
+        (HOME, 7),
+        (PRICING, 6),
+        (LAUNCH, 5),
+        (SIGNUP, 3),
+        (SEARCH, 1),
+    ]);
+    assert_eq!(table(&dom), near_now);
+    assert_eq!(point(&dom, LAUNCH, day), 5);
+    assert_eq!(point(&dom, HOME, day), 7);
+
+    // Sorting from the hash: by URL ascending, and by count ascending.
+    let (dom, rows) = view("last_week", "month", "url", "asc");
+    assert_eq!(table(&dom), near_now);
+    assert_eq!(rows, [HOME, LAUNCH, PRICING, SEARCH, SIGNUP]);
+    assert_eq!(point(&dom, HOME, Unit::Month.start(at)), 7);
+
+    let (dom, rows) = view("last_month", "hour", "count", "asc");
+    assert_eq!(table(&dom), near_now);
+    assert_eq!(rows, [SEARCH, SIGNUP, LAUNCH, PRICING, HOME]);
+
+    // All Time: eleven URLs, so seven bars and "4 other URLs" (checked in check_view).
+    // Ties (the sixth archive page and pricing both have 6) go in URL order.
+    let (dom, rows) = view("all_time", "day", "count", "desc");
+    assert_eq!(table(&dom).len(), 11);
+    assert_eq!(rows[..3], [HOME, ARCHIVE[5], PRICING]);
+    assert_eq!(dom.all("g", "bar").len(), 8);
+
+    // Live (no #at): what a rolling minute cannot change. All Time's counts are exact, and
+    // every point of the hourly series matches the seeded hits in its bucket.
+    let live_at = now_ms();
+    let dom = load(&hitme, "#range=hour");
+    assert!(dom.id("pinned").hidden());
+    assert!(dom.text_of("mode").starts_with("Live"));
+    assert_eq!(table(&dom), seeded.counts("all_time", at));
+    let last = dom
+        .all("circle", "point")
+        .iter()
+        .map(|p| p.int("data-start"))
+        .max()
+        .unwrap();
+    assert!(
+        last == Unit::Hour.start(live_at) || last == Unit::Hour.start(now_ms()),
+        "the live series ends at the current hour"
+    );
+    check_series(&dom, &seeded, "all_time", "hour", last);
+}
+
+#[test]
+fn an_empty_redis_shows_how_to_record_the_first_hit() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let dom = load(&hitme, "");
+    assert_eq!(dom.id("dashboard").attr("data-state"), Some("empty"));
+    assert!(!dom.id("empty").hidden());
+    assert!(dom.id("content").hidden());
+    assert!(dom.id("error").hidden());
+    assert!(dom.id("loading").hidden());
+    assert_eq!(dom.text_of("empty-title"), "No hits yet");
+    assert_eq!(
+        dom.text_of("curl-example"),
+        format!(
+            "curl -d \"url=http%3A%2F%2Fwww.example.com%2F\" http://{}/hit",
+            hitme.addr
+        )
+    );
+}
+
+#[test]
+fn redis_down_shows_the_apis_error() {
+    let mut redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    hitme.hit(HOME, now_ms());
+    redis.kill();
+    let api = hitme.get("/hits");
+    assert_eq!(api.status, 503);
+
+    let dom = load(&hitme, "#period=last_hour");
+    assert_eq!(dom.id("dashboard").attr("data-state"), Some("error"));
+    assert!(!dom.id("error").hidden());
+    assert_eq!(dom.id("error").attr("role"), Some("alert"));
+    assert!(dom.id("empty").hidden());
+    assert!(
+        dom.id("content").hidden(),
+        "nothing loaded, so nothing to show"
+    );
+    // The API's own message (the page's words are "Could not load hits."): it names Redis
+    // and says what to do. Which of the two Redis failures it reports depends on timing.
+    let message = dom.text_of("error-message");
+    assert!(
+        (message.starts_with("Redis is unavailable (")
+            || message.starts_with("no Redis connection could be had in time ("))
+            && message.contains("retry later"),
+        "{message}"
+    );
+    assert!(
+        api.error().contains("retry later"),
+        "the API says the same: {}",
+        api.error()
+    );
+}
+
+/// 2026-03-18T14:42:30Z, a Wednesday: the screenshot is pinned to it, so the same picture
+/// comes out on every run and docs/dashboard.png only changes when the page does.
+const SHOT_AT: i64 = 1_773_844_950_000;
+
+#[test]
+fn screenshot_of_a_busy_dashboard() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let seeded = Seeded::record(&hitme, busy_traffic(SHOT_AT));
+    let view = View {
+        period: "last_day",
+        range: "hour",
+        sort: "count",
+        dir: "desc",
+        at: SHOT_AT,
+    };
+    let hash = view.hash();
+    check_view(&load(&hitme, &hash), &seeded, &view);
+
+    let shots = TempDir::new("screenshot");
+    let png = shots.0.join("dashboard.png");
+    let url = format!("http://{}/{hash}", hitme.addr);
+    let args = [
+        format!("--screenshot={}", png.display()),
+        "--window-size=1280,1600".to_string(),
+    ];
+    chromium(&args, &url);
+    let bytes = std::fs::read(&png).expect("chromium wrote the screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (1280, 1600));
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The target directory holds the hitme binary the harness runs: target/<profile>/hitme.
+    let target = Path::new(env!("CARGO_BIN_EXE_hitme"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf();
+    for dest in [
+        target.join("dashboard.png"),
+        root.join("docs/dashboard.png"),
+    ] {
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        // Unchanged pictures are left alone, so the file's date says when the page changed.
+        if std::fs::read(&dest).ok().as_deref() != Some(&bytes[..]) {
+            std::fs::write(&dest, &bytes).unwrap();
+        }
+    }
+}
+
+/// Six weeks of plausible traffic up to `at`: by the hour for the last two days (with a daily
+/// rhythm), a day's worth at a time before that, pages of different popularity, and noise,
+/// all from a fixed seed so that the picture is the same every time.
+fn busy_traffic(at: i64) -> Vec<(&'static str, i64)> {
+    let pages: [(&str, f64); 12] = [
+        (HOME, 1.0),
+        (PRICING, 0.55),
+        (LAUNCH, 0.45),
+        ("https://shop.example/docs/getting-started", 0.3),
+        (SIGNUP, 0.22),
+        (SEARCH, 0.12),
+        (ARCHIVE[0], 0.05),
+        (ARCHIVE[1], 0.04),
+        (ARCHIVE[2], 0.03),
+        (ARCHIVE[3], 0.03),
+        (ARCHIVE[4], 0.02),
+        (ARCHIVE[5], 0.02),
+    ];
+    let mut random = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        // xorshift64: deterministic and good enough for noise.
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        (random >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut hits = Vec::new();
+    let mut spread = |hits: &mut Vec<_>, start: i64, len: i64, mean: f64| {
+        for (page, weight) in pages {
+            let n = (mean * weight * (0.6 + 0.8 * next())).round() as i64;
+            for _ in 0..n {
+                let ts = start + (next() * len as f64) as i64;
+                if ts <= at {
+                    hits.push((page, ts));
+                }
+            }
+        }
+    };
+    let today = Unit::Day.start(at);
+    let first_hour = Unit::Hour.start(at) - 47 * HOUR;
+    for days_ago in (2..=42).rev() {
+        let start = today - days_ago * DAY;
+        let len = DAY.min(first_hour - start);
+        spread(&mut hits, start, len, 12.0 * len as f64 / DAY as f64);
+    }
+    for h in 0..48 {
+        let hour = first_hour + h * HOUR;
+        let hour_of_day = (hour.rem_euclid(DAY) / HOUR) as f64;
+        // Busiest mid-afternoon UTC, quietest before dawn.
+        let rhythm = 0.55 + 0.45 * ((hour_of_day - 9.0) / 24.0 * std::f64::consts::TAU).sin();
+        spread(&mut hits, hour, HOUR, 14.0 * rhythm);
+    }
+    let minute = Unit::Minute.start(at);
+    spread(&mut hits, minute, at - minute, 4.0);
+    hits
+}
