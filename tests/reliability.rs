@@ -262,6 +262,25 @@ fn a_huge_body_neither_grows_memory_nor_blocks_workers() {
 }
 
 #[test]
+fn a_burst_of_keep_alive_connections_is_served_at_once() {
+    // Each round: a fresh server (4 idle connection threads), then 16 keep-alive connections
+    // at once, each holding its connection open. All 16 must be answered while all are open.
+    let redis = Redis::start();
+    for round in 0..3 {
+        let hitme = HitMe::start(&redis.url());
+        let raw = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut open: Vec<_> = (0..16).map(|_| send(hitme.addr, raw)).collect();
+        for (i, stream) in open.iter_mut().enumerate() {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let resp = common::read_response(stream);
+            assert_eq!(resp.status, 200, "round {round}, connection {i}");
+        }
+    }
+}
+
+#[test]
 fn metrics_count_requests_by_route_and_status() {
     let redis = Redis::start();
     let hitme = HitMe::start(&redis.url());
