@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "HITME_WEEK_START", value_enum, default_value_t = WeekStartArg::Monday)]
     pub week_start: WeekStartArg,
 
+    /// Milliseconds a client connection may stay silent (idle between keep-alive requests, or
+    /// stalled mid-request) before it is closed; 0 waits for ever.
+    #[arg(long, env = "HITME_CLIENT_TIMEOUT_MS", default_value_t = 15_000)]
+    pub client_timeout_ms: u64,
+
     /// Milliseconds allowed for connecting to Redis, for each Redis command, and for waiting on a
     /// free pooled connection; past it a request gets 503.
     #[arg(long, env = "HITME_REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
@@ -138,6 +143,11 @@ fn parse_prefix(s: &str) -> Result<String, String> {
 }
 
 impl Config {
+    /// The read timeout of client connections, if any.
+    pub fn client_timeout(&self) -> Option<Duration> {
+        (self.client_timeout_ms > 0).then(|| Duration::from_millis(self.client_timeout_ms))
+    }
+
     pub fn pool_size(&self) -> u32 {
         self.pool_size.unwrap_or(self.threads)
     }

@@ -43,8 +43,8 @@ pub struct Reply {
     pub content_type: &'static str,
     pub body: Body,
     pub allow: Option<&'static str>,
-    /// The request body was left unread (it was too large): answering must not hold up a
-    /// worker while tiny_http drains it.
+    /// The request body was left unread (too large, or the client stalled): answering must
+    /// not hold up a worker while tiny_http drains it.
     pub body_unread: bool,
     /// The client asked HTTP/1.0 keep-alive: say it is kept, or clients like `ab -k` wait
     /// for a close that never comes.
@@ -255,7 +255,11 @@ fn read_body(request: &mut Request, body_unread: &mut bool) -> Result<Vec<u8>, A
         .as_reader()
         .take(MAX_BODY_BYTES as u64 + 1)
         .read_to_end(&mut body)
-        .map_err(|e| ApiError::bad_request(format!("the request body could not be read ({e})")))?;
+        .map_err(|e| {
+            // The rest of the body may still come, slowly: answer without waiting for it.
+            *body_unread = true;
+            ApiError::bad_request(format!("the request body could not be read ({e})"))
+        })?;
     if body.len() > MAX_BODY_BYTES {
         *body_unread = true;
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));

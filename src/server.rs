@@ -59,7 +59,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         metrics: Metrics::new(),
     });
     let addr = listener.local_addr().map_err(|e| Fatal(e.to_string()))?;
-    let acceptor = Arc::new(Acceptor::new(listener).map_err(Fatal)?);
+    let acceptor = Arc::new(Acceptor::new(listener, config.client_timeout()).map_err(Fatal)?);
 
     {
         let acceptor = acceptor.clone();
@@ -115,6 +115,8 @@ struct Accepting {
 /// example EMFILE, out of file descriptors).
 struct Acceptor {
     listener: TcpListener,
+    /// Read timeout of every accepted connection.
+    client_timeout: Option<Duration>,
     current: RwLock<Accepting>,
     stopping: AtomicBool,
     /// Threads answering the requests of keep-alive connections of replaced servers.
@@ -126,22 +128,27 @@ struct Acceptor {
 const FREE_FDS_TO_RESTORE: usize = 16;
 
 impl Acceptor {
-    fn new(listener: TcpListener) -> Result<Acceptor, String> {
-        let accepting = Self::accept_on(&listener)?;
+    fn new(listener: TcpListener, client_timeout: Option<Duration>) -> Result<Acceptor, String> {
+        let accepting = Self::accept_on(&listener, client_timeout)?;
         Ok(Acceptor {
             listener,
+            client_timeout,
             current: RwLock::new(accepting),
             stopping: AtomicBool::new(false),
             retired: Default::default(),
         })
     }
 
-    fn accept_on(listener: &TcpListener) -> Result<Accepting, String> {
+    fn accept_on(
+        listener: &TcpListener,
+        client_timeout: Option<Duration>,
+    ) -> Result<Accepting, String> {
         let socket = listener
             .try_clone()
             .map_err(|e| format!("cannot share the listening socket: {e}"))?;
         let fd = socket.as_raw_fd();
-        let server = Server::from_listener(socket, None).map_err(|e| e.to_string())?;
+        let server = Server::from_listener_with_read_timeout(socket, None, client_timeout)
+            .map_err(|e| e.to_string())?;
         Ok(Accepting {
             server: Arc::new(server),
             fd,
@@ -191,7 +198,7 @@ impl Acceptor {
             }
             match self
                 .free_descriptors()
-                .and_then(|()| Self::accept_on(&self.listener))
+                .and_then(|()| Self::accept_on(&self.listener, self.client_timeout))
             {
                 Ok(accepting) => break accepting,
                 Err(e) => {

@@ -281,6 +281,67 @@ fn a_burst_of_keep_alive_connections_is_served_at_once() {
 }
 
 #[test]
+fn a_header_block_over_16_kib_gets_431_and_is_not_buffered() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let before = hitme.rss_kib();
+    for _ in 0..20 {
+        let mut stream = send(hitme.addr, b"GET /hits HTTP/1.1\r\nHost: x\r\nX-Big: ");
+        // Up to 1 MiB of one endless header; the server stops reading at 16 KiB.
+        let filler = vec![b'a'; 64 * 1024];
+        for _ in 0..16 {
+            if stream.write_all(&filler).is_err() {
+                break; // closed by the server, as it should
+            }
+        }
+        let resp = common::read_response(&mut stream);
+        assert_eq!(resp.status, 431);
+    }
+    let grown = hitme.rss_kib().saturating_sub(before);
+    println!("20 x 1 MiB header blocks: RSS grew {grown} KiB");
+    assert!(grown < 8 * 1024, "RSS grew {grown} KiB");
+    // Ordinary headers are fine.
+    let resp = request(
+        hitme.addr,
+        "GET",
+        "/healthz",
+        &[("X-Fine", &"b".repeat(4000))],
+        b"",
+    );
+    assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn a_stalled_client_frees_its_worker_after_the_client_timeout() {
+    let redis = Redis::start();
+    let args = ["--threads", "1", "--client-timeout-ms", "500"];
+    let hitme = HitMe::start_with(&redis.url(), &args);
+    // Declares 5000 bytes, sends 2000, then goes silent while holding the connection.
+    let head = "POST /hit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\n";
+    let mut stalled = send(hitme.addr, head.as_bytes());
+    stalled.write_all(&[b'a'; 2000]).unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // the only worker is now reading that body
+    let started = Instant::now();
+    hitme.hit(URL, 0);
+    let waited = started.elapsed();
+    println!("a hit behind a stalled body waited {waited:?}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the worker was held for {waited:?}"
+    );
+    let resp = common::read_response(&mut stalled);
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(counted(&redis), 1);
+
+    // An idle keep-alive connection is closed after the timeout.
+    let mut idle = send(hitme.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(common::read_response(&mut idle).status, 200);
+    let mut rest = Vec::new();
+    let closed = std::io::Read::read_to_end(&mut idle, &mut rest);
+    assert!(closed.is_ok() && rest.is_empty(), "{closed:?} {rest:?}");
+}
+
+#[test]
 fn metrics_count_requests_by_route_and_status() {
     let redis = Redis::start();
     let hitme = HitMe::start(&redis.url());
