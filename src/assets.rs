@@ -7,57 +7,48 @@ pub struct Asset {
     pub bytes: &'static [u8],
 }
 
-const INDEX: Asset = Asset {
-    content_type: "text/html; charset=utf-8",
-    bytes: include_bytes!("../static/index.html"),
-};
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
-const FILES: [(&str, Asset); 6] = [
-    ("/index.html", INDEX),
-    (
-        "/app.js",
-        Asset {
-            content_type: "text/javascript; charset=utf-8",
-            bytes: include_bytes!("../static/app.js"),
-        },
-    ),
-    (
-        "/charts.js",
-        Asset {
-            content_type: "text/javascript; charset=utf-8",
-            bytes: include_bytes!("../static/charts.js"),
-        },
-    ),
-    (
-        "/dom.js",
-        Asset {
-            content_type: "text/javascript; charset=utf-8",
-            bytes: include_bytes!("../static/dom.js"),
-        },
-    ),
-    (
-        "/style.css",
-        Asset {
-            content_type: "text/css; charset=utf-8",
-            bytes: include_bytes!("../static/style.css"),
-        },
-    ),
-    (
-        "/favicon.svg",
-        Asset {
-            content_type: "image/svg+xml",
-            bytes: include_bytes!("../static/favicon.svg"),
-        },
-    ),
+/// `(path, content type, bytes)` of every file under `static/`.
+macro_rules! embedded {
+    ($(($path:literal, $content_type:expr, $file:literal)),* $(,)?) => {
+        [$(($path, Asset { content_type: $content_type, bytes: include_bytes!(concat!("../static/", $file)) })),*]
+    };
+}
+
+const FILES: [(&str, Asset); 6] = embedded![
+    ("/index.html", HTML, "index.html"),
+    ("/app.js", JS, "app.js"),
+    ("/charts.js", JS, "charts.js"),
+    ("/dom.js", JS, "dom.js"),
+    ("/style.css", CSS, "style.css"),
+    ("/favicon.svg", SVG, "favicon.svg"),
 ];
 
 /// The asset served at `path`; `/` is the dashboard.
 pub fn lookup(path: &str) -> Option<Asset> {
-    if path == "/" {
-        return Some(INDEX);
-    }
+    let path = if path == "/" { "/index.html" } else { path };
     FILES
         .iter()
         .find(|(name, _)| *name == path)
         .map(|(_, asset)| *asset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dashboard_and_its_files_are_served() {
+        assert_eq!(
+            lookup("/").unwrap().bytes,
+            lookup("/index.html").unwrap().bytes
+        );
+        assert_eq!(lookup("/app.js").unwrap().content_type, JS);
+        assert!(lookup("/../Cargo.toml").is_none());
+        assert!(lookup("/missing.js").is_none());
+    }
 }
