@@ -71,7 +71,10 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     }
 
     let redis = match &config.redis_cluster {
-        Some(nodes) => format!("cluster {}", nodes.join(",")),
+        Some(nodes) => {
+            let nodes: Vec<String> = nodes.iter().map(|n| store::redact(n)).collect();
+            format!("cluster {}", nodes.join(","))
+        }
         None => store::redact(&config.redis_url),
     };
     log::info!(

@@ -528,8 +528,11 @@ impl r2d2::ManageConnection for Connector {
     }
 }
 
-/// The Redis URL with any password removed, fit for logs.
+/// The Redis URL with any password removed, fit for logs; a bare `host:port` is kept.
 pub fn redact(redis_url: &str) -> String {
+    if !redis_url.contains("://") && !redis_url.contains('@') {
+        return redis_url.to_string();
+    }
     match url::Url::parse(redis_url) {
         Ok(mut url) => {
             if url.password().is_some() {
@@ -571,6 +574,7 @@ mod tests {
             "redis://:***@127.0.0.1:6380/2"
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert!(!redact("not a url s3cret").contains("s3cret"));
+        assert!(!redact("not a url :s3cret@x").contains("s3cret"));
+        assert_eq!(redact("127.0.0.1:7000"), "127.0.0.1:7000");
     }
 }

@@ -310,10 +310,16 @@ pub fn hitme_command(redis_url: &str, args: &[&str]) -> Command {
     for var in [
         "HITME_LISTEN",
         "HITME_REDIS_URL",
+        "HITME_REDIS_CLUSTER",
+        "HITME_REDIS_CA_FILE",
         "HITME_THREADS",
         "HITME_POOL_SIZE",
         "HITME_KEY_PREFIX",
         "HITME_WEEK_START",
+        "HITME_GROUP_COMMIT",
+        "HITME_REUSE_PORT",
+        "HITME_CLIENT_TIMEOUT_MS",
+        "HITME_REDIS_TIMEOUT_MS",
     ] {
         cmd.env_remove(var);
     }

@@ -1,0 +1,1130 @@
+//! `--redis-cluster`: the API against a real 3-master, 3-replica Redis Cluster started by
+//! `scripts/redis-cluster` (each test its own, on free loopback ports), exact values read
+//! back, the key layout checked slot by slot and command by command, the URL index repairing
+//! itself, many clients at once, a slot resharded, a master frozen, and a master killed
+//! under load.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{encode, request, wait_until, HitMe};
+use hitme::cluster::{index_shard, slot_of_tag, url_tag, ClusterKeys};
+use serde_json::json;
+
+/// 2023-11-15T01:02:03.456Z, a Wednesday.
+const T: i64 = 1_700_010_123_456;
+/// The last millisecond of 2023 (a Sunday) and the first of 2024 (a Monday).
+const END_2023: i64 = 1_704_067_199_999;
+const START_2024: i64 = 1_704_067_200_000;
+
+/// The standalone Redis the harness always names with --redis-url: nothing listens there, so
+/// every test also shows that cluster mode ignores it.
+const UNUSED_REDIS_URL: &str = "redis://127.0.0.1:1";
+
+/// Words of the cluster protocol that must never reach a client.
+const CLUSTER_WORDS: [&str; 3] = ["CROSSSLOT", "MOVED", "ASK"];
+
+/// A local Redis Cluster (ports `base..base+6`, bus ports `+10000`) started with
+/// `scripts/redis-cluster`, stopped and deleted when dropped, even when the test panics.
+struct Cluster {
+    base: u16,
+    dir: PathBuf,
+    started: bool,
+}
+
+/// Hands each cluster of this test process its own block of ports.
+static NEXT_BASE: AtomicU16 = AtomicU16::new(0);
+
+impl Cluster {
+    /// Finds 6 free ports whose bus ports are free too, below the ephemeral range (32768) so
+    /// that no test's outgoing connection takes one between the check and the start.
+    fn reserve() -> Cluster {
+        let status = Command::new("redis-server").arg("--version").output();
+        assert!(
+            status.is_ok_and(|s| s.status.success()),
+            "redis-server is missing: the cluster tests need a real Redis; install it with `apt-get install redis-server` or run scripts/test, which does"
+        );
+        let _ = NEXT_BASE.compare_exchange(
+            0,
+            12_000 + (std::process::id() % 500) as u16 * 20,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        for _ in 0..100 {
+            let mut base = NEXT_BASE.fetch_add(10, Ordering::SeqCst);
+            if base > 22_700 {
+                base = 12_000 + base % 10_700;
+            }
+            let free = (0..6).all(|i| {
+                std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                    && std::net::TcpListener::bind(("127.0.0.1", base + i + 10_000)).is_ok()
+            });
+            if free {
+                let dir = std::env::temp_dir()
+                    .join(format!("hitme-test-cluster-{}-{base}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                return Cluster {
+                    base,
+                    dir,
+                    started: false,
+                };
+            }
+        }
+        panic!("no block of 6 free loopback ports (and their bus ports) found");
+    }
+
+    fn start() -> Cluster {
+        let mut cluster = Self::reserve();
+        cluster.start_reserved();
+        cluster
+    }
+
+    fn script(&self, action: &str) -> std::process::Output {
+        Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/redis-cluster"
+        ))
+        .arg(action)
+        .arg(self.base.to_string())
+        .arg(&self.dir)
+        .output()
+        .expect("scripts/redis-cluster runs")
+    }
+
+    /// Starts the reserved nodes and creates the cluster (the drop guard already exists, so
+    /// even a half-started cluster is stopped).
+    fn start_reserved(&mut self) {
+        self.started = true;
+        let out = self.script("start");
+        assert!(
+            out.status.success(),
+            "scripts/redis-cluster start failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), self.nodes());
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        (0..6).map(|i| self.base + i).collect()
+    }
+
+    /// The `--redis-cluster` value.
+    fn nodes(&self) -> String {
+        let nodes: Vec<String> = self
+            .ports()
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        nodes.join(",")
+    }
+
+    /// HitMe in cluster mode, with `args` added.
+    fn hitme(&self, args: &[&str]) -> HitMe {
+        let nodes = self.nodes();
+        let mut all = vec!["--redis-cluster", nodes.as_str()];
+        all.extend_from_slice(args);
+        HitMe::start_with(UNUSED_REDIS_URL, &all)
+    }
+
+    fn node(&self, port: u16) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("node {port} answers: {e}"))
+    }
+
+    /// A node that still answers (the first one may have been killed).
+    fn any_node(&self) -> redis::Connection {
+        for port in self.ports() {
+            let conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .unwrap()
+                .get_connection_with_timeout(Duration::from_millis(300));
+            if let Ok(mut conn) = conn {
+                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
+                    return conn;
+                }
+            }
+        }
+        panic!("no cluster node answers");
+    }
+
+    /// A connection to the cluster as a whole, routed by key.
+    fn client(&self) -> redis::cluster::ClusterConnection {
+        let nodes: Vec<String> = self
+            .ports()
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect();
+        redis::cluster::ClusterClient::builder(nodes)
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+            .get_connection()
+            .expect("the cluster answers")
+    }
+
+    /// Masters and the slot ranges each serves, from CLUSTER SLOTS of a node that answers.
+    fn masters(&self) -> BTreeMap<u16, Vec<(u16, u16)>> {
+        let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut self.any_node())
+            .unwrap();
+        let mut masters: BTreeMap<u16, Vec<(u16, u16)>> = BTreeMap::new();
+        for range in slots {
+            let redis::Value::Array(fields) = range else {
+                panic!("odd CLUSTER SLOTS entry {range:?}")
+            };
+            let (start, end): (u16, u16) = (
+                redis::from_redis_value(fields[0].clone()).unwrap(),
+                redis::from_redis_value(fields[1].clone()).unwrap(),
+            );
+            let redis::Value::Array(master) = &fields[2] else {
+                panic!("odd CLUSTER SLOTS node {fields:?}")
+            };
+            let port: u16 = redis::from_redis_value(master[1].clone()).unwrap();
+            masters.entry(port).or_default().push((start, end));
+        }
+        masters
+    }
+
+    fn master_of_slot(&self, slot: u16) -> u16 {
+        let masters = self.masters();
+        let found = masters
+            .iter()
+            .find(|(_, ranges)| ranges.iter().any(|(s, e)| (*s..=*e).contains(&slot)));
+        *found
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+            .0
+    }
+
+    /// Every key on the masters, sorted.
+    fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for port in self.masters().keys() {
+            let mut some: Vec<String> = redis::cmd("KEYS")
+                .arg("*")
+                .query(&mut self.node(*port))
+                .unwrap();
+            keys.append(&mut some);
+        }
+        keys.sort();
+        keys
+    }
+
+    fn keyslot(&self, key: &str) -> u16 {
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut self.any_node())
+            .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.started {
+            let out = self.script("stop");
+            if !out.status.success() {
+                eprintln!(
+                    "scripts/redis-cluster stop failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn counts(hitme: &HitMe, url: &str, ts: i64) -> serde_json::Value {
+    let resp = hitme.get(&format!("/hit?url={}&timestamp={ts}", encode(url)));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.json()
+}
+
+fn expected(url: &str, c: [i64; 6]) -> serde_json::Value {
+    json!({"status": "OK", "url": url, "all_time": c[0], "last_month": c[1], "last_week": c[2],
+           "last_day": c[3], "last_hour": c[4], "last_minute": c[5]})
+}
+
+fn hget(conn: &mut impl redis::ConnectionLike, key: &str, field: &str) -> Option<i64> {
+    redis::cmd("HGET").arg(key).arg(field).query(conn).unwrap()
+}
+
+/// GET `target` until it answers 200 (a pooled connection that still knew the dead master
+/// answers one 503 before it is replaced).
+fn get_ok(hitme: &HitMe, target: &str) -> serde_json::Value {
+    for _ in 0..20 {
+        let resp = hitme.get(target);
+        if resp.status == 200 {
+            return resp.json();
+        }
+        assert_eq!(resp.status, 503, "{target}: {}", resp.text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{target} kept answering 503");
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_millis() as i64
+}
+
+#[test]
+fn every_input_form_and_bucket_boundary_counts_exactly_in_cluster_mode() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&[]);
+
+    // The README's examples, verbatim.
+    let resp = hitme.post_form("/hit", "url=http%3A%2F%2Fwww.olark.com%2F&timestamp=0");
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, r#"{"status":"OK"}"#.into())
+    );
+    assert_eq!(
+        counts(&hitme, "http://www.olark.com/", 0),
+        expected("http://www.olark.com/", [1; 6])
+    );
+
+    // Query string, JSON body, and a form body that wins over the query.
+    let q = format!("/hit?url={}&timestamp={T}", encode("http://query.example/"));
+    assert_eq!(request(hitme.addr, "POST", &q, &[], b"").status, 200);
+    let body = format!(r#"{{"url":"http://json.example/","timestamp":{T}}}"#);
+    assert_eq!(hitme.post_json(&body).status, 200);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let body = format!("url={}", encode("http://body.example/"));
+    assert_eq!(
+        request(hitme.addr, "POST", &q, &form, body.as_bytes()).status,
+        200
+    );
+    for url in [
+        "http://query.example/",
+        "http://json.example/",
+        "http://body.example/",
+    ] {
+        assert_eq!(counts(&hitme, url, T), expected(url, [1; 6]), "{url}");
+    }
+
+    // Spellings of one page count as one.
+    for spelling in [
+        "http://WWW.Olark.com",
+        "http://www.olark.com/",
+        "http://www.olark.com:80/#pricing",
+        "HTTP://www.OLARK.com",
+    ] {
+        hitme.hit(spelling, T);
+    }
+    assert_eq!(
+        counts(&hitme, "http://WWW.OLARK.COM:80", T),
+        expected("http://www.olark.com/", [5, 4, 4, 4, 4, 4])
+    );
+
+    // Buckets roll over at their boundaries.
+    let url = "http://a.example/";
+    hitme.hit(url, END_2023);
+    hitme.hit(url, START_2024);
+    hitme.hit(url, START_2024 + 59_999);
+    hitme.hit(url, START_2024 + 60_000);
+    assert_eq!(
+        counts(&hitme, url, END_2023),
+        expected(url, [4, 1, 1, 1, 1, 1])
+    );
+    assert_eq!(
+        counts(&hitme, url, START_2024),
+        expected(url, [4, 3, 3, 3, 3, 2])
+    );
+    assert_eq!(
+        counts(&hitme, url, START_2024 + 60_000),
+        expected(url, [4, 3, 3, 3, 3, 1])
+    );
+    assert_eq!(
+        counts(&hitme, url, START_2024 + 3_600_000),
+        expected(url, [4, 3, 3, 3, 0, 0])
+    );
+    assert_eq!(counts(&hitme, url, T), expected(url, [4, 0, 0, 0, 0, 0]));
+    let mut client = cluster.client();
+    let tag = url_tag(url);
+    let week = |start: i64| format!("hits:{{{tag}}}:week:{start}");
+    assert_eq!(hget(&mut client, &week(1_703_462_400_000), url), Some(1)); // Monday 2023-12-25
+    assert_eq!(hget(&mut client, &week(1_704_067_200_000), url), Some(3)); // Monday 2024-01-01
+    assert_eq!(
+        hget(&mut client, &format!("hits:{{{tag}}}:all"), url),
+        Some(4)
+    );
+
+    // Bad input is refused before it reaches the cluster.
+    let before = cluster.keys();
+    let json_ct = [("Content-Type", "application/json")];
+    for (method, target, headers, body, message) in [
+        ("POST", "/hit", &form[..], "timestamp=5", "url is required"),
+        (
+            "POST",
+            "/hit",
+            &form[..],
+            "url=www.olark.com",
+            "Invalid URL",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form[..],
+            "url=http%3A%2F%2Fx.org%2F&timestamp=-1",
+            "must not be negative",
+        ),
+        (
+            "POST",
+            "/hit",
+            &form[..],
+            "url=http%3A%2F%2Fx.org%2F&timestamp=1.5",
+            "not a whole number",
+        ),
+        ("POST", "/hit", &json_ct[..], "[1,2,3]", "must be an object"),
+        ("GET", "/hit", &[][..], "", "url is required"),
+        (
+            "GET",
+            "/hits?timestamp=abc",
+            &[][..],
+            "",
+            "not a whole number",
+        ),
+        (
+            "GET",
+            "/series?url=http%3A%2F%2Fa.b%2F&period=year",
+            &[][..],
+            "",
+            "period must be one of",
+        ),
+        (
+            "GET",
+            "/series?url=http%3A%2F%2Fa.b%2F&period=day&count=1001",
+            &[][..],
+            "",
+            "count must be",
+        ),
+    ] {
+        let resp = request(hitme.addr, method, target, headers, body.as_bytes());
+        assert_eq!(
+            resp.status,
+            400,
+            "{method} {target} {body}: {}",
+            resp.text()
+        );
+        assert!(
+            resp.error().contains(message),
+            "{target} {body}: {}",
+            resp.error()
+        );
+    }
+    assert_eq!(cluster.keys(), before, "bad requests wrote to the cluster");
+
+    let resp = hitme.get("/healthz");
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, r#"{"status":"OK"}"#.into())
+    );
+}
+
+#[test]
+fn get_hits_and_series_list_exact_counts_and_the_index_repairs_itself() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&[]);
+    let (a, b, c) = (
+        "http://a.example/",
+        "http://b.example/x?y=1",
+        "https://c.example/deep/path",
+    );
+    hitme.hit(a, T);
+    hitme.hit(a, T);
+    hitme.hit(b, T);
+    hitme.hit(b, T - 3_600_000); // the hour before: same day
+    hitme.hit(c, T - 86_400_000); // the day before: same week
+    let resp = hitme.get(&format!("/hits?timestamp={T}"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json(),
+        json!({"status": "OK",
+               "all_time": {a: 2, b: 2, c: 1}, "last_month": {a: 2, b: 2, c: 1},
+               "last_week": {a: 2, b: 2, c: 1}, "last_day": {a: 2, b: 2},
+               "last_hour": {a: 2, b: 1}, "last_minute": {a: 2, b: 1}})
+    );
+    let later = hitme
+        .get(&format!("/hits?timestamp={}", T + 86_400_000))
+        .json();
+    assert_eq!(later["last_day"], json!({}));
+    assert_eq!(later["all_time"], json!({a: 2, b: 2, c: 1}));
+
+    // A series: the last 4 hours, oldest first, empty buckets 0.
+    let url = "http://series.example/";
+    let hour = 3_600_000;
+    let base = 1_700_006_400_000; // 2023-11-15T00:00Z
+    for (offset, n) in [(0, 2), (2 * hour, 1), (3 * hour + 59_999, 3)] {
+        for _ in 0..n {
+            hitme.hit(url, base + offset);
+        }
+    }
+    let target = format!(
+        "/series?url={}&period=hour&count=4&timestamp={}",
+        encode(url),
+        base + 3 * hour
+    );
+    let resp = hitme.get(&target);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json(),
+        json!({"status": "OK", "url": url, "period": "hour", "buckets": [
+            {"start": base, "count": 2},
+            {"start": base + hour, "count": 0},
+            {"start": base + 2 * hour, "count": 1},
+            {"start": base + 3 * hour, "count": 3},
+        ]})
+    );
+    let months = hitme
+        .get(&format!(
+            "/series?url={}&period=month&timestamp={base}",
+            encode(url)
+        ))
+        .json();
+    let buckets = months["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 12, "a year of months by default");
+    assert_eq!(
+        buckets[11],
+        json!({"start": 1_698_796_800_000_i64, "count": 6})
+    );
+    assert_eq!(
+        buckets[10],
+        json!({"start": 1_696_118_400_000_i64, "count": 0})
+    );
+
+    // An index update that failed after the count (simulated: the URL is out of its shard
+    // and still marked unindexed) is repaired by the URL's next hit.
+    let mut client = cluster.client();
+    let keys = ClusterKeys {
+        prefix: "hits".into(),
+    };
+    let (shard, unindexed) = (keys.index(index_shard(c)), keys.unindexed(&url_tag(c)));
+    let _: () = redis::cmd("SREM")
+        .arg(&shard)
+        .arg(c)
+        .query(&mut client)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg(&unindexed)
+        .arg(c)
+        .query(&mut client)
+        .unwrap();
+    let listed = hitme.get(&format!("/hits?timestamp={T}")).json();
+    assert_eq!(listed["all_time"], json!({a: 2, b: 2, url: 6}));
+    assert_eq!(counts(&hitme, c, T - 86_400_000), expected(c, [1; 6]));
+    hitme.hit(c, T);
+    let listed = hitme.get(&format!("/hits?timestamp={T}")).json();
+    assert_eq!(listed["all_time"], json!({a: 2, b: 2, c: 2, url: 6}));
+    assert_eq!(listed["last_day"], json!({a: 2, b: 2, c: 1, url: 6}));
+    let marked: bool = redis::cmd("EXISTS")
+        .arg(&unindexed)
+        .query(&mut client)
+        .unwrap();
+    assert!(!marked, "the repaired URL is still marked unindexed");
+}
+
+#[test]
+fn one_hit_touches_one_slot_in_one_command_and_buckets_expire() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&[
+        "--retention-minute",
+        "48h",
+        "--retention-hour",
+        "60d",
+        "--retention-day",
+        "3y",
+    ]);
+    let urls = ["http://www.olark.com/", "https://slot.example/a?b=c"];
+    let ts = now_ms();
+    for url in urls {
+        hitme.hit(url, ts);
+    }
+    let starts = hitme::store::KeyLayout {
+        prefix: "hits".into(),
+        week_start: hitme::buckets::WeekStart::Monday,
+    }
+    .starts_for(ts);
+    let keys = ClusterKeys {
+        prefix: "hits".into(),
+    };
+    let mut expected_keys = BTreeSet::new();
+    for url in urls {
+        let tag = url_tag(url);
+        let hit_keys = keys.hit_keys(&tag, &starts);
+        let slot = slot_of_tag(&tag);
+        let master = cluster.master_of_slot(slot);
+        // Every key of the hit is in the URL's slot, on the master that serves it.
+        for key in &hit_keys {
+            assert_eq!(cluster.keyslot(key), slot, "{key}");
+        }
+        let mut node = cluster.node(master);
+        for key in &hit_keys[..6] {
+            let count: Option<i64> = redis::cmd("HGET")
+                .arg(key)
+                .arg(url)
+                .query(&mut node)
+                .unwrap();
+            assert_eq!(count, Some(1), "{key} on {master}");
+        }
+        expected_keys.extend(hit_keys[..6].iter().cloned());
+        let index = keys.index(index_shard(url));
+        let member: bool = redis::cmd("SISMEMBER")
+            .arg(&index)
+            .arg(url)
+            .query(&mut cluster.client())
+            .unwrap();
+        assert!(member, "{url} is in its index shard {index}");
+        expected_keys.insert(index);
+
+        // Retention: day, hour and minute keys expire at their bucket's end plus retention;
+        // all-time, month and week are kept.
+        let expiry = |key: &str| -> i64 {
+            redis::cmd("EXPIRETIME")
+                .arg(key)
+                .query(&mut cluster.node(master))
+                .unwrap()
+        };
+        assert_eq!(expiry(&hit_keys[0]), -1);
+        assert_eq!(expiry(&hit_keys[1]), -1);
+        assert_eq!(expiry(&hit_keys[2]), -1);
+        let end = |start: i64, len: i64| (start + len) / 1000;
+        assert_eq!(
+            expiry(&hit_keys[3]),
+            end(starts[2], 86_400_000) + 3 * 31_557_600
+        );
+        assert_eq!(
+            expiry(&hit_keys[4]),
+            end(starts[3], 3_600_000) + 60 * 86_400
+        );
+        assert_eq!(expiry(&hit_keys[5]), end(starts[4], 60_000) + 48 * 3_600);
+    }
+    // Nothing else: the unindexed markers were cleared once the URLs were indexed.
+    assert_eq!(
+        cluster.keys().into_iter().collect::<BTreeSet<_>>(),
+        expected_keys
+    );
+
+    // A hit already indexed costs one EVALSHA on one master, nothing anywhere else.
+    let masters: Vec<u16> = cluster.masters().keys().copied().collect();
+    for port in &masters {
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut cluster.node(*port))
+            .unwrap();
+    }
+    for _ in 0..10 {
+        hitme.hit(urls[0], ts);
+    }
+    let mut calls: BTreeMap<(u16, String), u64> = BTreeMap::new();
+    for port in &masters {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut cluster.node(*port))
+            .unwrap();
+        for line in info.lines() {
+            let Some((name, stats)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            let n: u64 = stats
+                .split(',')
+                .find_map(|s| s.strip_prefix("calls="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            // PING checks idle pooled connections, CLUSTER SLOTS opens new ones; CONFIG and
+            // INFO are this test's.
+            if !["ping", "config|resetstat", "info", "cluster|slots"].contains(&name) {
+                calls.insert((*port, name.to_string()), n);
+            }
+        }
+    }
+    let master = cluster.master_of_slot(slot_of_tag(&url_tag(urls[0])));
+    assert_eq!(
+        calls,
+        BTreeMap::from([
+            ((master, "evalsha".to_string()), 10),
+            ((master, "hincrby".to_string()), 60),
+            ((master, "sismember".to_string()), 10),
+        ]),
+        "one hit, one command on one node"
+    );
+
+    // A hit older than the minute retention counts only in the buckets still kept.
+    let old = ts - 3 * 86_400_000;
+    hitme.hit(urls[1], old);
+    let c = counts(&hitme, urls[1], old);
+    assert_eq!(
+        (c["last_hour"].as_i64(), c["last_minute"].as_i64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(c["all_time"], 2);
+}
+
+#[test]
+fn a_slot_being_resharded_is_read_through_asking_and_written_after_it_moved() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&[]);
+    let (url, other) = ("http://migrating.example/", "http://elsewhere.example/");
+    let tag = url_tag(url);
+    let slot = slot_of_tag(&tag);
+    assert_ne!(slot_of_tag(&url_tag(other)), slot);
+    hitme.hit(url, T);
+    let source = cluster.master_of_slot(slot);
+    let target = *cluster.masters().keys().find(|p| **p != source).unwrap();
+    let id = |port: u16| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut cluster.node(port))
+            .unwrap()
+    };
+    let setslot = |port: u16, state: &str, node: &str| {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(node)
+            .query(&mut cluster.node(port))
+            .unwrap();
+    };
+    let keys = ClusterKeys {
+        prefix: "hits".into(),
+    };
+    let hit_keys = keys.hit_keys(
+        &tag,
+        &hitme::store::KeyLayout {
+            prefix: "hits".into(),
+            week_start: hitme::buckets::WeekStart::Monday,
+        }
+        .starts_for(T),
+    );
+    let migrate = |keys: &[String]| {
+        let _: () = redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(target)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(keys)
+            .query(&mut cluster.node(source))
+            .unwrap();
+    };
+    let check_reads = |n: i64| {
+        assert_eq!(counts(&hitme, url, T), expected(url, [n; 6]));
+        let all = hitme.get(&format!("/hits?timestamp={T}")).json();
+        assert_eq!(all["all_time"][url], n, "{all}");
+        assert_eq!(all["last_minute"][url], n, "{all}");
+        let target = format!(
+            "/series?url={}&period=minute&count=2&timestamp={T}",
+            encode(url)
+        );
+        assert_eq!(hitme.get(&target).json()["buckets"][1]["count"], n);
+    };
+
+    // Resharding, as `redis-cli --cluster reshard` does it: mark the slot, move its keys in
+    // batches, then hand the slot over.
+    setslot(target, "IMPORTING", &id(source));
+    setslot(source, "MIGRATING", &id(target));
+    check_reads(1);
+    migrate(&hit_keys[..3]);
+    // Half of the URL's keys have moved: reads of the moved ones follow ASK.
+    check_reads(1);
+    // A hit needs all its keys in one place: the cluster answers TRYAGAIN, HitMe retries
+    // until its timeout, then answers 503 without counting anything.
+    let resp = hitme.post_form("/hit", &format!("url={}&timestamp={T}", encode(url)));
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert!(resp.error().contains("moving slots"), "{}", resp.error());
+    for word in CLUSTER_WORDS {
+        assert!(!resp.text().contains(word), "{}", resp.text());
+    }
+    check_reads(1);
+    // Other slots are not affected.
+    hitme.hit(other, T);
+    migrate(&hit_keys[3..6]);
+    let target_id = id(target);
+    for port in cluster.masters().keys() {
+        setslot(*port, "NODE", &target_id);
+    }
+    // The slot has moved: HitMe's stale slot maps get MOVED, rebuild, and carry on.
+    hitme.hit(url, T);
+    check_reads(2);
+    assert_eq!(cluster.master_of_slot(slot), target);
+    let on_target: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{{{tag}}}*"))
+        .query(&mut cluster.node(target))
+        .unwrap();
+    assert_eq!(on_target.len(), 6, "{on_target:?}");
+    assert_eq!(counts(&hitme, other, T), expected(other, [1; 6]));
+}
+
+#[test]
+fn concurrent_clients_get_exact_totals_in_cluster_mode() {
+    const CLIENTS: usize = 16;
+    const HITS_EACH: usize = 25;
+    const URLS: [&str; 4] = [
+        "http://a.example/",
+        "http://b.example/",
+        "http://c.example/",
+        "http://d.example/",
+    ];
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--threads", "8"]);
+    // Every client starts on every URL at once: concurrent first hits of new URLs.
+    std::thread::scope(|s| {
+        for client in 0..CLIENTS {
+            let hitme = &hitme;
+            s.spawn(move || {
+                for i in 0..HITS_EACH {
+                    hitme.hit(URLS[(client + i) % URLS.len()], T + (i as i64 % 1000));
+                }
+            });
+        }
+    });
+    let per_url = (CLIENTS * HITS_EACH / URLS.len()) as i64;
+    for url in URLS {
+        assert_eq!(counts(&hitme, url, T), expected(url, [per_url; 6]), "{url}");
+    }
+    let all = hitme.get(&format!("/hits?timestamp={T}")).json();
+    let exact: serde_json::Map<String, serde_json::Value> = URLS
+        .iter()
+        .map(|u| (u.to_string(), json!(per_url)))
+        .collect();
+    for period in [
+        "all_time",
+        "last_month",
+        "last_week",
+        "last_day",
+        "last_hour",
+        "last_minute",
+    ] {
+        assert_eq!(
+            all[period],
+            serde_json::Value::Object(exact.clone()),
+            "{period}"
+        );
+    }
+}
+
+#[test]
+fn hitme_starts_before_the_cluster_and_recovers_and_bad_flags_are_refused() {
+    // A prefix with a brace would choose the slot itself: refused at startup.
+    let out = common::hitme_command(
+        UNUSED_REDIS_URL,
+        &["--redis-cluster", "127.0.0.1:1", "--key-prefix", "a{b}"],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("brace"));
+
+    let mut cluster = Cluster::reserve();
+    let hitme = cluster.hitme(&[]);
+    let url = "http://early.example/";
+    for target in ["/healthz", "/hits"] {
+        let resp = hitme.get(target);
+        assert_eq!(resp.status, 503, "{target}: {}", resp.text());
+        assert!(resp.error().contains("Redis Cluster"), "{}", resp.error());
+    }
+    let resp = hitme.post_form("/hit", &format!("url={}&timestamp={T}", encode(url)));
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert!(resp.error().contains("--redis-cluster"), "{}", resp.error());
+
+    cluster.start_reserved();
+    wait_until(
+        Duration::from_secs(20),
+        "HitMe to reach the cluster",
+        || hitme.get("/healthz").status == 200,
+    );
+    hitme.hit(url, T);
+    assert_eq!(counts(&hitme, url, T), expected(url, [1; 6]));
+}
+
+/// Sends SIGCONT to a stopped process when dropped, so a failed assertion never leaves a
+/// node frozen.
+struct Frozen(i32);
+
+impl Frozen {
+    fn freeze(pid: i32) -> Frozen {
+        // SAFETY: kill(2) on the pid of a redis-server this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+fn pid_of(cluster: &Cluster, port: u16) -> i32 {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut cluster.node(port))
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .expect("INFO names the pid")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_frozen_master_costs_a_bounded_503_not_a_hung_worker() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--threads", "2", "--pool-size", "2"]);
+    let urls: Vec<String> = (0..20)
+        .map(|i| format!("http://frozen.example/{i}"))
+        .collect();
+    let master = |u: &str| cluster.master_of_slot(slot_of_tag(&url_tag(u)));
+    let frozen_url = urls[0].as_str();
+    let live_url = urls
+        .iter()
+        .find(|u| master(u) != master(frozen_url))
+        .unwrap()
+        .as_str();
+    hitme.hit(frozen_url, T);
+    hitme.hit(live_url, T);
+    let pid = pid_of(&cluster, master(frozen_url));
+    let body = |url: &str| format!("url={}&timestamp={T}", encode(url));
+    // Both pooled connections open (so one is free while the other waits on the frozen
+    // node), and used within the last second (so neither is PINGed on checkout).
+    wait_until(Duration::from_secs(10), "two pooled connections", || {
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| hitme.get(&format!("/hit?url={}&timestamp={T}", encode(live_url))));
+            }
+        });
+        hitme.metric("hitme_redis_pool_connections") == Some(2.0)
+    });
+    let stop = AtomicBool::new(false);
+    let live = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        // Frozen for less than --cluster-node-timeout (2 s): no failover, just a node that
+        // accepts connections and never answers, as in a stall or a network partition.
+        let _frozen = Frozen::freeze(pid);
+        // Meanwhile hits for a URL on another master keep coming.
+        s.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                let status = hitme.post_form("/hit", &body(live_url)).status;
+                assert!([200, 503].contains(&status), "{status}");
+                live.lock().unwrap().push(status);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let started = Instant::now();
+        let resp = hitme.post_form("/hit", &body(frozen_url));
+        let took = started.elapsed();
+        stop.store(true, Ordering::SeqCst);
+        assert_eq!(resp.status, 503, "{}", resp.text());
+        assert!(
+            resp.error().contains("--redis-timeout-ms"),
+            "{}",
+            resp.error()
+        );
+        // One 500 ms timeout for the command, at most a second one when a new connection
+        // tries the frozen node: bounded, never a hung worker.
+        assert!(
+            took < Duration::from_millis(1_400),
+            "a frozen node took {took:?}"
+        );
+    });
+    let live = live.into_inner().unwrap();
+    assert!(
+        live.contains(&200),
+        "the other masters stopped serving: {live:?}"
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the thawed master to serve again",
+        || hitme.post_form("/hit", &body(frozen_url)).status == 200,
+    );
+    // The hit answered 503 was sent before the freeze: Redis ran it when it woke up, as the
+    // README says of a 503 ("not known to be counted").
+    let n = counts(&hitme, frozen_url, T)["all_time"].as_i64().unwrap();
+    assert!((2..=3).contains(&n), "{n}");
+    let acked = 1 + live.iter().filter(|s| **s == 200).count() as i64;
+    let n = counts(&hitme, live_url, T)["all_time"].as_i64().unwrap();
+    assert!(
+        acked <= n && n <= 1 + live.len() as i64,
+        "acked {acked}, counted {n}, {live:?}"
+    );
+}
+
+/// What the load clients saw for one URL.
+#[derive(Default)]
+struct Tally {
+    acked: AtomicU64,
+    errors: AtomicU64,
+    acked_after_failover: AtomicU64,
+}
+
+#[test]
+fn a_master_killed_under_load_fails_over_without_losing_acknowledged_hits() {
+    const CLIENTS: usize = 4;
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--threads", "8"]);
+    let urls: Vec<String> = (0..24)
+        .map(|i| format!("http://failover.example/{i}"))
+        .collect();
+    for url in &urls {
+        hitme.hit(url, T); // indexed before the kill; counted in what follows
+    }
+    let masters = cluster.masters();
+    assert_eq!(masters.len(), 3, "{masters:?}");
+    // The victim: the master of the first URL's slot; every master holds some URLs.
+    let slot_master: Vec<u16> = urls
+        .iter()
+        .map(|u| cluster.master_of_slot(slot_of_tag(&url_tag(u))))
+        .collect();
+    let victim = slot_master[0];
+    let victims: Vec<usize> = (0..urls.len())
+        .filter(|i| slot_master[*i] == victim)
+        .collect();
+    assert!(victims.len() < urls.len(), "all URLs on one master");
+
+    let tallies: Vec<Tally> = urls.iter().map(|_| Tally::default()).collect();
+    let stop = AtomicBool::new(false);
+    let failed_over = AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let check_body = |resp: &common::Resp, what: &str| {
+        let text = resp.text();
+        for word in CLUSTER_WORDS {
+            assert!(!text.contains(word), "{what} answered {text}");
+        }
+    };
+    std::thread::scope(|s| {
+        for client in 0..CLIENTS {
+            let (hitme, urls, tallies, stop, failed_over) =
+                (&hitme, &urls, &tallies, &stop, &failed_over);
+            s.spawn(move || {
+                let form = [("Content-Type", "application/x-www-form-urlencoded")];
+                let mut i = client;
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let n = i % urls.len();
+                    i += CLIENTS;
+                    let body = format!("url={}&timestamp={T}", encode(&urls[n]));
+                    let after = failed_over.load(Ordering::SeqCst);
+                    let resp = request(hitme.addr, "POST", "/hit", &form, body.as_bytes());
+                    check_body(&resp, "POST /hit");
+                    match resp.status {
+                        200 => {
+                            tallies[n].acked.fetch_add(1, Ordering::SeqCst);
+                            if after {
+                                tallies[n]
+                                    .acked_after_failover
+                                    .fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        503 => {
+                            tallies[n].errors.fetch_add(1, Ordering::SeqCst);
+                        }
+                        status => panic!("POST /hit answered {status}: {}", resp.text()),
+                    }
+                }
+            });
+        }
+        // A reader: the read paths must not leak cluster errors either.
+        {
+            let (hitme, urls, stop) = (&hitme, &urls, &stop);
+            s.spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let target = if i % 2 == 0 {
+                        format!("/hits?timestamp={T}")
+                    } else {
+                        format!("/hit?url={}&timestamp={T}", encode(&urls[i % urls.len()]))
+                    };
+                    let resp = hitme.get(&target);
+                    check_body(&resp, &target);
+                    assert!(
+                        [200, 503].contains(&resp.status),
+                        "{target}: {}",
+                        resp.text()
+                    );
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        }
+
+        std::thread::sleep(Duration::from_secs(1));
+        let pid = pid_of(&cluster, victim);
+        let killed_at = Instant::now();
+        // SAFETY: kill(2) on the pid of a redis-server this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        let slot = slot_of_tag(&url_tag(&urls[0]));
+        wait_until(
+            Duration::from_secs(30),
+            "a replica to take over the killed master's slots",
+            || {
+                cluster.master_of_slot(slot) != victim
+                    && cluster.ports().iter().filter(|p| **p != victim).all(|p| {
+                        let info: String = redis::cmd("CLUSTER")
+                            .arg("INFO")
+                            .query(&mut cluster.node(*p))
+                            .unwrap();
+                        info.contains("cluster_state:ok")
+                    })
+            },
+        );
+        let promoted_after = killed_at.elapsed();
+        failed_over.store(true, Ordering::SeqCst);
+        // HitMe serves the moved slots again without being told.
+        wait_until(
+            Duration::from_secs(15),
+            "hits on the killed master's URLs to succeed again",
+            || {
+                victims
+                    .iter()
+                    .all(|i| tallies[*i].acked_after_failover.load(Ordering::SeqCst) > 0)
+            },
+        );
+        let served_after = killed_at.elapsed();
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::SeqCst);
+        eprintln!(
+            "replica promoted {promoted_after:?} after the kill, its URLs served again after {served_after:?}"
+        );
+    });
+
+    let (mut acked, mut errors, mut counted) = (0, 0, 0);
+    for (url, tally) in urls.iter().zip(&tallies) {
+        let resp = get_ok(&hitme, &format!("/hit?url={}&timestamp={T}", encode(url)));
+        // The hit made before the load is counted too.
+        let n = resp["all_time"].as_u64().unwrap() - 1;
+        let (a, e) = (
+            tally.acked.load(Ordering::SeqCst),
+            tally.errors.load(Ordering::SeqCst),
+        );
+        assert!(
+            a <= n && n <= a + e,
+            "{url}: acked {a}, errors {e}, counted {n}"
+        );
+        acked += a;
+        errors += e;
+        counted += n;
+    }
+    eprintln!("acked {acked}, errors {errors}, counted {counted}");
+    assert!(acked > 0);
+    let all = get_ok(&hitme, &format!("/hits?timestamp={T}"));
+    assert_eq!(
+        all["all_time"].as_object().unwrap().len(),
+        urls.len(),
+        "{all}"
+    );
+    get_ok(&hitme, "/healthz");
+}
