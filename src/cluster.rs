@@ -331,10 +331,12 @@ impl ClusterStore {
         }
         at
     }
+}
 
+impl HitStore for ClusterStore {
     /// Records one hit: one `EVALSHA` in the URL's slot; on the URL's first hit (or while a
     /// failed index update awaits repair) also its index entry. See the module documentation.
-    pub fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
+    fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
         let tag = url_tag(url);
         let starts = self.layout.starts_for(timestamp_ms);
         let keys = self.keys.hit_keys(&tag, &starts);
@@ -382,7 +384,7 @@ impl ClusterStore {
 
     /// The counts of one URL in the buckets holding `timestamp_ms`: six `HGET`s in its slot,
     /// one round trip.
-    pub fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, ApiError> {
+    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, ApiError> {
         let tag = url_tag(url);
         let starts = self.layout.starts_for(timestamp_ms);
         let keys = self.keys.hit_keys(&tag, &starts);
@@ -398,7 +400,7 @@ impl ClusterStore {
 
     /// The counts of every URL in the buckets holding `timestamp_ms`: the 16 index shards,
     /// then six `HGET`s per URL, each step one request per node.
-    pub fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, ApiError> {
+    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, ApiError> {
         let starts = self.layout.starts_for(timestamp_ms);
         let shards: Vec<(u16, Cmd)> = (0..INDEX_SHARDS)
             .map(|shard| {
@@ -447,7 +449,7 @@ impl ClusterStore {
 
     /// The counts of one URL in the `period` buckets starting at `starts`: one `HGET` each,
     /// all in the URL's slot, one round trip.
-    pub fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, ApiError> {
+    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, ApiError> {
         if starts.is_empty() {
             return Ok(Vec::new());
         }
@@ -465,7 +467,7 @@ impl ClusterStore {
     }
 
     /// Whether every master answers a PING now.
-    pub fn ping(&self) -> Result<(), ApiError> {
+    fn ping(&self) -> Result<(), ApiError> {
         self.with_connection(|conn, _| {
             let all_masters = RoutingInfo::MultiNode((
                 MultipleNodeRoutingInfo::AllMasters,
@@ -478,41 +480,14 @@ impl ClusterStore {
     }
 
     /// Redis operations that failed (connection, timeout, error reply, cluster reconfiguring).
-    pub fn errors(&self) -> u64 {
+    fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
     }
 
-    pub fn pool_state(&self) -> PoolState {
-        let state = self.pool.state();
-        PoolState {
-            connections: state.connections,
-            idle: state.idle_connections,
-        }
-    }
-}
-
-impl HitStore for ClusterStore {
-    fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
-        ClusterStore::record_hit(self, url, timestamp_ms)
-    }
-    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, ApiError> {
-        ClusterStore::url_counts(self, url, timestamp_ms)
-    }
-    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, ApiError> {
-        ClusterStore::all_counts(self, timestamp_ms)
-    }
-    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, ApiError> {
-        ClusterStore::series(self, url, period, starts)
-    }
-    fn ping(&self) -> Result<(), ApiError> {
-        ClusterStore::ping(self)
-    }
-    fn errors(&self) -> u64 {
-        ClusterStore::errors(self)
-    }
     fn pool_state(&self) -> PoolState {
-        ClusterStore::pool_state(self)
+        PoolState::of(&self.pool)
     }
+
     fn week_start(&self) -> WeekStart {
         self.layout.week_start
     }

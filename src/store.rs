@@ -109,6 +109,16 @@ pub struct PoolState {
     pub idle: u32,
 }
 
+impl PoolState {
+    pub fn of<M: r2d2::ManageConnection>(pool: &r2d2::Pool<M>) -> PoolState {
+        let state = pool.state();
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+        }
+    }
+}
+
 impl Store {
     /// Builds the pool without connecting: HitMe starts while Redis is down and answers 503
     /// until it is up.
@@ -143,19 +153,6 @@ impl Store {
         &self.layout
     }
 
-    /// Redis commands that failed (connection, timeout or error reply) since startup.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
-
-    pub fn pool_state(&self) -> PoolState {
-        let state = self.pool.state();
-        PoolState {
-            connections: state.connections,
-            idle: state.idle_connections,
-        }
-    }
-
     /// Runs `command` on a pooled connection, keeping count of failures.
     fn with_connection<T>(
         &self,
@@ -169,37 +166,6 @@ impl Store {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
         result
-    }
-
-    /// Records one hit in every bucket: one MULTI/EXEC round trip, so a hit counts everywhere
-    /// or nowhere. Buckets with a retention get their expiry in the same transaction, once per
-    /// bucket and connection. With group commit, concurrent hits share the round trip, each in
-    /// a MULTI/EXEC of its own.
-    pub fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
-        let starts = self.layout.starts_for(timestamp_ms);
-        if let Some(group) = &self.group {
-            let hit = QueuedHit {
-                url: url.to_owned(),
-                starts,
-            };
-            let bug = || {
-                Err(ApiError::internal(
-                    "committing a batch of hits failed; it has been logged",
-                ))
-            };
-            return group.submit(hit, |hits| self.commit_batch(&hits), bug);
-        }
-        self.with_connection(|conn| {
-            let mut out = std::mem::take(&mut conn.out);
-            out.clear();
-            let mut expiry_set = conn.expiry_set;
-            let commands = self.pack_hit(&mut out, &mut expiry_set, url, &starts);
-            let replies = conn.round_trip(&out, commands + 2);
-            conn.out = out;
-            check_transaction(&mut replies?.into_iter(), commands)?;
-            conn.expiry_set = expiry_set;
-            Ok(())
-        })
     }
 
     /// Writes a batch of hits, each its own MULTI/EXEC, in one round trip on one connection.
@@ -297,49 +263,6 @@ impl Store {
         resp::simple(out, &[b"EXEC"]);
         commands
     }
-
-    /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
-    pub fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, ApiError> {
-        let mut pipe = redis::pipe();
-        for key in self.layout.keys_for(timestamp_ms) {
-            pipe.hget(key, url);
-        }
-        let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
-        let mut out = [0; 6];
-        for (slot, count) in out.iter_mut().zip(counts) {
-            *slot = count.unwrap_or(0);
-        }
-        Ok(out)
-    }
-
-    /// The counts of every URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
-    pub fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, ApiError> {
-        let mut pipe = redis::pipe();
-        for key in self.layout.keys_for(timestamp_ms) {
-            pipe.hgetall(key);
-        }
-        let maps: Vec<BTreeMap<String, i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
-        let mut out = AllCounts::default();
-        for (slot, map) in out.iter_mut().zip(maps) {
-            *slot = map;
-        }
-        Ok(out)
-    }
-
-    /// The counts of one URL in the `period` buckets starting at `starts`, in one pipelined round trip.
-    pub fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, ApiError> {
-        let mut pipe = redis::pipe();
-        for start in starts {
-            pipe.hget(self.layout.bucket_at(period, *start), url);
-        }
-        let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
-        Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
-    }
-
-    /// Whether Redis answers a PING now.
-    pub fn ping(&self) -> Result<(), ApiError> {
-        self.with_connection(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
-    }
 }
 
 /// A Redis client for `info`; a rediss:// URL is checked against `ca_file` when given.
@@ -411,27 +334,89 @@ fn unix_now_secs() -> i64 {
 }
 
 impl HitStore for Store {
+    /// Records one hit in every bucket: one MULTI/EXEC round trip, so a hit counts everywhere
+    /// or nowhere. Buckets with a retention get their expiry in the same transaction, once per
+    /// bucket and connection. With group commit, concurrent hits share the round trip, each in
+    /// a MULTI/EXEC of its own.
     fn record_hit(&self, url: &str, timestamp_ms: i64) -> Result<(), ApiError> {
-        Store::record_hit(self, url, timestamp_ms)
+        let starts = self.layout.starts_for(timestamp_ms);
+        if let Some(group) = &self.group {
+            let hit = QueuedHit {
+                url: url.to_owned(),
+                starts,
+            };
+            let bug = || {
+                Err(ApiError::internal(
+                    "committing a batch of hits failed; it has been logged",
+                ))
+            };
+            return group.submit(hit, |hits| self.commit_batch(&hits), bug);
+        }
+        self.with_connection(|conn| {
+            let mut out = std::mem::take(&mut conn.out);
+            out.clear();
+            let mut expiry_set = conn.expiry_set;
+            let commands = self.pack_hit(&mut out, &mut expiry_set, url, &starts);
+            let replies = conn.round_trip(&out, commands + 2);
+            conn.out = out;
+            check_transaction(&mut replies?.into_iter(), commands)?;
+            conn.expiry_set = expiry_set;
+            Ok(())
+        })
     }
+
+    /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
     fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, ApiError> {
-        Store::url_counts(self, url, timestamp_ms)
+        let mut pipe = redis::pipe();
+        for key in self.layout.keys_for(timestamp_ms) {
+            pipe.hget(key, url);
+        }
+        let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
+        let mut out = [0; 6];
+        for (slot, count) in out.iter_mut().zip(counts) {
+            *slot = count.unwrap_or(0);
+        }
+        Ok(out)
     }
+
+    /// The counts of every URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
     fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, ApiError> {
-        Store::all_counts(self, timestamp_ms)
+        let mut pipe = redis::pipe();
+        for key in self.layout.keys_for(timestamp_ms) {
+            pipe.hgetall(key);
+        }
+        let maps: Vec<BTreeMap<String, i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
+        let mut out = AllCounts::default();
+        for (slot, map) in out.iter_mut().zip(maps) {
+            *slot = map;
+        }
+        Ok(out)
     }
+
+    /// The counts of one URL in the `period` buckets starting at `starts`, in one pipelined round trip.
     fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, ApiError> {
-        Store::series(self, url, period, starts)
+        let mut pipe = redis::pipe();
+        for start in starts {
+            pipe.hget(self.layout.bucket_at(period, *start), url);
+        }
+        let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
+        Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
     }
+
+    /// Whether Redis answers a PING now.
     fn ping(&self) -> Result<(), ApiError> {
-        Store::ping(self)
+        self.with_connection(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
     }
+
+    /// Redis commands that failed (connection, timeout or error reply) since startup.
     fn errors(&self) -> u64 {
-        Store::errors(self)
+        self.errors.load(Ordering::Relaxed)
     }
+
     fn pool_state(&self) -> PoolState {
-        Store::pool_state(self)
+        PoolState::of(&self.pool)
     }
+
     fn week_start(&self) -> WeekStart {
         self.layout.week_start
     }
