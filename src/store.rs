@@ -98,6 +98,8 @@ pub struct Store {
     layout: KeyLayout,
     retention: Retention,
     errors: Arc<AtomicU64>,
+    /// The second (since the epoch) of the last failure logged.
+    last_failure_logged: Arc<AtomicU64>,
     /// Set with `--group-commit`: concurrent hits share a round trip.
     group: Option<Arc<GroupCommit<QueuedHit, Result<(), ApiError>>>>,
 }
@@ -137,7 +139,8 @@ impl Store {
             .max_size(config.pool_size)
             .min_idle(Some(0))
             .connection_timeout(config.timeout)
-            // Redis errors are logged per request as 503s; r2d2's own log would repeat them.
+            // Failures are logged by `with_connection`, at most once a second; r2d2's own
+            // log would repeat each one.
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(connector);
         Ok(Store {
@@ -145,12 +148,9 @@ impl Store {
             layout: config.layout,
             retention: config.retention,
             errors: Arc::default(),
+            last_failure_logged: Arc::default(),
             group: config.group_commit.then(Arc::default),
         })
-    }
-
-    pub fn layout(&self) -> &KeyLayout {
-        &self.layout
     }
 
     /// Runs `command` on a pooled connection, keeping count of failures.
@@ -162,10 +162,19 @@ impl Store {
             Ok(mut conn) => conn.run(command).map_err(ApiError::from),
             Err(e) => Err(ApiError::from(e)),
         };
-        if result.is_err() {
+        if let Err(e) = &result {
             self.errors.fetch_add(1, Ordering::Relaxed);
+            self.log_failure(e);
         }
         result
+    }
+
+    /// Logs a Redis failure, once a second at most: an outage fails every request.
+    fn log_failure(&self, error: &ApiError) {
+        let now = unix_now_secs() as u64;
+        if self.last_failure_logged.swap(now, Ordering::Relaxed) != now {
+            log::warn!("{}: {}", error.status, error.message);
+        }
     }
 
     /// Writes a batch of hits, each its own MULTI/EXEC, in one round trip on one connection.
