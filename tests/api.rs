@@ -1,9 +1,68 @@
-//! The HTTP API end to end: real hitme binary, real Redis, exact values read back.
+//! The HTTP API end to end: the real hitme binary against a real Redis, exact values read
+//! back. Every test that speaks only HTTP runs twice: against a standalone Redis and against
+//! a Redis Cluster (`--redis-cluster`), whose key layout differs but whose answers must not.
 
 mod common;
 
+use common::cluster::Cluster;
 use common::{encode, request, send, HitMe, Redis};
 use serde_json::json;
+
+/// Where a test's HitMe keeps its hits.
+enum Backend {
+    Standalone(Redis),
+    Cluster(Cluster),
+}
+
+impl Backend {
+    fn standalone() -> Backend {
+        Backend::Standalone(Redis::start())
+    }
+
+    fn cluster() -> Backend {
+        Backend::Cluster(Cluster::start())
+    }
+
+    /// A HitMe on this backend with `args` added.
+    fn hitme(&self, args: &[&str]) -> HitMe {
+        match self {
+            Backend::Standalone(redis) => HitMe::start_with(&redis.url(), args),
+            Backend::Cluster(cluster) => cluster.hitme(args),
+        }
+    }
+}
+
+/// Each named test function, run once per backend.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod standalone {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Backend::standalone());
+            })*
+        }
+        mod cluster {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Backend::cluster());
+            })*
+        }
+    };
+}
+
+on_every_backend!(
+    seed_examples_work_verbatim,
+    buckets_roll_over_at_their_boundaries,
+    sunday_weeks_and_key_prefix_are_configurable,
+    a_missing_empty_or_zero_timestamp_means_now,
+    hits_can_come_as_query_form_or_json_and_body_wins,
+    spellings_of_one_url_count_as_one,
+    get_hits_reports_every_url_per_period,
+    series_lists_the_last_buckets_oldest_first,
+    healthz_and_dashboard,
+    bad_input_gets_a_clear_json_error,
+    a_huge_declared_body_is_refused_unread,
+);
 
 /// 2023-11-15T01:02:03.456Z, a Wednesday.
 const T: i64 = 1_700_010_123_456;
@@ -23,10 +82,8 @@ fn expected(url: &str, c: [i64; 6]) -> serde_json::Value {
            "last_day": c[3], "last_hour": c[4], "last_minute": c[5]})
 }
 
-#[test]
-fn seed_examples_work_verbatim() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn seed_examples_work_verbatim(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     let resp = hitme.post_form("/hit", "url=http%3A%2F%2Fwww.olark.com%2F&timestamp=0");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.text(), r#"{"status":"OK"}"#);
@@ -66,10 +123,8 @@ fn a_hit_lands_in_every_bucket_with_the_original_key_layout() {
     );
 }
 
-#[test]
-fn buckets_roll_over_at_their_boundaries() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn buckets_roll_over_at_their_boundaries(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     let url = "http://a.example/";
     hitme.hit(url, END_2023);
     hitme.hit(url, START_2024);
@@ -93,28 +148,47 @@ fn buckets_roll_over_at_their_boundaries() {
         expected(url, [4, 3, 3, 3, 0, 0])
     );
     assert_eq!(counts(&hitme, url, T), expected(url, [4, 0, 0, 0, 0, 0]));
-    assert_eq!(redis.hget("hits:week:1703462400000", url), Some(1)); // Monday 2023-12-25
-    assert_eq!(redis.hget("hits:week:1704067200000", url), Some(3)); // Monday 2024-01-01
 }
 
-#[test]
-fn sunday_weeks_and_key_prefix_are_configurable() {
-    let redis = Redis::start();
-    let hitme = HitMe::start_with(
-        &redis.url(),
-        &["--week-start", "sunday", "--key-prefix", "site1"],
-    );
+fn sunday_weeks_and_key_prefix_are_configurable(backend: &Backend) {
+    let hitme = backend.hitme(&["--week-start", "sunday", "--key-prefix", "site1"]);
     let url = "http://a.example/";
     hitme.hit(url, END_2023);
     hitme.hit(url, START_2024);
     // 2023-12-31 is a Sunday, so both hits share the week that began then.
-    assert_eq!(redis.hget("site1:week:1703980800000", url), Some(2));
-    assert_eq!(redis.hget("site1:all", url), Some(2));
-    assert_eq!(redis.hget("hits:all", url), None);
     assert_eq!(
         counts(&hitme, url, START_2024),
         expected(url, [2, 1, 2, 1, 1, 1])
     );
+    // Another prefix on the same Redis sees none of them.
+    let other = backend.hitme(&[]);
+    assert_eq!(counts(&other, url, START_2024), expected(url, [0; 6]));
+}
+
+#[test]
+fn standalone_keys_follow_the_original_layout_weeks_and_prefix() {
+    let redis = Redis::start();
+    let url = "http://a.example/";
+    let hitme = HitMe::start(&redis.url());
+    for ts in [
+        END_2023,
+        START_2024,
+        START_2024 + 59_999,
+        START_2024 + 60_000,
+    ] {
+        hitme.hit(url, ts);
+    }
+    assert_eq!(redis.hget("hits:week:1703462400000", url), Some(1)); // Monday 2023-12-25
+    assert_eq!(redis.hget("hits:week:1704067200000", url), Some(3)); // Monday 2024-01-01
+    let sunday = HitMe::start_with(
+        &redis.url(),
+        &["--week-start", "sunday", "--key-prefix", "site1"],
+    );
+    sunday.hit(url, END_2023);
+    sunday.hit(url, START_2024);
+    assert_eq!(redis.hget("site1:week:1703980800000", url), Some(2)); // Sunday 2023-12-31
+    assert_eq!(redis.hget("site1:all", url), Some(2));
+    assert_eq!(redis.hget("hits:all", url), Some(4));
 }
 
 fn now_ms() -> i64 {
@@ -122,10 +196,8 @@ fn now_ms() -> i64 {
     since.unwrap().as_millis() as i64
 }
 
-#[test]
-fn a_missing_empty_or_zero_timestamp_means_now() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn a_missing_empty_or_zero_timestamp_means_now(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     let url = "http://now.example/";
     let before = now_ms();
     for body in ["", "&timestamp=", "&timestamp=0"] {
@@ -133,29 +205,27 @@ fn a_missing_empty_or_zero_timestamp_means_now() {
         assert_eq!(resp.status, 200, "{body}");
     }
     let after = now_ms();
-    assert_eq!(redis.hget("hits:all", url), Some(3));
-    // Each hit is in the minute bucket of a moment between `before` and `after`.
-    let minutes: Vec<String> = redis
-        .keys()
-        .into_iter()
-        .filter(|k| k.starts_with("hits:minute:"))
-        .collect();
-    let mut total = 0;
-    for key in &minutes {
-        let start: i64 = key["hits:minute:".len()..].parse().unwrap();
-        assert!(
-            start >= before - before % 60_000 && start <= after,
-            "{key} outside [{before}, {after}]"
-        );
-        total += redis.hget(key, url).unwrap();
+    let at = |ts: i64| counts(&hitme, url, ts);
+    assert_eq!(at(after)["all_time"], 3);
+    // Each hit is in the minute of a moment between `before` and `after`: the two minutes
+    // hold all three (one minute, counted once, when both are the same).
+    let (first, last) = (
+        at(before)["last_minute"].as_i64().unwrap(),
+        at(after)["last_minute"].as_i64().unwrap(),
+    );
+    let same_minute = before / 60_000 == after / 60_000;
+    assert_eq!(
+        if same_minute { last } else { first + last },
+        3,
+        "before {before}, after {after}"
+    );
+    if same_minute {
+        assert_eq!(first, 3);
     }
-    assert_eq!(total, 3);
 }
 
-#[test]
-fn hits_can_come_as_query_form_or_json_and_body_wins() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn hits_can_come_as_query_form_or_json_and_body_wins(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     let q = format!("/hit?url={}&timestamp={T}", encode("http://query.example/"));
     assert_eq!(request(hitme.addr, "POST", &q, &[], b"").status, 200);
     let json = format!(r#"{{"url":"http://json.example/","timestamp":{T}}}"#);
@@ -181,10 +251,8 @@ fn hits_can_come_as_query_form_or_json_and_body_wins() {
     }
 }
 
-#[test]
-fn spellings_of_one_url_count_as_one() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn spellings_of_one_url_count_as_one(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     for spelling in [
         "http://WWW.Olark.com",
         "http://www.olark.com/",
@@ -194,16 +262,17 @@ fn spellings_of_one_url_count_as_one() {
         hitme.hit(spelling, T);
     }
     hitme.hit("https://www.olark.com/", T);
-    assert_eq!(redis.hget("hits:all", "http://www.olark.com/"), Some(4));
-    assert_eq!(redis.hget("hits:all", "https://www.olark.com/"), Some(1));
+    let all = hitme.get(&format!("/hits?timestamp={T}")).json();
+    assert_eq!(
+        all["all_time"],
+        json!({"http://www.olark.com/": 4, "https://www.olark.com/": 1})
+    );
     let resp = counts(&hitme, "http://WWW.OLARK.COM:80", T);
     assert_eq!(resp, expected("http://www.olark.com/", [4; 6]));
 }
 
-#[test]
-fn get_hits_reports_every_url_per_period() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn get_hits_reports_every_url_per_period(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     let (a, b) = ("http://a.example/", "http://b.example/x?y=1");
     hitme.hit(a, T);
     hitme.hit(a, T);
@@ -224,10 +293,8 @@ fn get_hits_reports_every_url_per_period() {
     assert_eq!(later["all_time"], json!({a: 2, b: 2}));
 }
 
-#[test]
-fn series_lists_the_last_buckets_oldest_first() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn series_lists_the_last_buckets_oldest_first(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     let url = "http://series.example/";
     let hour = 3_600_000;
     let base = 1_700_006_400_000; // 2023-11-15T00:00Z
@@ -290,10 +357,8 @@ fn series_lists_the_last_buckets_oldest_first() {
     }
 }
 
-#[test]
-fn healthz_and_dashboard() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn healthz_and_dashboard(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     let resp = hitme.get("/healthz");
     assert_eq!(
         (resp.status, resp.text()),
@@ -330,10 +395,8 @@ type Case<'a> = (
 );
 
 /// Every kind of bad input gets its status and a JSON error, and nothing reaches Redis.
-#[test]
-fn bad_input_gets_a_clear_json_error() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn bad_input_gets_a_clear_json_error(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let json_ct = [("Content-Type", "application/json")];
     let long_url = format!("url=http%3A%2F%2Fx.example%2F{}", "a".repeat(10_000));
@@ -528,20 +591,17 @@ fn bad_input_gets_a_clear_json_error() {
             .error()
             .contains(&format!("method {method} is not allowed")));
     }
-    assert!(
-        redis.keys().is_empty(),
-        "bad requests wrote {:?}",
-        redis.keys()
-    );
+    let nothing = json!({"status": "OK", "all_time": {}, "last_month": {}, "last_week": {},
+                         "last_day": {}, "last_hour": {}, "last_minute": {}});
+    let all = hitme.get(&format!("/hits?timestamp={T}")).json();
+    assert_eq!(all, nothing, "bad requests recorded hits");
     // The server is still fine.
     hitme.hit("http://x.org/", T);
-    assert_eq!(redis.hget("hits:all", "http://x.org/"), Some(1));
+    assert_eq!(counts(&hitme, "http://x.org/", T)["all_time"], 1);
 }
 
-#[test]
-fn a_huge_declared_body_is_refused_unread() {
-    let redis = Redis::start();
-    let hitme = HitMe::start(&redis.url());
+fn a_huge_declared_body_is_refused_unread(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
     // Declares a gigabyte and sends nothing: answered at once, no worker waits for it.
     let raw = b"POST /hit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n";
     let mut stalled = Vec::new();
@@ -553,5 +613,5 @@ fn a_huge_declared_body_is_refused_unread() {
         stalled.push(stream); // keep them open and silent
     }
     hitme.hit("http://still.serving/", T);
-    assert_eq!(redis.hget("hits:all", "http://still.serving/"), Some(1));
+    assert_eq!(counts(&hitme, "http://still.serving/", T)["all_time"], 1);
 }
