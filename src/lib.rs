@@ -3,6 +3,7 @@
 //! A fixed pool of worker threads pulls requests off a `tiny_http` listener; each checks out
 //! a pooled Redis connection and counts the hit in time-bucketed hashes in one atomic round trip.
 
+pub mod acceptor;
 pub mod assets;
 pub mod buckets;
 pub mod cluster;

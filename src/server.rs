@@ -1,18 +1,16 @@
 //! The server: a tiny_http listener drained by a fixed pool of worker threads, each answering
-//! requests with a pooled Redis connection; the accept loop kept alive; a graceful stop on
+//! requests with a pooled Redis connection; the watchdog that keeps the accept loop alive
+//! (`crate::acceptor`); a graceful stop on
 //! SIGINT or SIGTERM.
 
-use std::net::{Shutdown, TcpListener};
-use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use threadpool::ThreadPool;
 use tiny_http::{Request, Server};
 
+use crate::acceptor::Acceptor;
 use crate::cluster::ClusterStore;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -104,144 +102,6 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// A tiny_http server and the listening-socket descriptor its accept thread owns.
-struct Accepting {
-    server: Arc<Server>,
-    /// tiny_http's accept thread owns this duplicate of the listening socket, so it is closed
-    /// when that thread ends, even by a panic tiny_http never reports (it unwraps a failed
-    /// `dup` of each accepted connection).
-    fd: RawFd,
-}
-
-/// The tiny_http server that accepts connections, replaced with a new one on the same socket
-/// if its accept loop dies: tiny_http ends that loop for good on the first accept error (for
-/// example EMFILE, out of file descriptors).
-struct Acceptor {
-    listener: TcpListener,
-    /// Read timeout of every accepted connection.
-    client_timeout: Option<Duration>,
-    current: RwLock<Accepting>,
-    stopping: AtomicBool,
-    /// Threads answering the requests of keep-alive connections of replaced servers.
-    retired: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// Descriptors that must be free before a new accept loop starts; it needs two per connection,
-/// and starting it with fewer would only see it die again.
-const FREE_FDS_TO_RESTORE: usize = 16;
-
-impl Acceptor {
-    fn new(listener: TcpListener, client_timeout: Option<Duration>) -> Result<Acceptor, String> {
-        let accepting = Self::accept_on(&listener, client_timeout)?;
-        Ok(Acceptor {
-            listener,
-            client_timeout,
-            current: RwLock::new(accepting),
-            stopping: AtomicBool::new(false),
-            retired: Default::default(),
-        })
-    }
-
-    fn accept_on(
-        listener: &TcpListener,
-        client_timeout: Option<Duration>,
-    ) -> Result<Accepting, String> {
-        let socket = listener
-            .try_clone()
-            .map_err(|e| format!("cannot share the listening socket: {e}"))?;
-        let fd = socket.as_raw_fd();
-        let server = Server::from_listener_with_read_timeout(socket, None, client_timeout)
-            .map_err(|e| e.to_string())?;
-        Ok(Accepting {
-            server: Arc::new(server),
-            fd,
-        })
-    }
-
-    fn current(&self) -> Arc<Server> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .server
-            .clone()
-    }
-
-    /// The current server, if its accept thread has died (its socket descriptor is closed or
-    /// now names something else).
-    fn dead_accept_loop(&self) -> Option<Arc<Server>> {
-        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-        let alive = same_open_file(current.fd, self.listener.as_raw_fd());
-        (!alive).then(|| current.server.clone())
-    }
-
-    fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Stops accepting: shutting the listening socket wakes tiny_http's accept loop with an
-    /// error and refuses new connections. Workers finish what is queued, then exit.
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both);
-    }
-
-    /// Replaces `failed`, whose accept loop died, with a new server on the same socket once
-    /// enough file descriptors are free. Returns the replaced server, whose open connections
-    /// still need answers; `None` if another thread already replaced it or HitMe is stopping.
-    fn replace(&self, failed: &Arc<Server>, why: &str) -> Option<Arc<Server>> {
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if !Arc::ptr_eq(&current.server, failed) || self.is_stopping() {
-            return None;
-        }
-        log::error!("the accept loop stopped ({why}); restoring it");
-        let mut wait = Duration::from_millis(10);
-        let replacement = loop {
-            if self.is_stopping() {
-                return None;
-            }
-            match self
-                .free_descriptors()
-                .and_then(|()| Self::accept_on(&self.listener, self.client_timeout))
-            {
-                Ok(accepting) => break accepting,
-                Err(e) => {
-                    log::warn!("cannot accept yet ({e}); retrying in {wait:?}");
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(1));
-                }
-            }
-        };
-        log::warn!("accept loop restored");
-        Some(std::mem::replace(&mut *current, replacement).server)
-    }
-
-    fn free_descriptors(&self) -> Result<(), String> {
-        let probes: Result<Vec<_>, _> = (0..FREE_FDS_TO_RESTORE)
-            .map(|_| self.listener.try_clone())
-            .collect();
-        probes
-            .map(drop)
-            .map_err(|e| format!("fewer than {FREE_FDS_TO_RESTORE} file descriptors free: {e}"))
-    }
-
-    fn join_retired(&self) {
-        let handles = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
-        for handle in handles {
-            let _ = handle.join();
-        }
-    }
-}
-
-/// Whether two descriptors are open on the same file (here: the same listening socket).
-fn same_open_file(a: RawFd, b: RawFd) -> bool {
-    fn identity(fd: RawFd) -> Option<(u64, u64)> {
-        // SAFETY: fstat only writes the struct it is given; a closed fd makes it fail.
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        (unsafe { libc::fstat(fd, &mut stat) } == 0).then_some((stat.st_dev, stat.st_ino))
-    }
-    matches!((identity(a), identity(b)), (Some(x), Some(y)) if x == y)
-}
-
 /// Restores accepting after `failed`'s accept loop died, and keeps answering `failed`'s open
 /// connections on a thread of its own.
 fn restore_accepting(app: &Arc<App>, acceptor: &Arc<Acceptor>, failed: &Arc<Server>, why: &str) {
@@ -257,11 +117,7 @@ fn restore_accepting(app: &Arc<App>, acceptor: &Arc<Acceptor>, failed: &Arc<Serv
         .name("hitme-retired".into())
         .spawn(move || while worker.serve_next(&retired) {});
     match spawned {
-        Ok(handle) => acceptor
-            .retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(handle),
+        Ok(handle) => acceptor.add_retired(handle),
         Err(e) => log::warn!("cannot answer the old server's open connections ({e})"),
     }
 }
