@@ -1,7 +1,6 @@
 //! The server: a tiny_http listener drained by a fixed pool of worker threads, each answering
 //! requests with a pooled Redis connection; the watchdog that keeps the accept loop alive
-//! (`crate::acceptor`); a graceful stop on
-//! SIGINT or SIGTERM.
+//! (`crate::acceptor`); a graceful stop on SIGINT or SIGTERM.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
