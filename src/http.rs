@@ -32,6 +32,9 @@ const COUNT_NAMES: [&str; 6] = [
 pub struct App {
     pub store: Box<dyn HitStore>,
     pub metrics: Metrics,
+    /// `Keep-Alive` for HTTP/1.0 keep-alive clients, naming how long an idle connection is
+    /// kept (`--client-timeout-ms`).
+    pub keep_alive: Header,
 }
 
 /// What to send back: a status, a content type and a body.
@@ -48,7 +51,7 @@ pub struct Reply {
     pub body_unread: bool,
     /// The client asked HTTP/1.0 keep-alive: say it is kept, or clients like `ab -k` wait
     /// for a close that never comes.
-    pub keep_alive_header: bool,
+    pub keep_alive: Option<Header>,
 }
 
 #[derive(Debug)]
@@ -75,7 +78,7 @@ impl Reply {
             body: Body::Owned(body),
             allow: None,
             body_unread: false,
-            keep_alive_header: false,
+            keep_alive: None,
         }
     }
 
@@ -107,11 +110,9 @@ impl Reply {
         if let Some(allow) = self.allow {
             headers.push(header("Allow", allow));
         }
-        if self.keep_alive_header {
-            // tiny_http refuses to let a response set `Connection`; HTTP/1.0 clients such as
-            // ab look for a `Keep-Alive` header instead.
-            headers.push(header("Keep-Alive", "timeout=300"));
-        }
+        // tiny_http refuses to let a response set `Connection`; HTTP/1.0 clients such as ab
+        // look for a `Keep-Alive` header instead.
+        headers.extend(self.keep_alive);
         let len = self.body.as_ref().len();
         Response::new(
             StatusCode(self.status),
@@ -127,6 +128,15 @@ fn header(name: &'static str, value: &'static str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static headers are valid")
 }
 
+/// The `Keep-Alive` header for connections closed after `idle` without a request.
+pub fn keep_alive_header(idle: Option<std::time::Duration>) -> Header {
+    // Without a timeout HitMe never closes an idle connection; the header wants a number,
+    // and a day says as much to a client.
+    let secs = idle.map_or(86_400, |d| d.as_secs().max(1));
+    Header::from_bytes(&b"Keep-Alive"[..], format!("timeout={secs}").as_bytes())
+        .expect("a number is a valid header value")
+}
+
 /// Answers one request. Never panics on client input; errors become JSON replies.
 pub fn handle(request: &mut Request, app: &App) -> Reply {
     let mut body_unread = false;
@@ -135,7 +145,9 @@ pub fn handle(request: &mut Request, app: &App) -> Reply {
     let mut reply = result.unwrap_or_else(|err| Reply::error(&err));
     reply.route = route;
     reply.body_unread = body_unread;
-    reply.keep_alive_header = wants_http10_keep_alive(request);
+    if wants_http10_keep_alive(request) {
+        reply.keep_alive = Some(app.keep_alive.clone());
+    }
     reply
 }
 

@@ -54,6 +54,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
             None => Box::new(Store::new(config.store_config()).map_err(Fatal)?),
         },
         metrics: Metrics::new(),
+        keep_alive: http::keep_alive_header(config.client_timeout()),
     });
     let addr = listener.local_addr().map_err(|e| Fatal(e.to_string()))?;
     let acceptor = Arc::new(Acceptor::new(listener, config.client_timeout()).map_err(Fatal)?);

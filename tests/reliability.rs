@@ -405,7 +405,12 @@ fn http10_keep_alive_clients_get_a_keep_alive_answer_and_the_connection_stays_op
         }
         let resp = common::read_response(&mut stream);
         assert_eq!(resp.status, 200);
-        assert!(resp.header("Keep-Alive").is_some(), "{:?}", resp.headers);
+        assert_eq!(
+            resp.header("Keep-Alive"),
+            Some("timeout=15"),
+            "{:?}",
+            resp.headers
+        );
     }
     assert_eq!(redis.hget("hits:all", "http://ka.example/"), Some(3));
     // Plain HTTP/1.1 needs no such header.
