@@ -75,7 +75,8 @@ pub struct Config {
 
     /// Write hits that arrive together to Redis together: one round trip for a batch of
     /// concurrent hits, each still its own MULTI/EXEC, answered only once committed. Less
-    /// CPU per hit under load, at the cost of workers waiting on each other's batches.
+    /// CPU per hit under load, at the cost of workers waiting on each other's batches; batches
+    /// are only as large as the workers waiting, so use more threads (e.g. --threads 16).
     #[arg(long, env = "HITME_GROUP_COMMIT")]
     pub group_commit: bool,
 
