@@ -23,7 +23,8 @@ pub struct Config {
     #[arg(long, env = "HITME_REUSE_PORT")]
     pub reuse_port: bool,
 
-    /// Redis to store hits in: redis://[:password@]host:port[/db] or redis+unix:///path.
+    /// Redis to store hits in: redis://[:password@]host:port[/db], rediss://... for TLS, or
+    /// redis+unix:///path.
     #[arg(
         long,
         env = "HITME_REDIS_URL",
@@ -38,7 +39,8 @@ pub struct Config {
         long,
         env = "HITME_REDIS_CLUSTER",
         value_delimiter = ',',
-        value_name = "HOST:PORT,..."
+        value_name = "HOST:PORT,...",
+        hide_env_values = true
     )]
     pub redis_cluster: Option<Vec<String>>,
 
