@@ -245,7 +245,6 @@ impl Store {
             resp::arg(out, &[b"1"]);
         }
         let mut commands = 6;
-        let now = unix_now_secs();
         for (i, period) in Period::ALL.into_iter().enumerate() {
             let Some(keep) = self.retention[i] else {
                 continue;
@@ -265,7 +264,7 @@ impl Store {
             commands += 1;
             // A bucket already past its retention is deleted at once; a later hit in it
             // must delete it again rather than leave a key that never expires.
-            if expire_at > now {
+            if expire_at > unix_now_secs() {
                 expiry_set[i] = starts[i];
             }
         }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::cluster::Cluster;
-use common::{encode, request, send, HitMe, Redis};
+use common::{encode, now_ms, request, send, HitMe, Redis};
 use serde_json::json;
 
 /// Where a test's HitMe keeps its hits.
@@ -189,11 +189,6 @@ fn standalone_keys_follow_the_original_layout_weeks_and_prefix() {
     assert_eq!(redis.hget("site1:week:1703980800000", url), Some(2)); // Sunday 2023-12-31
     assert_eq!(redis.hget("site1:all", url), Some(2));
     assert_eq!(redis.hget("hits:all", url), Some(4));
-}
-
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.unwrap().as_millis() as i64
 }
 
 fn a_missing_empty_or_zero_timestamp_means_now(backend: &Backend) {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, UNUSED_REDIS_URL};
-use common::{encode, request, wait_until, HitMe};
+use common::{encode, now_ms, request, wait_until, HitMe};
 use hitme::cluster::{index_shard, slot_of_tag, url_tag, ClusterKeys};
 use serde_json::json;
 
@@ -51,11 +51,6 @@ fn get_ok(hitme: &HitMe, target: &str) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("{target} kept answering 503");
-}
-
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.unwrap().as_millis() as i64
 }
 
 /// The API's answers in cluster mode are checked by the shared suite (`tests/api.rs` runs

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{HitMe, Redis};
+use common::{now_ms, HitMe, Redis};
 
 // ---- Chromium ---------------------------------------------------------------------------------
 
@@ -467,13 +467,6 @@ fn ranked(counts: &BTreeMap<String, i64>) -> Vec<(String, i64)> {
     let mut entries: Vec<(String, i64)> = counts.iter().map(|(u, n)| (u.clone(), *n)).collect();
     entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     entries
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 // ---- What every populated view must show ----------------------------------------------------

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{hitme_command, request, send, try_post_hit, wait_until, HitMe, Redis};
+use common::{hitme_command, now_ms, request, send, try_post_hit, wait_until, HitMe, Redis};
 
 const URL: &str = "http://load.example/";
 
@@ -416,13 +416,6 @@ fn http10_keep_alive_clients_get_a_keep_alive_answer_and_the_connection_stays_op
     // Plain HTTP/1.1 needs no such header.
     let resp = request(hitme.addr, "GET", "/healthz", &[], b"");
     assert_eq!(resp.header("Keep-Alive"), None);
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn ttl(redis: &Redis, key: &str) -> i64 {
