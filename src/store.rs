@@ -194,7 +194,11 @@ impl Store {
                 .iter()
                 .map(|n| check_transaction(&mut replies, *n))
                 .collect();
-            conn.expiry_set = expiry_set;
+            // The expiries are remembered only if every transaction ran: one that failed may
+            // have held the only EXPIREAT of its bucket.
+            if outcomes.iter().all(|o| o.is_ok()) {
+                conn.expiry_set = expiry_set;
+            }
             // A reply out of step poisons the connection for whatever comes next.
             let out_of_step = |o: &RedisResult<()>| {
                 matches!(o, Err(e) if !matches!(e.kind(), redis::ErrorKind::Server(_)))

@@ -35,8 +35,11 @@ impl Redis {
         redis
     }
 
-    /// A Redis with an append-only file fsynced every second, as `scripts/run` starts it: what
-    /// it acknowledged survives a kill and a restart.
+    /// A Redis with an append-only file fsynced before every reply (`appendfsync always`):
+    /// whatever it acknowledged survives a kill and a restart, so a hit missing afterwards was
+    /// lost by HitMe. (`everysec`, which `scripts/run` uses, may postpone the AOF write for up to
+    /// 2 s while a background fsync runs, yet still reply: a kill in that window loses
+    /// acknowledged writes on Redis's side.)
     pub fn start_persistent() -> Redis {
         let port = free_port();
         let dir =
@@ -64,7 +67,7 @@ impl Redis {
         ]);
         match &self.dir {
             Some(dir) => cmd
-                .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+                .args(["--appendonly", "yes", "--appendfsync", "always"])
                 .arg("--dir")
                 .arg(dir),
             None => cmd
