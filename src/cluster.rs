@@ -35,6 +35,18 @@
 //! `HGET` per bucket in one batch (one slot, one node, one round trip each); `GET /hits`
 //! reads the 16 index shards, then six `HGET`s per URL, each step one batch per master.
 //!
+//! # Surviving a failover
+//!
+//! Redis replicates asynchronously: a master that counted a hit and died before its replica
+//! had it loses the hit in the failover. So the script is followed, in the same request, by
+//! `WAIT <n> <--redis-timeout-ms / 4>` (n = `--wait-replicas`, default 1, at most the
+//! master's working replicas per CLUSTER NODES), and the hit is answered once a replica has
+//! it. The same round trip, but it lasts until the replica's acknowledgement. A replica that
+//! does not confirm in time (dead, hung, lagging) costs that hit the wait, not its 200: the
+//! master counted it, and a 503 would make the client send it again. HitMe then reads the slot
+//! map again; once the cluster marks the replica failed (`--cluster-node-timeout`), hits stop
+//! waiting for it. A master with no working replica (just promoted, say) is not waited for.
+//!
 //! # The URL index and its failure story
 //!
 //! `GET /hits` must list every URL without `KEYS`/`SCAN`. The index holds one entry per URL
@@ -51,9 +63,9 @@
 //! and count it twice), the error is counted and logged, `GET /hit` and `/series` show the
 //! URL at once, and the marker stays, so the URL's next hit repairs the index. Both steps are
 //! idempotent, so concurrent first hits are harmless. What remains: a URL never hit again
-//! after a failed index update stays out of `/hits`; and, as for any acknowledged write in
-//! Redis Cluster (replication is asynchronous), a count or index entry acknowledged by a
-//! master that dies before its replica got it can be lost in the failover.
+//! after a failed index update stays out of `/hits`; and the index entry itself is not
+//! waited for, so a failover right after a URL's first hit can drop it from the index (its
+//! marker, replicated with the count, makes the next hit add it again).
 //!
 //! # Talking to the cluster
 //!
@@ -92,7 +104,7 @@ use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterConnection, Connect};
 use redis::cluster_routing::{
-    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
 };
 use redis::io::tcp::TcpSettings;
 use redis::{
@@ -237,6 +249,18 @@ pub struct ClusterStore {
     retention: Retention,
     errors: Arc<AtomicU64>,
     hit_sha: String,
+    /// Replicas that must confirm a hit, and for how long to wait for them.
+    wait_replicas: usize,
+    wait_for: Duration,
+    /// Seconds since the epoch when an unconfirmed hit was last logged: at most once a second.
+    unconfirmed_logged: AtomicU64,
+}
+
+/// How many replicas a write waited for, and how many confirmed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Replication {
+    asked: usize,
+    confirmed: usize,
 }
 
 impl ClusterStore {
@@ -280,11 +304,35 @@ impl ClusterStore {
             retention: config.retention,
             errors: Arc::default(),
             hit_sha: redis::Script::new(HIT_SCRIPT).get_hash().to_string(),
+            wait_replicas: config.wait_replicas,
+            wait_for: config.timeout / 4,
+            unconfirmed_logged: AtomicU64::new(0),
         })
     }
 
     fn failed(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A hit its master counted but not enough replicas confirmed in time: it is still a 200
+    /// (a 503 would make the client send it again, and count it twice), but a failover before
+    /// the replica catches up could lose it. The replica may be dead or hung: the slot map is
+    /// read again (Redis leaves failed replicas out of it) so the next hits wait only for
+    /// replicas that work.
+    fn unconfirmed(&self, conn: &mut Conn, url: &str, replication: Replication) {
+        conn.refresh = true;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if self.unconfirmed_logged.swap(now, Ordering::Relaxed) != now {
+            log::warn!(
+                "a hit for {url} was counted, but {} of {} replicas confirmed it within {:?}; a failover now could lose it (further ones are logged at most once a second)",
+                replication.confirmed,
+                replication.asked,
+                self.wait_for
+            );
+        }
     }
 
     fn checkout(&self) -> Result<r2d2::PooledConnection<SharedConnector>, ApiError> {
@@ -351,17 +399,26 @@ impl HitStore for ClusterStore {
             cmd
         };
         let evalsha = script("EVALSHA", &self.hit_sha);
+        let slot = slot_of_tag(&tag);
+        let (want, wait_for) = (self.wait_replicas, self.wait_for);
         let mut conn = self.checkout()?;
-        let needs_index: i64 = self.run(&mut conn, |conn, connector| {
-            let reply = conn.command(connector, &evalsha).or_else(|e| {
+        let (needs_index, replication) = self.run(&mut conn, |conn, connector| {
+            let (reply, replication) = conn
+                .replicated(connector, &evalsha, slot, want, wait_for)
+                .or_else(|e| {
                 if e.kind() != ErrorKind::Server(ServerErrorKind::NoScript) {
                     return Err(e);
                 }
                 // A node that never ran the script (new, restarted, promoted): EVAL loads it.
-                conn.command(connector, &script("EVAL", HIT_SCRIPT))
+                let eval = script("EVAL", HIT_SCRIPT);
+                conn.replicated(connector, &eval, slot, want, wait_for)
             })?;
-            redis::from_redis_value(reply).map_err(RedisError::from)
+            let needs_index: i64 = redis::from_redis_value(reply)?;
+            Ok((needs_index, replication))
         })?;
+        if replication.confirmed < replication.asked {
+            self.unconfirmed(&mut conn, url, replication);
+        }
         if needs_index == 1 {
             let index = self.keys.index(index_shard(url));
             let add = redis::cmd("SADD").arg(&index).arg(url).to_owned();
@@ -599,6 +656,14 @@ fn topology_changed(err: &RedisError) -> bool {
     )
 }
 
+/// Whether `err` says a command did not run and can be sent again: a redirection, or a slot
+/// in mid-migration.
+fn did_not_run(err: &RedisError) -> bool {
+    topology_changed(err)
+        || ask_target(err).is_some()
+        || err.kind() == ErrorKind::Server(ServerErrorKind::TryAgain)
+}
+
 /// The node an ASK redirection names.
 fn ask_target(err: &RedisError) -> Option<(String, u16)> {
     if err.kind() != ErrorKind::Server(ServerErrorKind::Ask) {
@@ -621,9 +686,10 @@ pub struct Conn {
     refresh: bool,
     /// When the slot map was last read, to read it at most once per `REFRESH_EVERY`.
     mapped_at: Instant,
-    /// Slot -> node number, from CLUSTER SLOTS, to group `/hits`'s reads by node; fetched
-    /// when first needed and dropped when the topology changes.
-    slots: Option<Vec<u16>>,
+    /// From CLUSTER SLOTS: which node serves a slot, to group `/hits`'s reads by node, and
+    /// how many replicas it has, to know what a hit can wait for. Fetched when first needed
+    /// and dropped when the topology changes.
+    slots: Option<SlotMap>,
 }
 
 /// How long to wait before retrying a command the cluster answered TRYAGAIN (a slot in
@@ -749,17 +815,14 @@ impl Conn {
         if one_slot {
             return self.send_batch(commands.iter().map(|(_, cmd)| cmd));
         }
-        if self.slots.is_none() {
-            let reply = self.cluster.route_command(
-                &redis::cmd("CLUSTER").arg("SLOTS").to_owned(),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-            )?;
-            self.slots = Some(slot_table(reply)?);
-        }
-        let slots = self.slots.as_ref().expect("just filled");
+        let slots = self.slot_map(None)?;
         let mut groups: HashMap<u16, Vec<usize>> = HashMap::new();
         for (i, (slot, _)) in commands.iter().enumerate() {
-            let node = slots.get(usize::from(*slot)).copied().unwrap_or(UNASSIGNED);
+            let node = slots
+                .node_of
+                .get(usize::from(*slot))
+                .copied()
+                .unwrap_or(UNASSIGNED);
             groups.entry(node).or_default().push(i);
         }
         let mut out = vec![Value::Nil; commands.len()];
@@ -770,6 +833,84 @@ impl Conn {
             }
         }
         Ok(out)
+    }
+
+    /// The slot map, read if need be from the master of `near` (a node the caller is about to
+    /// use anyway, so a hung node elsewhere cannot hold it up) or else from any node.
+    fn slot_map(&mut self, near: Option<u16>) -> RedisResult<&SlotMap> {
+        if self.slots.is_none() {
+            let node = match near {
+                Some(slot) => {
+                    SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master))
+                }
+                None => SingleNodeRoutingInfo::Random,
+            };
+            // Both from one node, so that they tell of the same topology.
+            let mut ask = |what: &str| {
+                let cmd = redis::cmd("CLUSTER").arg(what).to_owned();
+                self.cluster
+                    .route_command(&cmd, RoutingInfo::SingleNode(node.clone()))
+            };
+            let slots = ask("SLOTS")?;
+            let nodes: String = redis::from_redis_value(ask("NODES")?)?;
+            self.slots = Some(slot_table(slots, &working_replicas(&nodes))?);
+        }
+        Ok(self.slots.as_ref().expect("just filled"))
+    }
+
+    /// Runs a write routed by its first key, in `slot`, and has up to `want` of its master's
+    /// replicas confirm it (`WAIT`, bounded by `wait_for`). Returns the write's reply and how
+    /// many replicas were asked for and confirmed it.
+    ///
+    /// The write and the `WAIT` go out together (one round trip). If the write was redirected
+    /// or met a migrating slot, it did not run, and goes the way of `command` (which follows
+    /// the redirection); the `WAIT` then follows on the slot's master. NOSCRIPT is returned
+    /// for the caller to send the script itself.
+    fn replicated(
+        &mut self,
+        connector: &Connector,
+        cmd: &Cmd,
+        slot: u16,
+        want: usize,
+        wait_for: Duration,
+    ) -> RedisResult<(Value, Replication)> {
+        let asked = if want == 0 {
+            0
+        } else {
+            want.min(self.slot_map(Some(slot))?.replicas_of(slot))
+        };
+        if asked == 0 {
+            let reply = self.command(connector, cmd)?;
+            return Ok((
+                reply,
+                Replication {
+                    asked,
+                    confirmed: 0,
+                },
+            ));
+        }
+        let wait = redis::cmd("WAIT")
+            .arg(asked)
+            .arg(wait_for.as_millis().max(1) as u64)
+            .to_owned();
+        let (reply, confirmed) = match self.send_batch([cmd, &wait].into_iter()) {
+            Ok(mut values) => {
+                let confirmed = values.pop().expect("two replies");
+                (values.pop().expect("two replies"), confirmed)
+            }
+            Err(e) if did_not_run(&e) => {
+                let reply = self.command(connector, cmd)?;
+                let master = Route::new(slot, SlotAddr::Master);
+                let confirmed = self.cluster.route_command(
+                    &wait,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(master)),
+                )?;
+                (reply, confirmed)
+            }
+            Err(e) => return Err(e),
+        };
+        let confirmed = redis::from_redis_value::<usize>(confirmed)?;
+        Ok((reply, Replication { asked, confirmed }))
     }
 
     /// Sends `commands` as one batch to the node of the first one's key and reads every reply.
@@ -794,9 +935,56 @@ impl Conn {
     }
 }
 
-/// Slot -> node number from a CLUSTER SLOTS reply (masters only; numbers are arbitrary but
-/// equal for equal nodes).
-fn slot_table(reply: Value) -> RedisResult<Vec<u16>> {
+/// Working replicas per master `host:port`, from CLUSTER NODES: replicas not marked failed
+/// or suspected of it. (CLUSTER SLOTS cannot tell: it leaves out replicas that have not yet
+/// reported any replicated data, as in a cluster that has taken no write yet.)
+fn working_replicas(nodes: &str) -> HashMap<String, usize> {
+    let mut addr_of: HashMap<&str, &str> = HashMap::new();
+    let mut count_of: HashMap<&str, usize> = HashMap::new();
+    for line in nodes.lines() {
+        // <id> <ip:port@cport[,hostname]> <flags> <master id or -> ...
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [id, addr, flags, master, ..] = fields[..] else {
+            continue;
+        };
+        let flags: Vec<&str> = flags.split(',').collect();
+        let addr = addr.split(['@', ',']).next().unwrap_or(addr);
+        if flags.contains(&"master") {
+            addr_of.insert(id, addr);
+        } else if flags.contains(&"slave")
+            && !flags
+                .iter()
+                .any(|f| ["fail", "fail?", "handshake", "noaddr"].contains(f))
+        {
+            *count_of.entry(master).or_default() += 1;
+        }
+    }
+    addr_of
+        .into_iter()
+        .map(|(id, addr)| (addr.to_string(), count_of.get(id).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// Which master serves each slot, and how many working replicas each master has.
+struct SlotMap {
+    /// Slot -> node number (arbitrary, but equal for equal masters), `UNASSIGNED` if none.
+    node_of: Vec<u16>,
+    /// Node number -> replicas.
+    replicas: Vec<usize>,
+}
+
+impl SlotMap {
+    fn replicas_of(&self, slot: u16) -> usize {
+        let node = self.node_of.get(usize::from(slot)).copied();
+        node.and_then(|n| self.replicas.get(usize::from(n)))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// The slot map from a CLUSTER SLOTS reply and the working replicas of each master (by
+/// `host:port`).
+fn slot_table(reply: Value, replicas: &HashMap<String, usize>) -> RedisResult<SlotMap> {
     let Value::Array(ranges) = reply else {
         return Err(RedisError::from((
             ErrorKind::UnexpectedReturnType,
@@ -805,6 +993,7 @@ fn slot_table(reply: Value) -> RedisResult<Vec<u16>> {
     };
     let mut table = vec![UNASSIGNED; SLOTS];
     let mut nodes: Vec<(Vec<u8>, i64)> = Vec::new();
+    let mut replica_counts = Vec::new();
     for range in ranges {
         let Value::Array(fields) = range else {
             continue;
@@ -825,6 +1014,8 @@ fn slot_table(reply: Value) -> RedisResult<Vec<u16>> {
         let number = match nodes.iter().position(|n| *n == node) {
             Some(number) => number,
             None => {
+                let addr = format!("{}:{}", String::from_utf8_lossy(&node.0), node.1);
+                replica_counts.push(replicas.get(&addr).copied().unwrap_or(0));
                 nodes.push(node);
                 nodes.len() - 1
             }
@@ -834,7 +1025,10 @@ fn slot_table(reply: Value) -> RedisResult<Vec<u16>> {
             table[slot as usize] = number as u16;
         }
     }
-    Ok(table)
+    Ok(SlotMap {
+        node_of: table,
+        replicas: replica_counts,
+    })
 }
 
 /// Opens cluster connections for the pool.
@@ -1115,11 +1309,39 @@ mod tests {
             Value::Array(vec![Value::Int(5461), Value::Int(10922), node(7001)]),
             Value::Array(vec![Value::Int(10923), Value::Int(16000), node(7000)]),
         ]);
-        let table = slot_table(reply).unwrap();
+        let replicas = HashMap::from([("127.0.0.1:7000".to_string(), 1)]);
+        let map = slot_table(reply, &replicas).unwrap();
+        let table = &map.node_of;
         assert_eq!(table[0], table[5460]);
         assert_eq!(table[0], table[10923]);
         assert_ne!(table[0], table[5461]);
         assert_eq!(table[16001], UNASSIGNED);
+        assert_eq!(
+            [0, 5461, 10923, 16001].map(|slot| map.replicas_of(slot)),
+            [1, 0, 1, 0]
+        );
+    }
+
+    #[test]
+    fn working_replicas_from_cluster_nodes() {
+        let nodes = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:7002@17002,node-c master - 0 0 3 connected 10923-16383 [16000->-a1]
+d4 127.0.0.1:7003@17003 slave a1 0 0 1 connected
+e5 127.0.0.1:7004@17004 slave,fail b2 0 0 2 disconnected
+f6 127.0.0.1:7005@17005 slave,fail? b2 0 0 2 connected
+g7 127.0.0.1:7006@17006 slave c3 0 0 3 connected
+h8 127.0.0.1:7007@17007 slave c3 0 0 3 connected
+";
+        assert_eq!(
+            working_replicas(nodes),
+            HashMap::from([
+                ("127.0.0.1:7000".to_string(), 1),
+                ("127.0.0.1:7001".to_string(), 0),
+                ("127.0.0.1:7002".to_string(), 2),
+            ])
+        );
     }
 
     #[test]

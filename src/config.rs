@@ -44,6 +44,17 @@ pub struct Config {
     )]
     pub redis_cluster: Option<Vec<String>>,
 
+    /// With --redis-cluster: replicas that must confirm each hit (Redis WAIT, up to
+    /// --redis-timeout-ms / 4) before it is answered, so a failover cannot lose it; capped at
+    /// the replicas its master has. 0 answers as soon as the master has counted it.
+    #[arg(
+        long,
+        env = "HITME_WAIT_REPLICAS",
+        default_value_t = 1,
+        value_name = "N"
+    )]
+    pub wait_replicas: usize,
+
     /// PEM file of the certificate authority to trust for a rediss:// (TLS) Redis, instead of
     /// the system's roots.
     #[arg(long, env = "HITME_REDIS_CA_FILE", value_name = "PEM")]
@@ -166,6 +177,7 @@ impl Config {
                 week_start: self.week_start.into(),
             },
             group_commit: self.group_commit,
+            wait_replicas: self.wait_replicas,
             retention: [
                 self.retention_month.0,
                 self.retention_week.0,

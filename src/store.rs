@@ -70,6 +70,8 @@ pub struct StoreConfig {
     pub retention: Retention,
     /// Write concurrent hits together (see `crate::group_commit`).
     pub group_commit: bool,
+    /// Cluster mode: replicas that must confirm a hit before it is answered.
+    pub wait_replicas: usize,
 }
 
 /// What the HTTP edge needs of a place to keep hits: a standalone Redis (`Store`) or a

@@ -294,7 +294,8 @@ fn one_hit_touches_one_slot_in_one_command_and_buckets_expire() {
         expected_keys
     );
 
-    // A hit already indexed costs one EVALSHA on one master, nothing anywhere else.
+    // A hit already indexed costs one EVALSHA and one WAIT (for its replica) on one master,
+    // nothing anywhere else.
     let masters: Vec<u16> = cluster.masters().keys().copied().collect();
     for port in &masters {
         let _: () = redis::cmd("CONFIG")
@@ -324,9 +325,17 @@ fn one_hit_touches_one_slot_in_one_command_and_buckets_expire() {
                 .unwrap()
                 .parse()
                 .unwrap();
-            // PING checks idle pooled connections, CLUSTER SLOTS opens new ones; CONFIG and
-            // INFO are this test's.
-            if !["ping", "config|resetstat", "info", "cluster|slots"].contains(&name) {
+            // PING checks idle pooled connections, CLUSTER SLOTS and NODES open new ones;
+            // REPLCONF is the replica's acknowledgements; CONFIG and INFO are this test's.
+            let other = [
+                "ping",
+                "config|resetstat",
+                "info",
+                "cluster|slots",
+                "cluster|nodes",
+                "replconf",
+            ];
+            if !other.contains(&name) {
                 calls.insert((*port, name.to_string()), n);
             }
         }
@@ -338,8 +347,9 @@ fn one_hit_touches_one_slot_in_one_command_and_buckets_expire() {
             ((master, "evalsha".to_string()), 10),
             ((master, "hincrby".to_string()), 60),
             ((master, "sismember".to_string()), 10),
+            ((master, "wait".to_string()), 10),
         ]),
-        "one hit, one command on one node"
+        "one hit: one command, and a WAIT for its replica, on one node"
     );
 
     // A hit older than the minute retention counts only in the buckets still kept.
@@ -549,6 +559,72 @@ impl Drop for Frozen {
         // SAFETY: as above.
         unsafe { libc::kill(self.0, libc::SIGCONT) };
     }
+}
+
+/// The port of a replica of the master on `master`.
+fn replica_of(cluster: &Cluster, master: u16) -> u16 {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut cluster.node(master))
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("slave0:"))
+        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("port=")))
+        .expect("the master has a replica")
+        .parse()
+        .unwrap()
+}
+
+/// How many times the node on `port` ran the command `name` since its stats were reset.
+fn calls_of(cluster: &Cluster, port: u16, name: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut cluster.node(port))
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:")))
+        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("calls=")))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn a_frozen_replica_slows_hits_down_but_never_fails_them() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&[]);
+    let url = "http://replica.example/";
+    hitme.hit(url, T);
+    let master = cluster.master_of_slot(slot_of_tag(&url_tag(url)));
+    let replica = replica_of(&cluster, master);
+    let body = format!("url={}&timestamp={T}", encode(url));
+    let mut sent = 1;
+    {
+        // Frozen for longer than --cluster-node-timeout (2 s): the cluster marks it failed.
+        let _frozen = Frozen::freeze(pid_of(&cluster, replica));
+        let mut waited_for = |calls: &mut u64| {
+            let before = calls_of(&cluster, master, "wait");
+            let resp = hitme.post_form("/hit", &body);
+            assert_eq!(resp.status, 200, "{}", resp.text());
+            sent += 1;
+            *calls = calls_of(&cluster, master, "wait") - before;
+            *calls > 0
+        };
+        // Each hit waits for the frozen replica until HitMe, told by the WAIT timing out,
+        // reads the slot map again and finds the replica marked failed.
+        let mut calls = 0;
+        assert!(waited_for(&mut calls), "the first hit did not WAIT");
+        wait_until(
+            Duration::from_secs(20),
+            "hits to stop waiting for the failed replica",
+            || !waited_for(&mut calls),
+        );
+    }
+    assert!(
+        hitme.log().contains("0 of 1 replicas confirmed it"),
+        "{}",
+        hitme.log()
+    );
+    let n = counts(&hitme, url, T)["all_time"].as_i64().unwrap();
+    assert_eq!(n, sent);
 }
 
 fn pid_of(cluster: &Cluster, port: u16) -> i32 {
