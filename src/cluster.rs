@@ -252,6 +252,8 @@ pub struct ClusterStore {
     /// Replicas that must confirm a hit, and for how long to wait for them.
     wait_replicas: usize,
     wait_for: Duration,
+    /// Hits answered before enough replicas confirmed them.
+    unconfirmed: AtomicU64,
     /// Seconds since the epoch when an unconfirmed hit was last logged: at most once a second.
     unconfirmed_logged: AtomicU64,
 }
@@ -306,6 +308,7 @@ impl ClusterStore {
             hit_sha: redis::Script::new(HIT_SCRIPT).get_hash().to_string(),
             wait_replicas: config.wait_replicas,
             wait_for: config.timeout / 4,
+            unconfirmed: AtomicU64::new(0),
             unconfirmed_logged: AtomicU64::new(0),
         })
     }
@@ -321,6 +324,7 @@ impl ClusterStore {
     /// replicas that work.
     fn unconfirmed(&self, conn: &mut Conn, url: &str, replication: Replication) {
         conn.refresh = true;
+        self.unconfirmed.fetch_add(1, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -539,6 +543,10 @@ impl HitStore for ClusterStore {
     /// Redis operations that failed (connection, timeout, error reply, cluster reconfiguring).
     fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    fn unconfirmed_hits(&self) -> u64 {
+        self.unconfirmed.load(Ordering::Relaxed)
     }
 
     fn pool_state(&self) -> PoolState {
@@ -864,8 +872,10 @@ impl Conn {
     ///
     /// The write and the `WAIT` go out together (one round trip). If the write was redirected
     /// or met a migrating slot, it did not run, and goes the way of `command` (which follows
-    /// the redirection); the `WAIT` then follows on the slot's master. NOSCRIPT is returned
-    /// for the caller to send the script itself.
+    /// the redirection); the `WAIT` then follows on the slot's master. (During a migration a
+    /// write that went to the importing node is not covered by that `WAIT`, which counts the
+    /// writes of its own connection only.) NOSCRIPT is returned for the caller to send the
+    /// script itself.
     fn replicated(
         &mut self,
         connector: &Connector,

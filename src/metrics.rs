@@ -23,6 +23,7 @@ pub struct Metrics {
     in_flight: IntGauge,
     accept_restarts: IntCounter,
     redis_errors: IntCounter,
+    unconfirmed_hits: IntCounter,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
     /// Scrapes copy the store's counters into the registry; one at a time, so none is counted twice.
@@ -63,6 +64,11 @@ impl Metrics {
             "Redis commands that failed: no connection, timeout or error reply.",
         )
         .expect("valid metric");
+        let unconfirmed_hits = IntCounter::new(
+            "hitme_redis_unconfirmed_hits_total",
+            "Cluster mode: hits answered 200 that the master counted but no replica confirmed in time (see --wait-replicas).",
+        )
+        .expect("valid metric");
         let pool_connections = IntGauge::new(
             "hitme_redis_pool_connections",
             "Redis connections open in the pool, in use or idle.",
@@ -81,6 +87,7 @@ impl Metrics {
             Box::new(in_flight.clone()),
             Box::new(accept_restarts.clone()),
             Box::new(redis_errors.clone()),
+            Box::new(unconfirmed_hits.clone()),
             Box::new(pool_connections.clone()),
             Box::new(pool_idle.clone()),
         ] {
@@ -95,6 +102,7 @@ impl Metrics {
             in_flight,
             accept_restarts,
             redis_errors,
+            unconfirmed_hits,
             pool_connections,
             pool_idle,
             scrape: Mutex::new(()),
@@ -126,6 +134,9 @@ impl Metrics {
         let errors = store.errors();
         self.redis_errors
             .inc_by(errors.saturating_sub(self.redis_errors.get()));
+        let unconfirmed = store.unconfirmed_hits();
+        self.unconfirmed_hits
+            .inc_by(unconfirmed.saturating_sub(self.unconfirmed_hits.get()));
         let pool = store.pool_state();
         self.pool_connections.set(pool.connections.into());
         self.pool_idle.set(pool.idle.into());

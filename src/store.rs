@@ -89,6 +89,10 @@ pub trait HitStore: Send + Sync {
     fn ping(&self) -> Result<(), ApiError>;
     /// Redis commands that failed since startup.
     fn errors(&self) -> u64;
+    /// Hits answered before enough replicas confirmed them (cluster mode's `--wait-replicas`).
+    fn unconfirmed_hits(&self) -> u64 {
+        0
+    }
     fn pool_state(&self) -> PoolState;
     fn week_start(&self) -> WeekStart;
 }

@@ -596,7 +596,7 @@ fn a_frozen_replica_slows_hits_down_but_never_fails_them() {
     let master = cluster.master_of_slot(slot_of_tag(&url_tag(url)));
     let replica = replica_of(&cluster, master);
     let body = format!("url={}&timestamp={T}", encode(url));
-    let mut sent = 1;
+    let (mut sent, mut waited) = (1, 0);
     {
         // Frozen for longer than --cluster-node-timeout (2 s): the cluster marks it failed.
         let _frozen = Frozen::freeze(pid_of(&cluster, replica));
@@ -606,6 +606,7 @@ fn a_frozen_replica_slows_hits_down_but_never_fails_them() {
             assert_eq!(resp.status, 200, "{}", resp.text());
             sent += 1;
             *calls = calls_of(&cluster, master, "wait") - before;
+            waited += u64::from(*calls > 0);
             *calls > 0
         };
         // Each hit waits for the frozen replica until HitMe, told by the WAIT timing out,
@@ -622,6 +623,11 @@ fn a_frozen_replica_slows_hits_down_but_never_fails_them() {
         hitme.log().contains("0 of 1 replicas confirmed it"),
         "{}",
         hitme.log()
+    );
+    // Every hit that waited in vain, and only those, is counted as unconfirmed.
+    assert_eq!(
+        hitme.metric("hitme_redis_unconfirmed_hits_total"),
+        Some(waited as f64)
     );
     let n = counts(&hitme, url, T)["all_time"].as_i64().unwrap();
     assert_eq!(n, sent);
