@@ -320,8 +320,8 @@ impl ClusterStore {
     /// A hit its master counted but not enough replicas confirmed in time: it is still a 200
     /// (a 503 would make the client send it again, and count it twice), but a failover before
     /// the replica catches up could lose it. The replica may be dead or hung: the slot map is
-    /// read again (Redis leaves failed replicas out of it) so the next hits wait only for
-    /// replicas that work.
+    /// read again, and once the cluster marks the replica failed the next hits stop waiting
+    /// for it.
     fn unconfirmed(&self, conn: &mut Conn, url: &str, replication: Replication) {
         conn.refresh = true;
         self.unconfirmed.fetch_add(1, Ordering::Relaxed);
@@ -407,16 +407,14 @@ impl HitStore for ClusterStore {
         let (want, wait_for) = (self.wait_replicas, self.wait_for);
         let mut conn = self.checkout()?;
         let (needs_index, replication) = self.run(&mut conn, |conn, connector| {
-            let (reply, replication) = conn
-                .replicated(connector, &evalsha, slot, want, wait_for)
-                .or_else(|e| {
-                if e.kind() != ErrorKind::Server(ServerErrorKind::NoScript) {
-                    return Err(e);
-                }
+            let mut hit = |cmd: &Cmd| conn.replicated(connector, cmd, slot, want, wait_for);
+            let (reply, replication) = match hit(&evalsha) {
                 // A node that never ran the script (new, restarted, promoted): EVAL loads it.
-                let eval = script("EVAL", HIT_SCRIPT);
-                conn.replicated(connector, &eval, slot, want, wait_for)
-            })?;
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    hit(&script("EVAL", HIT_SCRIPT))
+                }
+                result => result,
+            }?;
             let needs_index: i64 = redis::from_redis_value(reply)?;
             Ok((needs_index, replication))
         })?;
@@ -694,9 +692,9 @@ pub struct Conn {
     refresh: bool,
     /// When the slot map was last read, to read it at most once per `REFRESH_EVERY`.
     mapped_at: Instant,
-    /// From CLUSTER SLOTS: which node serves a slot, to group `/hits`'s reads by node, and
-    /// how many replicas it has, to know what a hit can wait for. Fetched when first needed
-    /// and dropped when the topology changes.
+    /// From CLUSTER SLOTS and NODES: which node serves a slot, to group `/hits`'s reads by
+    /// node, and how many working replicas it has, to know what a hit can wait for. Fetched
+    /// when first needed and dropped when the topology changes.
     slots: Option<SlotMap>,
 }
 
@@ -1024,8 +1022,11 @@ fn slot_table(reply: Value, replicas: &HashMap<String, usize>) -> RedisResult<Sl
         let number = match nodes.iter().position(|n| *n == node) {
             Some(number) => number,
             None => {
+                // A master CLUSTER NODES names otherwise (a hostname endpoint): the replicas
+                // CLUSTER SLOTS lists after it.
                 let addr = format!("{}:{}", String::from_utf8_lossy(&node.0), node.1);
-                replica_counts.push(replicas.get(&addr).copied().unwrap_or(0));
+                let listed = fields.len().saturating_sub(3);
+                replica_counts.push(replicas.get(&addr).copied().unwrap_or(listed));
                 nodes.push(node);
                 nodes.len() - 1
             }
@@ -1319,6 +1320,7 @@ mod tests {
             Value::Array(vec![Value::Int(5461), Value::Int(10922), node(7001)]),
             Value::Array(vec![Value::Int(10923), Value::Int(16000), node(7000)]),
         ]);
+        // 7000 has a replica in CLUSTER NODES; 7001 is not in it, and CLUSTER SLOTS lists none.
         let replicas = HashMap::from([("127.0.0.1:7000".to_string(), 1)]);
         let map = slot_table(reply, &replicas).unwrap();
         let table = &map.node_of;
