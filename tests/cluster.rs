@@ -308,23 +308,7 @@ fn one_hit_touches_one_slot_in_one_command_and_buckets_expire() {
     }
     let mut calls: BTreeMap<(u16, String), u64> = BTreeMap::new();
     for port in &masters {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query(&mut cluster.node(*port))
-            .unwrap();
-        for line in info.lines() {
-            let Some((name, stats)) = line
-                .strip_prefix("cmdstat_")
-                .and_then(|l| l.split_once(':'))
-            else {
-                continue;
-            };
-            let n: u64 = stats
-                .split(',')
-                .find_map(|s| s.strip_prefix("calls="))
-                .unwrap()
-                .parse()
-                .unwrap();
+        for (name, n) in command_calls(&cluster, *port) {
             // PING checks idle pooled connections, CLUSTER SLOTS and NODES open new ones;
             // REPLCONF is the replica's acknowledgements; CONFIG and INFO are this test's.
             let other = [
@@ -335,8 +319,8 @@ fn one_hit_touches_one_slot_in_one_command_and_buckets_expire() {
                 "cluster|nodes",
                 "replconf",
             ];
-            if !other.contains(&name) {
-                calls.insert((*port, name.to_string()), n);
+            if !other.contains(&name.as_str()) {
+                calls.insert((*port, name), n);
             }
         }
     }
@@ -575,16 +559,23 @@ fn replica_of(cluster: &Cluster, master: u16) -> u16 {
         .unwrap()
 }
 
-/// How many times the node on `port` ran the command `name` since its stats were reset.
-fn calls_of(cluster: &Cluster, port: u16, name: &str) -> u64 {
+/// How many times the node on `port` ran each command since its stats were reset.
+fn command_calls(cluster: &Cluster, port: u16) -> BTreeMap<String, u64> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query(&mut cluster.node(port))
         .unwrap();
     info.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:")))
-        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("calls=")))
-        .map_or(0, |n| n.parse().unwrap())
+        .filter_map(|line| line.strip_prefix("cmdstat_")?.split_once(':'))
+        .map(|(name, stats)| {
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="));
+            (name.to_string(), calls.unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+fn calls_of(cluster: &Cluster, port: u16, name: &str) -> u64 {
+    command_calls(cluster, port).get(name).copied().unwrap_or(0)
 }
 
 #[test]
