@@ -545,18 +545,25 @@ impl Drop for Frozen {
     }
 }
 
-/// The port of a replica of the master on `master`.
-fn replica_of(cluster: &Cluster, master: u16) -> u16 {
+/// The value of `field` in the `section` of `INFO` from the node on `port`.
+fn info_field(cluster: &Cluster, port: u16, section: &str, field: &str) -> String {
     let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query(&mut cluster.node(master))
+        .arg(section)
+        .query(&mut cluster.node(port))
         .unwrap();
     info.lines()
-        .find_map(|l| l.strip_prefix("slave0:"))
-        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("port=")))
-        .expect("the master has a replica")
-        .parse()
-        .unwrap()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("INFO {section} of node {port} has no {field}"))
+        .trim()
+        .to_string()
+}
+
+/// The port of a replica of the master on `master`.
+fn replica_of(cluster: &Cluster, master: u16) -> u16 {
+    // slave0:ip=127.0.0.1,port=7003,state=online,...
+    let replica = info_field(cluster, master, "replication", "slave0");
+    let port = replica.split(',').find_map(|f| f.strip_prefix("port="));
+    port.expect("the replica's port").parse().unwrap()
 }
 
 /// How many times the node on `port` ran each command since its stats were reset.
@@ -625,14 +632,7 @@ fn a_frozen_replica_slows_hits_down_but_never_fails_them() {
 }
 
 fn pid_of(cluster: &Cluster, port: u16) -> i32 {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query(&mut cluster.node(port))
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .expect("INFO names the pid")
-        .trim()
+    info_field(cluster, port, "server", "process_id")
         .parse()
         .unwrap()
 }
