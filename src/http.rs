@@ -334,3 +334,35 @@ fn healthz(store: &dyn HitStore) -> Result<Reply, ApiError> {
     store.ping()?;
     Ok(Reply::ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiny_http::TestRequest;
+
+    fn with_content_type(value: &str) -> Request {
+        TestRequest::new()
+            .with_method(Method::Post)
+            .with_path("/hit")
+            .with_header(Header::from_bytes(&b"Content-Type"[..], value.as_bytes()).unwrap())
+            .into()
+    }
+
+    #[test]
+    fn content_types_with_parameters_are_recognised() {
+        for json in [
+            "application/json",
+            "application/json; charset=UTF-8",
+            "Application/JSON ;charset=utf-8",
+        ] {
+            assert!(is_json(&with_content_type(json)), "{json}");
+        }
+        for form in [
+            "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+            "text/plain",
+        ] {
+            assert!(!is_json(&with_content_type(form)), "{form}");
+        }
+    }
+}

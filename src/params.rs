@@ -97,7 +97,7 @@ impl Fields {
 
     /// The canonical URL; an error if it is missing or invalid.
     pub fn require_url(&self) -> Result<String, ApiError> {
-        match self.url.as_deref() {
+        match self.url.as_deref().map(trim_blanks) {
             None | Some("") => Err(ApiError::bad_request(
                 "url is required: an absolute http or https URL, percent-encoded, e.g. url=http%3A%2F%2Fwww.example.com%2F",
             )),
@@ -107,7 +107,7 @@ impl Fields {
 
     /// The timestamp in ms since the epoch, with `now_ms` standing in for an absent, empty or 0 one.
     pub fn timestamp_or(&self, now_ms: i64) -> Result<i64, ApiError> {
-        match self.timestamp.as_deref() {
+        match self.timestamp.as_deref().map(trim_blanks) {
             None | Some("") => Ok(now_ms),
             Some(raw) => match parse_timestamp(raw)? {
                 0 => Ok(now_ms),
@@ -141,6 +141,12 @@ impl Fields {
             },
         }
     }
+}
+
+/// Drops the spaces, tabs and line ends around a value, as the original servers did (node's
+/// `parseInt`, Python's `int()`): the seed's own `ab_data` files end in a newline.
+fn trim_blanks(value: &str) -> &str {
+    value.trim_matches([' ', '\t', '\r', '\n'])
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -245,6 +251,89 @@ mod tests {
         assert_eq!(f.timestamp.as_deref(), Some("0"));
         assert_eq!(f.timestamp_or(42).unwrap(), 42);
         assert_eq!(f.require_url().unwrap(), "http://www.olark.com/");
+    }
+
+    #[test]
+    fn the_seed_ab_data_files_parse_with_their_trailing_newline() {
+        for (file, url) in [
+            (
+                "url=http%3A%2F%2Fwww.olark.com%2F&timestamp=0\n",
+                "http://www.olark.com/",
+            ),
+            (
+                "url=http%3A%2F%2Fwww.olark.com%2Fabout.html&timestamp=0\n",
+                "http://www.olark.com/about.html",
+            ),
+            (
+                "url=http%3A%2F%2Fwww.olark.com%2Ffeatures.html&timestamp=0\n",
+                "http://www.olark.com/features.html",
+            ),
+        ] {
+            let f = form(file).unwrap();
+            assert_eq!(f.require_url().unwrap(), url, "{file:?}");
+            assert_eq!(f.timestamp_or(42).unwrap(), 42, "{file:?}");
+        }
+    }
+
+    #[test]
+    fn values_are_trimmed_of_spaces_tabs_and_line_ends_only() {
+        for body in [
+            "url=http://a.com/&timestamp=1700000000000\r\n",
+            "url=http://a.com/&timestamp=%201700000000000%09",
+            "url=%0A+http://a.com/%0D%0A&timestamp=+1700000000000+",
+            "url=\thttp://a.com/ &timestamp=\n1700000000000",
+        ] {
+            let f = form(body).unwrap();
+            assert_eq!(f.require_url().unwrap(), "http://a.com/", "{body:?}");
+            assert_eq!(f.timestamp_or(0).unwrap(), 1_700_000_000_000, "{body:?}");
+        }
+        let f = Fields::from_json(br#"{"url":" http://a.com/\n","timestamp":"12\n"}"#).unwrap();
+        assert_eq!(f.require_url().unwrap(), "http://a.com/");
+        assert_eq!(f.timestamp_or(0).unwrap(), 12);
+        // Only blanks: the same as empty.
+        assert_eq!(
+            form("timestamp=%20%0A").unwrap().timestamp_or(7).unwrap(),
+            7
+        );
+        assert_eq!(
+            form("url=%20%0A")
+                .unwrap()
+                .require_url()
+                .unwrap_err()
+                .status,
+            400
+        );
+        // Whatever is not a whole number once trimmed stays an error.
+        for bad in [
+            "timestamp=abc\n",
+            "timestamp=1%202",
+            "timestamp=%0C1",
+            "timestamp=1%00",
+            "timestamp=0x10",
+        ] {
+            assert_eq!(
+                form(bad).unwrap().timestamp_or(0).unwrap_err().status,
+                400,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn forms_as_clients_really_send_them() {
+        // Leading and trailing `&`, empty pairs.
+        let f = form("&url=http://a.com/&&timestamp=5&").unwrap();
+        assert_eq!(f.require_url().unwrap(), "http://a.com/");
+        assert_eq!(f.timestamp_or(0).unwrap(), 5);
+        // `+` is a space, which the canonical URL percent-encodes.
+        let f = form("url=http://a.com/a+b").unwrap();
+        assert_eq!(f.require_url().unwrap(), "http://a.com/a%20b");
+        // Lower-case percent escapes.
+        let f = form("url=http%3a%2f%2fwww.olark.com%2f").unwrap();
+        assert_eq!(f.require_url().unwrap(), "http://www.olark.com/");
+        // A URL sent without any encoding.
+        let f = form("url=http://a.example/plain").unwrap();
+        assert_eq!(f.require_url().unwrap(), "http://a.example/plain");
     }
 
     #[test]

@@ -52,6 +52,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     seed_examples_work_verbatim,
+    the_seed_ab_data_files_are_counted_byte_for_byte,
     buckets_roll_over_at_their_boundaries,
     sunday_weeks_and_key_prefix_are_configurable,
     a_missing_empty_or_zero_timestamp_means_now,
@@ -97,6 +98,41 @@ fn seed_examples_work_verbatim(backend: &Backend) {
         "{text}"
     );
     assert_eq!(resp.json(), expected("http://www.olark.com/", [1; 6]));
+}
+
+/// The original project's load test posts these files as they are, each ending in a newline.
+fn the_seed_ab_data_files_are_counted_byte_for_byte(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ab_data");
+    let files = [
+        ("ab_data0", "http://www.olark.com/"),
+        ("ab_data1", "http://www.olark.com/about.html"),
+        ("ab_data2", "http://www.olark.com/features.html"),
+    ];
+    for (n, (file, _)) in files.iter().enumerate() {
+        let body = std::fs::read(dir.join(file)).unwrap();
+        assert_eq!(
+            body.last(),
+            Some(&b'\n'),
+            "{file} is the seed's file, newline included"
+        );
+        for _ in 0..=n {
+            let resp = request(
+                hitme.addr,
+                "POST",
+                "/hit",
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                &body,
+            );
+            assert_eq!(resp.status, 200, "{file}: {}", resp.text());
+            assert_eq!(resp.text(), r#"{"status":"OK"}"#);
+        }
+    }
+    let now = now_ms();
+    for (n, (file, url)) in files.iter().enumerate() {
+        let all_time = counts(&hitme, url, now)["all_time"].clone();
+        assert_eq!(all_time, json!(n + 1), "{file}");
+    }
 }
 
 #[test]
