@@ -11,6 +11,11 @@ awkward in bash:
                                          and print a one-line summary
   benchkit.py report CSV DIR ...         medians per target, tool and concurrency; markdown
                                          tables (results.md and stdout), summary.csv, graphs
+  benchkit.py seedreport CSV DIR ...     the same for --seed-ab (the original ab.sh sweep):
+                                         medians per body file and target, and one
+                                         plot.p-style graph per target from ab's -g files
+  benchkit.py bodyurl FILE               print the url= field of a form-encoded ab body,
+                                         decoded: the Redis field its hits count in
 """
 
 import csv
@@ -21,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import urllib.parse
 
 # Columns of the raw CSV, one row per run. BENCHMARKS.md explains each one.
 COLUMNS = [
@@ -29,7 +35,7 @@ COLUMNS = [
     "fail_timeout", "non_2xx", "seconds", "rps", "p50_ms", "p99_ms", "max_ms",
     "server_cpu_s", "redis_cpu_s", "client_cpu_s", "server_peak_rss_kib",
     "redis_peak_rss_kib", "redis_before", "redis_after", "redis_delta", "redis_check",
-    "timewait_before", "load1_before", "exit", "note", "output",
+    "timewait_before", "load1_before", "exit", "note", "output", "body", "url",
 ]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -66,6 +72,23 @@ def freeport():
             print(port)
             return
     die("no free port found in 200 tries")
+
+
+def bodyurl(path):
+    """The url= of an ab body file (form-encoded, a trailing newline or not), decoded.
+
+    That is the field of <prefix>:all its hits count in, as long as the URL is already
+    in HitMe's canonical form, as the url of ab_data0, ab_data1 and ab_data2 are.
+    """
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        die(f"cannot read {path}: {e}")
+    urls = urllib.parse.parse_qs(text).get("url")
+    if not urls or not urls[0]:
+        die(f"{path} has no url= field")
+    print(urls[0])
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -173,7 +196,7 @@ def record(csv_path, pairs):
 
     row = {k: "" for k in COLUMNS}
     for k in ("run", "rep", "target", "tool", "concurrency", "timewait_before",
-              "load1_before", "exit", "redis_before", "redis_after"):
+              "load1_before", "exit", "redis_before", "redis_after", "body", "url"):
         row[k] = a.get(k, "")
     row["requests"] = requests
     row["output"] = os.path.basename(a["stdout"])
@@ -265,11 +288,11 @@ def clean(r):
             and not r["note"].startswith(("ab aborted", "killed", "wrk produced")))
 
 
-def summarize(rows):
-    """Medians per (tool, concurrency, target) over the repetitions."""
+def summarize(rows, key=lambda r: (r["tool"], int(r["concurrency"]), r["target"])):
+    """Medians over the repetitions, per key: (tool, concurrency, target) by default."""
     groups = {}
     for r in rows:
-        groups.setdefault((r["tool"], int(r["concurrency"]), r["target"]), []).append(r)
+        groups.setdefault(key(r), []).append(r)
     s = {}
     for key, rs in groups.items():
         for r in rs:
@@ -339,15 +362,9 @@ def machine_facts():
 
 
 def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir):
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        die("no runs recorded")
+    rows = load_runs(csv_path)
     s = summarize(rows)
-    targets = []
-    for r in rows:
-        if r["target"] not in targets:
-            targets.append(r["target"])
+    targets = in_order(rows, "target")
     ab_levels = sorted({c for (t, c, _) in s if t == "ab"})
     has_ref = ref in targets
     reps = max(m["reps"] for m in s.values())
@@ -454,36 +471,22 @@ def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir):
         tsv = os.path.join(outdir, "raw", run["output"].replace(".out", ".tsv")) if run else ""
         if not run or not os.path.exists(tsv):
             continue
-        ttimes = []
-        with open(tsv) as f:
-            next(f, None)  # header: starttime seconds ctime dtime ttime wait
-            for line in f:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) >= 6:
-                    ttimes.append(int(parts[4]))
-        ttimes.sort()
+        ttimes = sorted(ab_ttimes(tsv))
         with open(os.path.join(outdir, f"latency-{t}.dat"), "w") as f:
             f.write(f"# ab -c {graph_c} total time (ms) of each request, sorted; "
                     f"from {run['output']} (median rep)\n")
             f.writelines(f"{v}\n" for v in ttimes)
         lat_targets.append(t)
 
-    def gnuplot(script, png, **var):
-        args = ["gnuplot", "-e", "; ".join(f"{k}='{v}'" for k, v in var.items()),
-                os.path.join(bench_dir, script)]
-        p = subprocess.run(args, capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            print(f"benchkit: gnuplot {script} failed: {p.stderr.strip()}", file=sys.stderr)
-        else:
-            graphs.append(png)
-    if rps_targets:
-        gnuplot("rps.gp", "rps-vs-concurrency.png", dir=outdir, targets=" ".join(rps_targets),
-                levels=" ".join(map(str, ab_levels)),
-                out=os.path.join(outdir, "rps-vs-concurrency.png"))
-    if lat_targets:
-        gnuplot("latency.gp", f"latency-c{graph_c}.png", dir=outdir,
-                targets=" ".join(lat_targets), c=str(graph_c),
-                out=os.path.join(outdir, f"latency-c{graph_c}.png"))
+    if rps_targets and gnuplot(bench_dir, "rps.gp", dir=outdir,
+                               targets=" ".join(rps_targets),
+                               levels=" ".join(map(str, ab_levels)),
+                               out=os.path.join(outdir, "rps-vs-concurrency.png")):
+        graphs.append("rps-vs-concurrency.png")
+    if lat_targets and gnuplot(bench_dir, "latency.gp", dir=outdir,
+                               targets=" ".join(lat_targets), c=str(graph_c),
+                               out=os.path.join(outdir, f"latency-c{graph_c}.png")):
+        graphs.append(f"latency-c{graph_c}.png")
 
     # summary.csv: the medians, for spreadsheets and for comparing two result dirs.
     with open(os.path.join(outdir, "summary.csv"), "w", newline="") as f:
@@ -500,8 +503,30 @@ def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir):
                        + ["" if m[k] is None else f"{m[k]:.3f}" for k in keys]
                        + [ratio, m["redis"]])
 
+    write_results(outdir, "# HitMe benchmark results", settings_path, md,
+                  "ab's `-g` file at the graphed concurrency", graphs)
+
+
+def gnuplot(bench_dir, script, **var):
+    """Runs bench/SCRIPT with the variables set (gnuplot -e); True when it drew."""
+    # In a gnuplot single-quoted string, '' is a quote.
+    sets = "; ".join(f"{k}='{str(v).replace(chr(39), chr(39) * 2)}'" for k, v in var.items())
+    try:
+        p = subprocess.run(["gnuplot", "-e", sets, os.path.join(bench_dir, script)],
+                           capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        print(f"benchkit: gnuplot {script} failed: {e}", file=sys.stderr)
+        return False
+    if p.returncode != 0:
+        print(f"benchkit: gnuplot {script} failed: {p.stderr.strip()}", file=sys.stderr)
+        return False
+    return True
+
+
+def write_results(outdir, title, settings_path, md, gfiles, graphs):
+    """results.md (settings, machine, the tables, the files, the graphs); tables to stdout."""
     tables = "\n".join(md) + "\n"
-    head = ["# HitMe benchmark results\n"]
+    head = [title + "\n"]
     head.append("## Settings and machine\n")
     for line in _read(settings_path).splitlines():
         if ":" in line:
@@ -511,8 +536,8 @@ def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir):
         head.append(f"- {k}: {v}")
     head.append("")
     files = ["- `runs.csv`: one row per run (every repetition), `summary.csv`: the medians",
-             "- `raw/`: each run's ab or wrk output, ab's `-g` file at the graphed "
-             "concurrency, the servers' logs and the nginx config"]
+             f"- `raw/`: each run's ab or wrk output, {gfiles}, the servers' logs and the "
+             "nginx config"]
     for g in graphs:
         files.append(f"- `{g}`")
     tail = ["\n## Files\n"] + files + [""]
@@ -521,6 +546,145 @@ def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir):
     with open(os.path.join(outdir, "results.md"), "w") as f:
         f.write("\n".join(head) + "\n" + tables + "\n".join(tail) + "\n")
     sys.stdout.write(tables)
+
+
+def load_runs(csv_path):
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        die("no runs recorded")
+    return rows
+
+
+def in_order(rows, k):
+    """The values of column k, in the order the runs first had them."""
+    seen = []
+    for r in rows:
+        if r[k] not in seen:
+            seen.append(r[k])
+    return seen
+
+
+def ab_ttimes(tsv):
+    """Total times (ms) from an ab -g file: starttime seconds ctime dtime ttime wait."""
+    ttimes = []
+    with open(tsv) as f:
+        next(f, None)  # the header
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 6:
+                ttimes.append(int(parts[4]))
+    return ttimes
+
+
+def seed_report(csv_path, outdir, ref, settings_path, bench_dir):
+    """--seed-ab: the original ab.sh sweep (ab_data0..2 at c=5000), per body file and target.
+
+    One table row per file and target (medians when there were several repetitions), and
+    per target one graph in the style of the original plot.p: the -g file of each body
+    drawn with `using 9 smooth sbezier`, i.e. every request's total time in ab's order,
+    which is sorted by total time.
+    """
+    rows = load_runs(csv_path)
+    s = summarize(rows, key=lambda r: (r["body"], r["target"]))
+    bodies, targets = in_order(rows, "body"), in_order(rows, "target")
+    url = {r["body"]: r["url"] for r in rows}
+    has_ref = ref in targets
+    reps = max(m["reps"] for m in s.values())
+    md = []
+
+    def rv(b, k, t):
+        m = s.get((b, ref)) if has_ref and t != ref else None
+        return m[k] if m else None
+
+    md.append("## The original ab.sh sweep\n")
+    md.append(f"For each body file ab_dataK and target: `ab -g FILE -r -n {rows[0]['requests']} "
+              f"-c {rows[0]['concurrency']} -s S -p ab_data/ab_dataK "
+              "-T \"application/x-www-form-urlencoded\" URL/hit` (the exact lines are in "
+              "the settings above). "
+              + (f"Medians of {reps} repetitions. " if reps > 1 else "One run each. ")
+              + (f"In brackets: the ratio to `{ref}` (fixed answer, no Redis). " if has_ref
+                 else "")
+              + "Redis count: the rise of `HGET <prefix>:all <the file's url>` against the "
+              "2xx responses ab saw.\n")
+    md.append("| file (url) | target | requests | clean runs | req/s | failed | non-2xx | "
+              "p50 ms | p99 ms | max ms | Redis count | server CPU s | Redis CPU s | "
+              "server peak RSS MiB | client CPU, % of a core |")
+    md.append("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | "
+              "---: | ---: | ---: | ---: |")
+    for b in bodies:
+        for t in targets:
+            m = s.get((b, t))
+            if not m:
+                continue
+
+            def ce(k, kind, scale=1.0):
+                v = m[k] / scale if m[k] is not None else None
+                r = rv(b, k, t)
+                return cell(v, r / scale if r is not None else None, kind)
+            md.append(
+                f"| {os.path.basename(b)} ({url[b]}) | {t} | {fnum(m['requests'], 'int')} | "
+                f"{m['clean']}/{m['reps']} | {ce('rps', 'int')} | {fnum(m['failed'], 'int')} | "
+                f"{fnum(m['non_2xx'], 'int')} | {ce('p50_ms', 'ms')} | {ce('p99_ms', 'ms')} | "
+                f"{ce('max_ms', 'ms')} | {m['redis']} | {ce('server_cpu_s', 's')} | "
+                f"{fnum(m['redis_cpu_s'], 's')} | {ce('server_peak_rss_kib', 'mib', 1024)} | "
+                f"{pct(m['client_busy_pct'])} |")
+    notes = [(k, n) for k, m in s.items() for n in m["notes"]]
+    if notes:
+        md.append("\nNotes from the runs:\n")
+        for (b, t), n in notes:
+            md.append(f"- {t} {os.path.basename(b)}: {n}")
+
+    # One graph per target: its three -g files (of the median repetition), one line each,
+    # on a y axis shared by all targets so the graphs compare side by side.
+    plots = {}
+    ymax = 0
+    for t in targets:
+        files = []
+        for b in bodies:
+            m = s.get((b, t))
+            run = median_rep(m) if m else None
+            tsv = (os.path.join(outdir, "raw", run["output"].replace(".out", ".tsv"))
+                   if run else "")
+            if run and os.path.exists(tsv):
+                ttimes = ab_ttimes(tsv)
+                if ttimes:
+                    ymax = max(ymax, max(ttimes))
+                    files.append((b, tsv))
+        if files:
+            plots[t] = files
+    graphs = []
+    for t, files in plots.items():
+        png = f"seed-ab-{t}.png"
+        var = {"n": len(files), "out": os.path.join(outdir, png), "ymax": ymax,
+               "plottitle": f"{t}: POST /hit, ab -r -n {fnum(s[(files[0][0], t)]['requests'], 'int')}"
+                            f" -c {rows[0]['concurrency']}, one line per body file"}
+        for i, (b, tsv) in enumerate(files, 1):
+            var[f"f{i}"] = tsv
+            var[f"t{i}"] = f"{os.path.basename(b)} ({url[b]})"
+        if gnuplot(bench_dir, "seed-plot.gp", **var):
+            graphs.append(png)
+
+    with open(os.path.join(outdir, "summary.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        keys = ["requests", "rps", "failed", "non_2xx", "p50_ms", "p99_ms", "max_ms",
+                "server_cpu_s", "redis_cpu_s", "client_cpu_s", "client_busy_pct",
+                "server_peak_rss_kib"]
+        w.writerow(["body", "url", "target", "reps", "clean_reps"]
+                   + [f"median_{k}" for k in keys] + ["rps_ratio_to_" + ref, "redis_check"])
+        for b in bodies:
+            for t in targets:
+                m = s.get((b, t))
+                if not m:
+                    continue
+                rr = rv(b, "rps", t)
+                ratio = f"{m['rps'] / rr:.3f}" if rr and m["rps"] is not None else ""
+                w.writerow([b, url[b], t, m["reps"], m["clean"]]
+                           + ["" if m[k] is None else f"{m[k]:.3f}" for k in keys]
+                           + [ratio, m["redis"]])
+
+    write_results(outdir, "# HitMe: the original ab.sh sweep", settings_path, md,
+                  "ab's `-g` file of every run", graphs)
 
 
 def main(argv):
@@ -534,6 +698,11 @@ def main(argv):
     elif cmd == "report":
         # report CSV OUTDIR GRAPH_C REF SETTINGS BENCH_DIR
         report(argv[2], argv[3], int(argv[4]), argv[5], argv[6], argv[7])
+    elif cmd == "seedreport":
+        # seedreport CSV OUTDIR REF SETTINGS BENCH_DIR
+        seed_report(argv[2], argv[3], argv[4], argv[5], argv[6])
+    elif cmd == "bodyurl":
+        bodyurl(argv[2])
     else:
         die(f"unknown command {cmd}")
 
