@@ -1,9 +1,13 @@
 //! Time buckets: which month, week, day, hour and minute a timestamp falls in, all in UTC.
 //!
 //! A bucket is named by its first millisecond since the Unix epoch, the same numbers the
-//! original HitMe used in its Redis keys. Pure functions only: no clock, no I/O.
+//! original HitMe used in its Redis keys. The all-time "bucket" starts at the epoch and never
+//! ends. Pure functions only: no clock, no I/O.
 
 use time::{Date, OffsetDateTime};
+
+use crate::period::PerPeriod;
+pub use crate::period::Period;
 
 /// The last millisecond HitMe accepts: 9999-12-31T23:59:59.999Z.
 pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
@@ -11,66 +15,6 @@ pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// A bucketed interval, finest last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Period {
-    Month,
-    Week,
-    Day,
-    Hour,
-    Minute,
-}
-
-impl Period {
-    /// Every period, in the order the API reports them.
-    pub const ALL: [Period; 5] = [
-        Period::Month,
-        Period::Week,
-        Period::Day,
-        Period::Hour,
-        Period::Minute,
-    ];
-
-    /// The name used in Redis keys (`hits:<name>:<start>`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Period::Month => "month",
-            Period::Week => "week",
-            Period::Day => "day",
-            Period::Hour => "hour",
-            Period::Minute => "minute",
-        }
-    }
-
-    /// The period with this key name, if any.
-    pub fn from_name(name: &str) -> Option<Period> {
-        Period::ALL.into_iter().find(|p| p.name() == name)
-    }
-
-    /// How many buckets `/series` returns when not told: an hour of minutes, a day of hours,
-    /// a month of days, a quarter of weeks, a year of months.
-    pub const fn default_series_len(self) -> usize {
-        match self {
-            Period::Month => 12,
-            Period::Week => 13,
-            Period::Day => 30,
-            Period::Hour => 24,
-            Period::Minute => 60,
-        }
-    }
-
-    /// The name used in API responses (`last_<period>`).
-    pub const fn json_name(self) -> &'static str {
-        match self {
-            Period::Month => "last_month",
-            Period::Week => "last_week",
-            Period::Day => "last_day",
-            Period::Hour => "last_hour",
-            Period::Minute => "last_minute",
-        }
-    }
-}
 
 /// The day a week starts on: ISO weeks start on Monday; the original node build used Sunday.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +24,33 @@ pub enum WeekStart {
     Sunday,
 }
 
+/// The calendar buckets are cut on: today UTC with a chosen first day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Calendar {
+    pub week_start: WeekStart,
+}
+
+impl Calendar {
+    pub fn new(week_start: WeekStart) -> Calendar {
+        Calendar { week_start }
+    }
+
+    /// The start of each period's bucket holding `timestamp_ms` (0 for all-time).
+    pub fn starts(&self, timestamp_ms: i64) -> PerPeriod<i64> {
+        PerPeriod::from_fn(|period| bucket_start(timestamp_ms, period, self.week_start))
+    }
+
+    /// The first millisecond after the `period` bucket that starts at `start`.
+    pub fn end(&self, start: i64, period: Period) -> i64 {
+        bucket_end(start, period, self.week_start)
+    }
+
+    /// See [`series_starts`].
+    pub fn series(&self, timestamp_ms: i64, period: Period, count: usize) -> Vec<i64> {
+        series_starts(timestamp_ms, period, self.week_start, count)
+    }
+}
+
 /// The start, in ms since the epoch, of the `period` bucket holding `timestamp_ms`.
 ///
 /// `timestamp_ms` must lie in `0..=MAX_TIMESTAMP_MS`; the result can be negative for
@@ -87,6 +58,7 @@ pub enum WeekStart {
 pub fn bucket_start(timestamp_ms: i64, period: Period, week_start: WeekStart) -> i64 {
     debug_assert!((0..=MAX_TIMESTAMP_MS).contains(&timestamp_ms));
     match period {
+        Period::All => 0,
         Period::Minute => floor_to(timestamp_ms, MINUTE_MS),
         Period::Hour => floor_to(timestamp_ms, HOUR_MS),
         Period::Day => floor_to(timestamp_ms, DAY_MS),
@@ -111,6 +83,7 @@ pub fn bucket_start(timestamp_ms: i64, period: Period, week_start: WeekStart) ->
 /// The first millisecond after the `period` bucket that starts at `start`.
 pub fn bucket_end(start: i64, period: Period, week_start: WeekStart) -> i64 {
     match period {
+        Period::All => MAX_TIMESTAMP_MS + 1,
         Period::Minute => start + MINUTE_MS,
         Period::Hour => start + HOUR_MS,
         Period::Day => start + DAY_MS,
@@ -166,7 +139,7 @@ mod tests {
     }
 
     fn all(ts: i64, ws: WeekStart) -> [i64; 5] {
-        Period::ALL.map(|p| bucket_start(ts, p, ws))
+        Period::BUCKETED.map(|p| bucket_start(ts, p, ws))
     }
 
     #[test]
@@ -305,7 +278,7 @@ mod tests {
             state ^= state << 17;
             ts = (ts + (state % (MAX_TIMESTAMP_MS as u64 / 5_000)) as i64) % MAX_TIMESTAMP_MS;
             for ws in [Monday, Sunday] {
-                for p in Period::ALL {
+                for p in Period::BUCKETED {
                     let start = bucket_start(ts, p, ws);
                     assert!(start <= ts, "{p:?} start {start} after {ts}");
                     assert_eq!(bucket_start(start.max(0), p, ws), start, "{p:?} at {ts}");

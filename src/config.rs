@@ -2,10 +2,14 @@
 
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use crate::buckets::WeekStart;
-use crate::store::{KeyLayout, StoreConfig};
+use crate::buckets::{Calendar, Period, WeekStart};
+use crate::period::PerPeriod;
+use crate::store::expiry::Retention;
+use crate::store::{Backend, StoreConfig};
 
 /// HitMe: a Redis-backed HTTP hit counter.
 ///
@@ -29,7 +33,8 @@ pub struct Config {
         long,
         env = "HITME_REDIS_URL",
         default_value = "redis://127.0.0.1:6379",
-        hide_env_values = true
+        hide_env_values = true,
+        conflicts_with = "redis_cluster"
     )]
     pub redis_url: String,
 
@@ -57,7 +62,12 @@ pub struct Config {
 
     /// PEM file of the certificate authority to trust for a rediss:// (TLS) Redis, instead of
     /// the system's roots.
-    #[arg(long, env = "HITME_REDIS_CA_FILE", value_name = "PEM")]
+    #[arg(
+        long,
+        env = "HITME_REDIS_CA_FILE",
+        value_name = "PEM",
+        conflicts_with = "redis_cluster"
+    )]
     pub redis_ca_file: Option<std::path::PathBuf>,
 
     /// Worker threads handling requests.
@@ -90,7 +100,7 @@ pub struct Config {
     /// concurrent hits, each still its own MULTI/EXEC, answered only once committed. Less
     /// CPU per hit under load, at the cost of workers waiting on each other's batches; batches
     /// are only as large as the workers waiting, so use more threads (e.g. --threads 16).
-    #[arg(long, env = "HITME_GROUP_COMMIT")]
+    #[arg(long, env = "HITME_GROUP_COMMIT", conflicts_with = "redis_cluster")]
     pub group_commit: bool,
 
     /// Keep minute buckets this long after the minute ends (e.g. 48h, 7d; 0 = forever).
@@ -157,6 +167,31 @@ fn parse_prefix(s: &str) -> Result<String, String> {
 }
 
 impl Config {
+    /// Parses `args` (the program name first) and refuses flags that do not apply to the
+    /// chosen backend. Those of the standalone backend are refused by clap itself
+    /// (`conflicts_with`); `--wait-replicas` has a default, so only its being given says
+    /// anything, which clap's `requires` does not check once a conflicting flag is present.
+    pub fn try_parse_checked<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Config::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let config = Config::from_arg_matches(&matches)?;
+        let given = matches!(
+            matches.value_source("wait_replicas"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        if given && config.redis_cluster.is_none() {
+            return Err(command.error(
+                ErrorKind::MissingRequiredArgument,
+                "--wait-replicas applies only with --redis-cluster; remove it, or name the cluster with --redis-cluster",
+            ));
+        }
+        Ok(config)
+    }
+
     /// The read timeout of client connections, if any.
     pub fn client_timeout(&self) -> Option<Duration> {
         (self.client_timeout_ms > 0).then(|| Duration::from_millis(self.client_timeout_ms))
@@ -166,26 +201,69 @@ impl Config {
         self.pool_size.unwrap_or(self.threads)
     }
 
+    /// The store to open. Flags of the other backend were refused while parsing.
     pub fn store_config(&self) -> StoreConfig {
+        let backend = match &self.redis_cluster {
+            Some(seeds) => Backend::Cluster {
+                seeds: seeds.clone(),
+                wait_replicas: self.wait_replicas,
+            },
+            None => Backend::Standalone {
+                redis_url: self.redis_url.clone(),
+                ca_file: self.redis_ca_file.clone(),
+                group_commit: self.group_commit,
+            },
+        };
         StoreConfig {
-            redis_url: self.redis_url.clone(),
-            redis_ca_file: self.redis_ca_file.clone(),
+            backend,
             pool_size: self.pool_size(),
             timeout: Duration::from_millis(self.redis_timeout_ms),
-            layout: KeyLayout {
-                prefix: self.key_prefix.clone(),
-                week_start: self.week_start.into(),
-            },
-            group_commit: self.group_commit,
-            wait_replicas: self.wait_replicas,
-            retention: [
-                self.retention_month.0,
-                self.retention_week.0,
-                self.retention_day.0,
-                self.retention_hour.0,
-                self.retention_minute.0,
-            ],
+            prefix: self.key_prefix.clone(),
+            calendar: self.calendar(),
+            retention: self.retention(),
         }
+    }
+
+    pub fn calendar(&self) -> Calendar {
+        Calendar::new(self.week_start.into())
+    }
+
+    fn retention(&self) -> Retention {
+        PerPeriod::from_fn(|period| match period {
+            Period::All => None,
+            Period::Month => self.retention_month.0,
+            Period::Week => self.retention_week.0,
+            Period::Day => self.retention_day.0,
+            Period::Hour => self.retention_hour.0,
+            Period::Minute => self.retention_minute.0,
+        })
+    }
+
+    /// Where hits go, fit for logs: passwords are hidden.
+    pub fn redis_description(&self) -> String {
+        match &self.redis_cluster {
+            Some(nodes) => {
+                let nodes: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
+                format!("cluster {}", nodes.join(","))
+            }
+            None => redact(&self.redis_url),
+        }
+    }
+}
+
+/// A Redis URL with any password removed; a bare `host:port` is kept.
+pub fn redact(redis_url: &str) -> String {
+    if !redis_url.contains("://") && !redis_url.contains('@') {
+        return redis_url.to_string();
+    }
+    match url::Url::parse(redis_url) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.into()
+        }
+        Err(_) => "<unparseable redis url>".to_string(),
     }
 }
 
@@ -202,9 +280,12 @@ mod tests {
         assert_eq!(c.key_prefix, "hits");
         assert_eq!(c.week_start, WeekStartArg::Monday);
         let hour = Duration::from_secs(3600);
+        let retention: Vec<Option<Duration>> =
+            c.store_config().retention.values().copied().collect();
         assert_eq!(
-            c.store_config().retention,
+            retention,
             [
+                None,
                 None,
                 None,
                 Some(Duration::from_secs(3 * 31_557_600)),
@@ -235,5 +316,68 @@ mod tests {
         assert!(Config::try_parse_from(["hitme", "--threads", "0"]).is_err());
         assert!(Config::try_parse_from(["hitme", "--key-prefix", "a b"]).is_err());
         assert!(Config::try_parse_from(["hitme", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn flags_of_the_other_backend_are_refused() {
+        let cluster = ["hitme", "--redis-cluster", "127.0.0.1:7000"];
+        for flag in [
+            &["--group-commit"][..],
+            &["--redis-url", "redis://127.0.0.1:6380"],
+            &["--redis-ca-file", "/tmp/ca.pem"],
+        ] {
+            let args = cluster.iter().chain(flag);
+            let err = Config::try_parse_checked(args).unwrap_err().to_string();
+            assert!(
+                err.contains(flag[0]) && err.contains("--redis-cluster"),
+                "{err}"
+            );
+        }
+        for args in [
+            &["hitme", "--wait-replicas", "2"][..],
+            &[
+                "hitme",
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--wait-replicas",
+                "0",
+            ],
+        ] {
+            let err = Config::try_parse_checked(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            let err = err.to_string();
+            assert!(
+                err.contains("--wait-replicas") && err.contains("--redis-cluster"),
+                "{err}"
+            );
+        }
+        // Defaults are no choice: both backends start with them.
+        let c = Config::try_parse_checked(cluster).unwrap();
+        assert!(matches!(
+            c.store_config().backend,
+            Backend::Cluster {
+                wait_replicas: 1,
+                ..
+            }
+        ));
+        let c = Config::try_parse_checked(["hitme", "--group-commit"]).unwrap();
+        assert!(matches!(
+            c.store_config().backend,
+            Backend::Standalone {
+                group_commit: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact("redis://:s3cret@127.0.0.1:6380/2"),
+            "redis://:***@127.0.0.1:6380/2"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert!(!redact("not a url :s3cret@x").contains("s3cret"));
+        assert_eq!(redact("127.0.0.1:7000"), "127.0.0.1:7000");
     }
 }

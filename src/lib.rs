@@ -6,15 +6,12 @@
 pub mod acceptor;
 pub mod assets;
 pub mod buckets;
-pub mod cluster;
+pub mod clock;
 pub mod config;
-pub mod error;
-pub mod group_commit;
 pub mod http;
 pub mod listener;
 pub mod metrics;
-pub mod params;
-pub mod resp;
+pub mod period;
 pub mod server;
 pub mod store;
 

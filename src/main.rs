@@ -1,13 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// tiny_http logs accept errors itself, including the expected one at shutdown; HitMe logs
 /// the ones that matter.
 const DEFAULT_LOG_FILTER: &str = "info,tiny_http=off";
 
 fn main() -> ExitCode {
-    let config = hitme::Config::parse();
+    let config = hitme::Config::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit());
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(DEFAULT_LOG_FILTER))
         .init();
     match hitme::run(config) {

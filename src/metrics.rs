@@ -1,6 +1,5 @@
 //! Operational metrics, served at `GET /metrics` in the Prometheus text format.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
@@ -8,7 +7,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::store::HitStore;
+use crate::store::pool::PoolProbe;
 
 /// Request latency buckets, in seconds: sub-millisecond hits up to Redis timeouts.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -26,8 +25,25 @@ pub struct Metrics {
     unconfirmed_hits: IntCounter,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
-    /// Scrapes copy the store's counters into the registry; one at a time, so none is counted twice.
-    scrape: Mutex<()>,
+}
+
+/// The counters the store keeps itself, handed to it when it is opened.
+#[derive(Clone)]
+pub struct StoreCounters {
+    redis_errors: IntCounter,
+    unconfirmed_hits: IntCounter,
+}
+
+impl StoreCounters {
+    /// `n` Redis commands failed (connection, timeout, error reply).
+    pub fn redis_failed(&self, n: u64) {
+        self.redis_errors.inc_by(n);
+    }
+
+    /// A hit was answered before enough replicas confirmed it (cluster mode).
+    pub fn unconfirmed_hit(&self) {
+        self.unconfirmed_hits.inc();
+    }
 }
 
 impl Metrics {
@@ -105,7 +121,6 @@ impl Metrics {
             unconfirmed_hits,
             pool_connections,
             pool_idle,
-            scrape: Mutex::new(()),
         }
     }
 
@@ -128,16 +143,17 @@ impl Metrics {
         self.accept_restarts.inc();
     }
 
-    /// The metrics in the Prometheus text format, with the store's state as of now.
-    pub fn render(&self, store: &dyn HitStore) -> Vec<u8> {
-        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-        let errors = store.errors();
-        self.redis_errors
-            .inc_by(errors.saturating_sub(self.redis_errors.get()));
-        let unconfirmed = store.unconfirmed_hits();
-        self.unconfirmed_hits
-            .inc_by(unconfirmed.saturating_sub(self.unconfirmed_hits.get()));
-        let pool = store.pool_state();
+    /// The counters for the store to keep.
+    pub fn store_counters(&self) -> StoreCounters {
+        StoreCounters {
+            redis_errors: self.redis_errors.clone(),
+            unconfirmed_hits: self.unconfirmed_hits.clone(),
+        }
+    }
+
+    /// The metrics in the Prometheus text format, with the pool's state as of now.
+    pub fn render(&self, pool: &PoolProbe) -> Vec<u8> {
+        let pool = pool();
         self.pool_connections.set(pool.connections.into());
         self.pool_idle.set(pool.idle.into());
         let mut out = Vec::with_capacity(4096);

@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use threadpool::ThreadPool;
-use tiny_http::{Request, Server};
+use tiny_http::{Header, Request, Server};
 
 use crate::acceptor::Acceptor;
-use crate::cluster::ClusterStore;
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::http::{self, App, Reply};
+use crate::http::error::ApiError;
+use crate::http::{self, Answer, App, Reply};
 use crate::listener;
 use crate::metrics::Metrics;
-use crate::store::{self, Store};
+use crate::store;
 
 /// How often an idle worker looks up to see whether HitMe is stopping.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -46,14 +45,13 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         }
     }
     let listener = listener::bind(&config.listen, config.reuse_port).map_err(Fatal)?;
+    let metrics = Metrics::new();
+    let opened = store::open(&config.store_config(), metrics.store_counters()).map_err(Fatal)?;
     let app = Arc::new(App {
-        store: match &config.redis_cluster {
-            Some(nodes) => {
-                Box::new(ClusterStore::new(&config.store_config(), nodes).map_err(Fatal)?)
-            }
-            None => Box::new(Store::new(config.store_config()).map_err(Fatal)?),
-        },
-        metrics: Metrics::new(),
+        store: opened.store,
+        pool: opened.pool,
+        calendar: config.calendar(),
+        metrics,
         keep_alive: http::keep_alive_header(config.client_timeout()),
     });
     let addr = listener.local_addr().map_err(|e| Fatal(e.to_string()))?;
@@ -68,17 +66,11 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         .map_err(|e| Fatal(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
     }
 
-    let redis = match &config.redis_cluster {
-        Some(nodes) => {
-            let nodes: Vec<String> = nodes.iter().map(|n| store::redact(n)).collect();
-            format!("cluster {}", nodes.join(","))
-        }
-        None => store::redact(&config.redis_url),
-    };
     log::info!(
-        "hitme listening on http://{addr} (threads {}, redis pool {}, redis {redis})",
+        "hitme listening on http://{addr} (threads {}, redis pool {}, redis {})",
         config.threads,
         config.pool_size(),
+        config.redis_description(),
     );
 
     {
@@ -164,33 +156,45 @@ impl Worker {
     }
 
     fn answer(&self, mut request: Request) {
-        let reply = {
+        let answer = {
             let started = Instant::now();
             let _in_flight = self.app.metrics.in_flight();
-            let reply = guarded(|| http::handle(&mut request, &self.app)).unwrap_or_else(|panic| {
-                log::error!(
-                    "bug: handler panicked on {} {}: {panic}",
-                    request.method(),
-                    request.url()
-                );
-                Reply::error(&ApiError::internal(
-                    "internal error; it has been logged, please report it",
-                ))
-            });
+            let answer =
+                guarded(|| http::handle(&mut request, &self.app)).unwrap_or_else(|panic| {
+                    log::error!(
+                        "bug: handler panicked on {} {}: {panic}",
+                        request.method(),
+                        request.url()
+                    );
+                    Answer {
+                        reply: Reply::error(&ApiError::internal(
+                            "internal error; it has been logged, please report it",
+                        )),
+                        route: "other",
+                        body_unread: false,
+                        keep_alive: false,
+                    }
+                });
             // Counted before the response goes out, so a client that reads /metrics after an
             // answer always finds that answer counted.
             self.app
                 .metrics
-                .observe(reply.route, reply.status, started.elapsed());
-            reply
+                .observe(answer.route, answer.reply.status, started.elapsed());
+            answer
         };
         if log::log_enabled!(log::Level::Debug) {
-            log::debug!("{} {} -> {}", request.method(), request.url(), reply.status);
+            log::debug!(
+                "{} {} -> {}",
+                request.method(),
+                request.url(),
+                answer.reply.status
+            );
         }
-        if reply.body_unread {
-            respond_and_drain_elsewhere(request, reply);
+        let keep_alive = answer.keep_alive_header(&self.app);
+        if answer.body_unread {
+            respond_and_drain_elsewhere(request, answer.reply, keep_alive);
         } else {
-            respond(request, reply);
+            respond(request, answer.reply, keep_alive);
         }
     }
 }
@@ -198,18 +202,18 @@ impl Worker {
 /// tiny_http reads an unread body to its end when the request is dropped, which never ends if
 /// the client declared a huge body and stalls. The answer goes out at once from a thread of its
 /// own, which then waits out the client; the thread ends when the connection does.
-fn respond_and_drain_elsewhere(request: Request, reply: Reply) {
+fn respond_and_drain_elsewhere(request: Request, reply: Reply, keep_alive: Option<Header>) {
     let spawned = std::thread::Builder::new()
         .name("hitme-drain".into())
         .stack_size(DRAIN_STACK_BYTES)
-        .spawn(move || respond(request, reply));
+        .spawn(move || respond(request, reply, keep_alive));
     if let Err(e) = spawned {
         log::warn!("cannot start a thread to answer an oversized request ({e}); dropping it");
     }
 }
 
 /// Runs a handler, catching a panic (returned as its message) so the worker lives on.
-fn guarded(handler: impl FnOnce() -> Reply) -> Result<Reply, String> {
+fn guarded<T>(handler: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(handler)).map_err(|panic| {
         panic
             .downcast_ref::<&str>()
@@ -219,8 +223,8 @@ fn guarded(handler: impl FnOnce() -> Reply) -> Result<Reply, String> {
     })
 }
 
-fn respond(request: Request, reply: Reply) {
-    if let Err(e) = request.respond(reply.into_response()) {
+fn respond(request: Request, reply: Reply, keep_alive: Option<Header>) {
+    if let Err(e) = request.respond(reply.into_response(keep_alive)) {
         log::debug!("could not send a response: {e}");
     }
 }
@@ -231,8 +235,11 @@ mod tests {
 
     #[test]
     fn a_panicking_handler_is_caught_with_its_message() {
-        let caught = guarded(|| panic!("boom {}", 7)).unwrap_err();
+        let caught = guarded(|| -> () { panic!("boom {}", 7) }).unwrap_err();
         assert_eq!(caught, "boom 7");
-        assert_eq!(guarded(|| panic!("static")).unwrap_err(), "static");
+        assert_eq!(
+            guarded(|| -> () { panic!("static") }).unwrap_err(),
+            "static"
+        );
     }
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, UNUSED_REDIS_URL};
 use common::{encode, now_ms, request, wait_until, HitMe};
-use hitme::cluster::{index_shard, slot_of_tag, url_tag, ClusterKeys};
+use hitme::buckets::{Calendar, Period, WeekStart};
+use hitme::store::cluster::keys::{index_shard, slot_of_tag, url_tag, ClusterKeys};
 use serde_json::json;
 
 /// 2023-11-15T01:02:03.456Z, a Wednesday.
@@ -229,11 +230,7 @@ fn one_hit_touches_one_slot_in_one_command_and_buckets_expire() {
     for url in urls {
         hitme.hit(url, ts);
     }
-    let starts = hitme::store::KeyLayout {
-        prefix: "hits".into(),
-        week_start: hitme::buckets::WeekStart::Monday,
-    }
-    .starts_for(ts);
+    let starts = Calendar::new(WeekStart::Monday).starts(ts);
     let keys = ClusterKeys {
         prefix: "hits".into(),
     };
@@ -280,13 +277,16 @@ fn one_hit_touches_one_slot_in_one_command_and_buckets_expire() {
         let end = |start: i64, len: i64| (start + len) / 1000;
         assert_eq!(
             expiry(&hit_keys[3]),
-            end(starts[2], 86_400_000) + 3 * 31_557_600
+            end(starts[Period::Day], 86_400_000) + 3 * 31_557_600
         );
         assert_eq!(
             expiry(&hit_keys[4]),
-            end(starts[3], 3_600_000) + 60 * 86_400
+            end(starts[Period::Hour], 3_600_000) + 60 * 86_400
         );
-        assert_eq!(expiry(&hit_keys[5]), end(starts[4], 60_000) + 48 * 3_600);
+        assert_eq!(
+            expiry(&hit_keys[5]),
+            end(starts[Period::Minute], 60_000) + 48 * 3_600
+        );
     }
     // Nothing else: the unindexed markers were cleared once the URLs were indexed.
     assert_eq!(
@@ -376,14 +376,7 @@ fn a_slot_being_resharded_is_read_through_asking_and_written_after_it_moved() {
     let keys = ClusterKeys {
         prefix: "hits".into(),
     };
-    let hit_keys = keys.hit_keys(
-        &tag,
-        &hitme::store::KeyLayout {
-            prefix: "hits".into(),
-            week_start: hitme::buckets::WeekStart::Monday,
-        }
-        .starts_for(T),
-    );
+    let hit_keys = keys.hit_keys(&tag, &Calendar::new(WeekStart::Monday).starts(T));
     let migrate = |keys: &[String]| {
         let _: () = redis::cmd("MIGRATE")
             .arg("127.0.0.1")
@@ -503,6 +496,24 @@ fn hitme_starts_before_the_cluster_and_recovers_and_bad_flags_are_refused() {
     .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("brace"));
+    // Flags of the standalone backend mean nothing here: refused, naming both flags.
+    for flag in [
+        &["--group-commit"][..],
+        &["--redis-url", "redis://127.0.0.1:6379"],
+        &["--redis-ca-file", "/nonexistent.pem"],
+    ] {
+        let mut args = vec!["--redis-cluster", "127.0.0.1:1"];
+        args.extend_from_slice(flag);
+        let out = common::hitme_command(UNUSED_REDIS_URL, &args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(flag[0]) && stderr.contains("--redis-cluster"),
+            "{stderr}"
+        );
+    }
 
     let mut cluster = Cluster::reserve();
     let hitme = cluster.hitme(&[]);

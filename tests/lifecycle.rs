@@ -108,6 +108,17 @@ fn a_port_in_use_or_a_bad_flag_exits_non_zero_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
 
+    // A flag of the cluster backend means nothing with a standalone Redis: refused.
+    let out = hitme_command("redis://127.0.0.1:1", &["--wait-replicas", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--wait-replicas") && stderr.contains("--redis-cluster"),
+        "{stderr}"
+    );
+
     let out = hitme_command("not-a-url", &[]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --redis-url"));

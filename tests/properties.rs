@@ -4,11 +4,11 @@
 use hitme::buckets::{
     bucket_end, bucket_start, series_starts, Period, WeekStart, MAX_TIMESTAMP_MS,
 };
-use hitme::params::{canonical_url, parse_timestamp, Fields, MAX_URL_BYTES};
+use hitme::http::params::{canonical_url, parse_timestamp, Fields, MAX_URL_BYTES};
 use proptest::prelude::*;
 
 fn period() -> impl Strategy<Value = Period> {
-    prop::sample::select(Period::ALL.to_vec())
+    prop::sample::select(Period::BUCKETED.to_vec())
 }
 
 fn week_start() -> impl Strategy<Value = WeekStart> {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::HitMe;
 
-/// The standalone Redis the harness always names with --redis-url: nothing listens there, so
-/// every test also shows that cluster mode ignores it.
+/// What cluster tests hand the harness for a standalone Redis: nothing listens there, and
+/// the harness leaves `--redis-url` out in cluster mode, which refuses it.
 pub const UNUSED_REDIS_URL: &str = "redis://127.0.0.1:1";
 
 /// A local Redis Cluster (ports `base..base+6`, bus ports `+10000`) started with

@@ -300,8 +300,8 @@ impl Drop for HitMe {
     }
 }
 
-/// The `hitme` command with the test's Redis and a free port; retention is off unless `args`
-/// set some.
+/// The `hitme` command with the test's Redis (unless `args` name a cluster) and a free port;
+/// retention is off unless `args` set some.
 pub fn hitme_command(redis_url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hitme"));
     if !args.contains(&"--listen") {
@@ -313,7 +313,11 @@ pub fn hitme_command(redis_url: &str, args: &[&str]) -> Command {
             cmd.args([format!("--retention-{period}").as_str(), "0"]);
         }
     }
-    cmd.args(["--redis-url", redis_url, "--redis-timeout-ms", "500"])
+    // Cluster mode refuses --redis-url.
+    if !args.contains(&"--redis-cluster") {
+        cmd.args(["--redis-url", redis_url]);
+    }
+    cmd.args(["--redis-timeout-ms", "500"])
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

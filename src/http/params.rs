@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode;
 use url::Url;
 
+use super::error::ApiError;
 use crate::buckets::{Period, MAX_TIMESTAMP_MS};
-use crate::error::ApiError;
 
 /// The longest URL accepted, in bytes, both as sent and once canonicalised.
 pub const MAX_URL_BYTES: usize = 2048;
@@ -121,7 +121,7 @@ impl Fields {
     /// The bucketed period named by `period`.
     pub fn require_period(&self) -> Result<Period, ApiError> {
         let name = self.period.as_deref().unwrap_or("");
-        Period::from_name(name).ok_or_else(|| {
+        Period::bucketed_from_name(name).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "period must be one of minute, hour, day, week, month (got {:?})",
                 truncate(name, 40)

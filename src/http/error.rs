@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::store::StoreError;
+
 /// An error answered to the client as `{"status":"error","error":"..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -80,32 +82,16 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-impl From<redis::RedisError> for ApiError {
+impl From<StoreError> for ApiError {
     /// Redis being down, slow or refusing us is the operator's to fix: 503, so clients retry.
-    /// A reply HitMe cannot understand (for example a key of the wrong type) is a 500.
-    fn from(err: redis::RedisError) -> Self {
-        use redis::ErrorKind;
-        let wrong_data = matches!(
-            err.kind(),
-            ErrorKind::Parse | ErrorKind::UnexpectedReturnType
-        ) || err.code() == Some("WRONGTYPE");
-        if wrong_data {
-            ApiError::internal(format!(
-                "Redis returned data HitMe cannot use ({err}); check that --key-prefix names only HitMe's hashes"
-            ))
-        } else {
-            ApiError::unavailable(format!(
-                "Redis is unavailable ({err}); retry later, and check that Redis is running at --redis-url"
-            ))
+    /// Data HitMe cannot use, or a bug, is a 500.
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(message) => ApiError::unavailable(message),
+            StoreError::BadData(message) | StoreError::Internal(message) => {
+                ApiError::internal(message)
+            }
         }
-    }
-}
-
-impl From<r2d2::Error> for ApiError {
-    fn from(err: r2d2::Error) -> Self {
-        ApiError::unavailable(format!(
-            "no Redis connection could be had in time ({err}); retry later, and check that Redis is running at --redis-url"
-        ))
     }
 }
 

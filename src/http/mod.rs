@@ -1,0 +1,303 @@
+//! The HTTP edge: a request is routed once ([`route`]), its parameters checked
+//! ([`params`]), its handler run ([`handlers`]), and the outcome turned into a JSON
+//! [`Reply`]; storage errors become HTTP statuses here ([`error`]), and nowhere else.
+
+pub mod error;
+mod handlers;
+pub mod params;
+mod reply;
+mod route;
+
+use std::io::Read;
+
+use tiny_http::{Header, Request};
+
+use self::error::ApiError;
+use self::params::Fields;
+pub use self::reply::{keep_alive_header, Body, Reply};
+use self::route::{Action, Lookup, Route};
+use crate::buckets::Calendar;
+use crate::metrics::Metrics;
+use crate::store::pool::PoolProbe;
+use crate::store::HitStore;
+
+/// The largest request body accepted; a hit needs only a URL and a timestamp.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every worker shares.
+pub struct App {
+    pub store: Box<dyn HitStore>,
+    /// The store's connection pool, for `/metrics`.
+    pub pool: PoolProbe,
+    /// How timestamps fall into buckets, for `/series`.
+    pub calendar: Calendar,
+    pub metrics: Metrics,
+    /// `Keep-Alive` for HTTP/1.0 keep-alive clients, naming how long an idle connection is
+    /// kept (`--client-timeout-ms`).
+    pub keep_alive: Header,
+}
+
+/// A request answered: the reply, and what the server needs to send and count it.
+#[derive(Debug)]
+pub struct Answer {
+    pub reply: Reply,
+    /// The route that answered, as a metrics label.
+    pub route: &'static str,
+    /// The request body was left unread (too large, or the client stalled): answering must
+    /// not hold up a worker while tiny_http drains it.
+    pub body_unread: bool,
+    /// The client asked HTTP/1.0 keep-alive: say it is kept, or clients like `ab -k` wait
+    /// for a close that never comes.
+    pub keep_alive: bool,
+}
+
+impl Answer {
+    /// The `Keep-Alive` header this answer needs, if any.
+    pub fn keep_alive_header(&self, app: &App) -> Option<Header> {
+        self.keep_alive.then(|| app.keep_alive.clone())
+    }
+}
+
+/// Answers one request. Never panics on client input; errors become JSON replies.
+pub fn handle(request: &mut Request, app: &App) -> Answer {
+    let (path, query) = match request.url().split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (request.url(), ""),
+    };
+    let route = Route::of(path);
+    let mut body_unread = false;
+    let result = match route.action(request.method(), path) {
+        Err(err) => Err(err),
+        // The query is read first: a bad one is refused before the body is read.
+        Ok(Action::RecordHit) => Fields::from_form(query.as_bytes()).and_then(|query| {
+            let body = read_body(request).inspect_err(|_| body_unread = true)?;
+            handlers::record_hit(app, query, &body, is_json(request))
+        }),
+        Ok(Action::Lookup(action)) => look_up(action, query, app),
+    };
+    Answer {
+        reply: result.unwrap_or_else(|err| Reply::error(&err)),
+        route: route.label(),
+        body_unread,
+        keep_alive: wants_http10_keep_alive(request),
+    }
+}
+
+/// Answers an action that reads: everything but recording a hit.
+fn look_up(action: Lookup, query: &str, app: &App) -> Result<Reply, ApiError> {
+    let fields = || Fields::from_form(query.as_bytes());
+    match action {
+        Lookup::Hit => handlers::read_hit(app, fields()?),
+        Lookup::Hits => handlers::read_hits(app, fields()?),
+        Lookup::Series => handlers::read_series(app, fields()?),
+        Lookup::Health => handlers::health(app),
+        Lookup::Metrics => Ok(handlers::metrics(app)),
+        Lookup::Asset(asset) => Ok(handlers::asset(asset)),
+    }
+}
+
+fn wants_http10_keep_alive(request: &Request) -> bool {
+    request.http_version() == &tiny_http::HTTPVersion(1, 0)
+        && request.headers().iter().any(|h| {
+            h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("keep-alive")
+        })
+}
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Content-Type"))
+        .is_some_and(|h| {
+            let mime = h.value.as_str().split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case(reply::JSON)
+        })
+}
+
+/// Reads the body up to `MAX_BODY_BYTES`. A declared length over the limit is refused unread;
+/// on any error the rest of the body is left unread.
+fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
+    let declared = request.body_length().unwrap_or(0);
+    if declared > MAX_BODY_BYTES {
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+    }
+    let mut body = Vec::with_capacity(declared);
+    request
+        .as_reader()
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| {
+            // The rest of the body may still come, slowly: answer without waiting for it.
+            ApiError::bad_request(format!("the request body could not be read ({e})"))
+        })?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tiny_http::{HTTPVersion, Method, TestRequest};
+
+    use super::*;
+    use crate::buckets::WeekStart;
+    use crate::period::PerPeriod;
+    use crate::store::{Backend, StoreConfig};
+
+    /// An app whose Redis is not there (nothing listens on port 1): whatever reaches the store
+    /// fails fast with a 503, and everything else is answered without it.
+    fn app() -> App {
+        let metrics = Metrics::new();
+        let config = StoreConfig {
+            backend: Backend::Standalone {
+                redis_url: "redis://127.0.0.1:1".into(),
+                ca_file: None,
+                group_commit: false,
+            },
+            pool_size: 1,
+            timeout: Duration::from_millis(50),
+            prefix: "hits".into(),
+            calendar: Calendar::new(WeekStart::Monday),
+            retention: PerPeriod::default(),
+        };
+        let opened = crate::store::open(&config, metrics.store_counters()).unwrap();
+        App {
+            store: opened.store,
+            pool: opened.pool,
+            calendar: config.calendar,
+            metrics,
+            keep_alive: keep_alive_header(Some(Duration::from_secs(15))),
+        }
+    }
+
+    fn header(name: &str, value: &str) -> Header {
+        Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap()
+    }
+
+    fn answer(request: TestRequest) -> Answer {
+        handle(&mut request.into(), &app())
+    }
+
+    fn get(path: &str) -> Answer {
+        answer(TestRequest::new().with_path(path))
+    }
+
+    fn post(path: &str, content_type: &str, body: &'static str) -> Answer {
+        answer(
+            TestRequest::new()
+                .with_method(Method::Post)
+                .with_path(path)
+                .with_header(header("Content-Type", content_type))
+                .with_body(body),
+        )
+    }
+
+    fn error_of(answer: &Answer) -> (u16, String) {
+        let body: serde_json::Value = serde_json::from_slice(answer.reply.body.as_ref()).unwrap();
+        assert_eq!(body["status"], "error");
+        (
+            answer.reply.status,
+            body["error"].as_str().unwrap().to_string(),
+        )
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_get_json_errors() {
+        let answer = get("/nope?x=1");
+        assert_eq!(answer.route, "other");
+        assert_eq!(error_of(&answer).0, 404);
+        let answer = answer_with_method(Method::Delete, "/hit");
+        assert_eq!(answer.route, "/hit");
+        assert_eq!(error_of(&answer).0, 405);
+        assert_eq!(answer.reply.allow, Some("GET, HEAD, POST"));
+    }
+
+    fn answer_with_method(method: Method, path: &str) -> Answer {
+        answer(TestRequest::new().with_method(method).with_path(path))
+    }
+
+    #[test]
+    fn parameters_are_checked_before_the_store_is_asked() {
+        let (status, message) = error_of(&get("/hit"));
+        assert_eq!(status, 400);
+        assert!(message.starts_with("url is required"), "{message}");
+        let (status, message) = error_of(&get("/series?url=http://a.com/&period=year"));
+        assert_eq!(status, 400);
+        assert!(message.starts_with("period must be"), "{message}");
+        let (status, _) = error_of(&get("/hits?timestamp=abc"));
+        assert_eq!(status, 400);
+        // A bad query is refused before the body is read.
+        let answer = post("/hit?url=%zz", "application/x-www-form-urlencoded", "url=x");
+        assert_eq!((answer.reply.status, answer.body_unread), (400, false));
+    }
+
+    #[test]
+    fn bodies_are_read_as_their_content_type_says() {
+        for content_type in ["application/json", "Application/JSON; charset=UTF-8"] {
+            let answer = post("/hit", content_type, r#"{"url":"ftp://a.com/"}"#);
+            let (status, message) = error_of(&answer);
+            assert_eq!(status, 400, "{content_type}");
+            assert!(message.contains("scheme must be http"), "{message}");
+        }
+        for content_type in [
+            "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        ] {
+            let answer = post("/hit", content_type, "url=ftp%3A%2F%2Fa.com%2F");
+            let (status, message) = error_of(&answer);
+            assert_eq!(status, 400, "{content_type}");
+            assert!(message.contains("scheme must be http"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_unread() {
+        let answer = answer(
+            TestRequest::new()
+                .with_method(Method::Post)
+                .with_path("/hit")
+                .with_header(header("Content-Length", "1000000")),
+        );
+        assert_eq!(error_of(&answer).0, 413);
+        assert!(answer.body_unread);
+    }
+
+    #[test]
+    fn store_failures_are_503s_that_say_what_to_check() {
+        let answer = post(
+            "/hit",
+            "application/x-www-form-urlencoded",
+            "url=http%3A%2F%2Fa.com%2F",
+        );
+        let (status, message) = error_of(&answer);
+        assert_eq!(status, 503);
+        assert!(message.contains("--redis-url"), "{message}");
+        assert_eq!(error_of(&get("/healthz")).0, 503);
+    }
+
+    #[test]
+    fn the_dashboard_and_metrics_need_no_store() {
+        let answer = get("/");
+        assert_eq!((answer.reply.status, answer.route), (200, "static"));
+        assert_eq!(answer.reply.content_type, "text/html; charset=utf-8");
+        let answer = get("/metrics");
+        assert_eq!(answer.reply.status, 200);
+        let text = String::from_utf8_lossy(answer.reply.body.as_ref()).into_owned();
+        assert!(text.contains("hitme_redis_pool_connections 0"), "{text}");
+    }
+
+    #[test]
+    fn http10_keep_alive_is_noticed() {
+        let request = || {
+            TestRequest::new()
+                .with_path("/")
+                .with_http_version(HTTPVersion(1, 0))
+        };
+        assert!(!answer(request()).keep_alive);
+        let answer = answer(request().with_header(header("Connection", "Keep-Alive")));
+        assert!(answer.keep_alive);
+    }
+}

@@ -1,0 +1,147 @@
+//! Routing: a path becomes a [`Route`] once, and a route and a method an [`Action`].
+
+use tiny_http::Method;
+
+use super::error::ApiError;
+use crate::assets::{self, Asset};
+
+/// Where a path leads.
+#[derive(Debug, Clone, Copy)]
+pub enum Route {
+    Hit,
+    Hits,
+    Series,
+    Healthz,
+    Metrics,
+    Asset(Asset),
+    NotFound,
+}
+
+/// What a request asks for: a route and a method it accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    /// `POST /hit`, the one action with a body.
+    RecordHit,
+    Lookup(Lookup),
+}
+
+/// The actions that only read.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup {
+    Hit,
+    Hits,
+    Series,
+    Health,
+    Metrics,
+    Asset(Asset),
+}
+
+impl Route {
+    pub fn of(path: &str) -> Route {
+        match path {
+            "/hit" => Route::Hit,
+            "/hits" => Route::Hits,
+            "/series" => Route::Series,
+            "/healthz" => Route::Healthz,
+            "/metrics" => Route::Metrics,
+            _ => assets::lookup(path).map_or(Route::NotFound, Route::Asset),
+        }
+    }
+
+    /// The route as a metrics label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Hit => "/hit",
+            Route::Hits => "/hits",
+            Route::Series => "/series",
+            Route::Healthz => "/healthz",
+            Route::Metrics => "/metrics",
+            Route::Asset(_) => "static",
+            Route::NotFound => "other",
+        }
+    }
+
+    /// What `method` asks of this route; 404 for an unknown `path`, 405 for a method the
+    /// route does not take.
+    pub fn action(&self, method: &Method, path: &str) -> Result<Action, ApiError> {
+        let is_get = matches!(method, Method::Get | Method::Head);
+        let refuse = |allow| ApiError::method_not_allowed(method.as_str(), allow);
+        match self {
+            Route::Hit if *method == Method::Post => Ok(Action::RecordHit),
+            Route::Hit if is_get => Ok(Action::Lookup(Lookup::Hit)),
+            Route::Hit => Err(refuse("GET, HEAD, POST")),
+            Route::NotFound => Err(ApiError::not_found(path)),
+            _ if !is_get => Err(refuse("GET, HEAD")),
+            Route::Hits => Ok(Action::Lookup(Lookup::Hits)),
+            Route::Series => Ok(Action::Lookup(Lookup::Series)),
+            Route::Healthz => Ok(Action::Lookup(Lookup::Health)),
+            Route::Metrics => Ok(Action::Lookup(Lookup::Metrics)),
+            Route::Asset(asset) => Ok(Action::Lookup(Lookup::Asset(*asset))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(method: Method, path: &str) -> Result<Action, ApiError> {
+        Route::of(path).action(&method, path)
+    }
+
+    #[test]
+    fn paths_and_methods_lead_to_actions() {
+        assert!(matches!(
+            action(Method::Post, "/hit"),
+            Ok(Action::RecordHit)
+        ));
+        let read = |method, path| match action(method, path) {
+            Ok(Action::Lookup(read)) => Some(read),
+            _ => None,
+        };
+        assert!(matches!(read(Method::Get, "/hit"), Some(Lookup::Hit)));
+        assert!(matches!(read(Method::Head, "/hit"), Some(Lookup::Hit)));
+        assert!(matches!(read(Method::Get, "/hits"), Some(Lookup::Hits)));
+        assert!(matches!(read(Method::Get, "/series"), Some(Lookup::Series)));
+        assert!(matches!(
+            read(Method::Get, "/healthz"),
+            Some(Lookup::Health)
+        ));
+        assert!(matches!(
+            read(Method::Get, "/metrics"),
+            Some(Lookup::Metrics)
+        ));
+        assert!(matches!(read(Method::Get, "/"), Some(Lookup::Asset(_))));
+        assert!(matches!(
+            read(Method::Head, "/app.js"),
+            Some(Lookup::Asset(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
+        let err = action(Method::Delete, "/hit").unwrap_err();
+        assert_eq!((err.status, err.allow), (405, Some("GET, HEAD, POST")));
+        let err = action(Method::Post, "/hits").unwrap_err();
+        assert_eq!((err.status, err.allow), (405, Some("GET, HEAD")));
+        let err = action(Method::Put, "/app.js").unwrap_err();
+        assert_eq!(err.status, 405);
+        for method in [Method::Get, Method::Post] {
+            let err = action(method, "/nope").unwrap_err();
+            assert_eq!(err.status, 404);
+            assert!(err.message.contains("/nope"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn labels_are_the_routes() {
+        let labels = [
+            "/hit", "/hits", "/series", "/healthz", "/metrics", "/", "/x",
+        ]
+        .map(|path| Route::of(path).label());
+        assert_eq!(
+            labels,
+            ["/hit", "/hits", "/series", "/healthz", "/metrics", "static", "other"]
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! Redis Cluster mode (`--redis-cluster host:port,...`): a key layout where one hit touches one
+//! slot, the pool of cluster connections, and the commands behind each endpoint. See
+//! `docs/cluster.md` for the operator's view (local cluster, failover, resharding).
+//!
+//! The standalone layout (`<prefix>:day:<start>` hashes shared by every URL) cannot run on a
+//! cluster: a MULTI over keys in different slots fails with CROSSSLOT, and `<prefix>:all`
+//! would be one hot key on one node. Here every key of a URL carries the same hash tag, so a
+//! hit touches one slot and runs on one node, and URLs spread over all 16384 slots.
+//!
+//! # Layout
+//!
+//! `<tag>` is [`url_tag`]: 16 lowercase hex digits of a 64-bit hash of the canonical URL
+//! (FNV-1a, then MurmurHash3's `fmix64`). A collision only puts two URLs in the same keys:
+//! each key is a hash whose field is the canonical URL, as in the standalone layout, so
+//! their counts never mix.
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `<prefix>:{<tag>}:all` | hash | url -> all-time count |
+//! | `<prefix>:{<tag>}:<period>:<start ms>` | hash | url -> count in that bucket; `EXPIREAT` bucket end + retention |
+//! | `<prefix>:{<tag>}:unindexed` | set | urls counted but not yet confirmed in the URL index |
+//! | `<prefix>:urls:{s<N>}` | set | the URL index; shard N (0..15) = the top 4 bits of the hash |
+//!
+//! One key per (URL, bucket) rather than one field per URL in a shared bucket hash because
+//! Redis 7.0 expires whole keys only (no per-field TTLs), and retention must still work. The
+//! price is memory: a key per (URL, bucket) weighs more than a field in a shared hash.
+//!
+//! # Cost per hit
+//!
+//! One command (`EVALSHA` of [`HIT_SCRIPT`]), one round trip, one node, atomic: six
+//! `HINCRBY`, one `SISMEMBER`, and `EXPIREAT` on a bucket key only when the hit created the
+//! URL's count in it, so expiry costs nothing once set and needs no per-connection memory.
+//! The first hit of a URL ever costs two more round trips: `SADD` to its index shard, then
+//! `SREM` from `unindexed`. Reads: `GET /hit` is six `HGET`s in one batch, `/series` one
+//! `HGET` per bucket in one batch (one slot, one node, one round trip each); `GET /hits`
+//! reads the 16 index shards, then six `HGET`s per URL, each step one batch per master.
+//!
+//! # Surviving a failover
+//!
+//! Redis replicates asynchronously: a master that counted a hit and died before its replica
+//! had it loses the hit in the failover. So the script is followed, in the same request, by
+//! `WAIT <n> <--redis-timeout-ms / 4>` (n = `--wait-replicas`, default 1, at most the
+//! master's working replicas per CLUSTER NODES), and the hit is answered once a replica has
+//! it. The same round trip, but it lasts until the replica's acknowledgement. A replica that
+//! does not confirm in time (dead, hung, lagging) costs that hit the wait, not its 200: the
+//! master counted it, and a 503 would make the client send it again. HitMe then reads the slot
+//! map again; once the cluster marks the replica failed (`--cluster-node-timeout`), hits stop
+//! waiting for it. A master with no working replica (just promoted, say) is not waited for.
+//!
+//! # The URL index and its failure story
+//!
+//! `GET /hits` must list every URL without `KEYS`/`SCAN`. The index holds one entry per URL
+//! for its lifetime, not per bucket: a per-bucket index is written on a URL's first hit in
+//! every new minute, which for long-tail URLs is nearly every hit, doubling their round trips.
+//! `/hits` must return every URL's all-time count anyway, so it reads them all.
+//!
+//! The index lives in other slots than the URL's counts, so it cannot be in the hit's atomic
+//! script. Instead the script records, atomically with the count, that the URL still needs
+//! indexing (`SADD <prefix>:{<tag>}:unindexed url` when the all-time count becomes 1) and
+//! returns whether that marker is set; HitMe then adds the URL to its shard and clears the
+//! marker, before it answers. If that fails (shard node down, timeout, HitMe killed in
+//! between), the hit is still answered 200 (it is counted; a 503 would make clients retry
+//! and count it twice), the error is counted and logged, `GET /hit` and `/series` show the
+//! URL at once, and the marker stays, so the URL's next hit repairs the index. Both steps are
+//! idempotent, so concurrent first hits are harmless. What remains: a URL never hit again
+//! after a failed index update stays out of `/hits`; and the index entry itself is not
+//! waited for, so a failover right after a URL's first hit can drop it from the index (its
+//! marker, replicated with the count, makes the next hit add it again).
+//!
+//! # Talking to the cluster
+//!
+//! redis-rs's sync `ClusterConnection` keeps a slot map and a connection per node. It does
+//! not pipeline across nodes, its `ClusterPipeline` is not atomic (commands are regrouped
+//! per node), and a MULTI pipeline is routed by its first key but reads its replies one by
+//! one, waiting out the read timeout for each on a hung node, and a MOVED during queueing
+//! only aborts it. A single `EVALSHA` whose keys share one slot is routed by its first key,
+//! runs atomically, and has one reply; MOVED, ASK, TRYAGAIN, CLUSTERDOWN and NOSCRIPT all
+//! mean it did not run. So a hit is one script call.
+//!
+//! The client is built with `retries(0)`: redis-rs's own retries resend a command after a
+//! read timeout or a dropped connection, when a hit may have run already (counted twice).
+//! HitMe retries only what certainly did not run (`Conn::command`): MOVED or READONLY
+//! rebuild the slot map and retry once, ASK sends `ASKING` and the command to the importing
+//! node, TRYAGAIN (a hit in a slot in mid-migration) is retried until the timeout, NOSCRIPT
+//! falls back to `EVAL`. Anything else is a 503 whose message never carries the cluster's
+//! error codes. Reads are batched per node; during a migration a batch that meets ASK is
+//! re-read command by command, each following its own redirection.
+//!
+//! Node connections are [`NodeConn`]s: redis-rs connects to a node with a `PING` before any
+//! read timeout is set and reads a batch reply by reply after a timeout, so a hung node
+//! could hang a worker. `NodeConn` bounds connect, read and write by `--redis-timeout-ms`
+//! from the first byte and fails at once after its first I/O error; a cluster connection
+//! with a failed node connection is dropped by the pool. A node that cannot be connected to
+//! leaves the cluster connection usable for the other nodes, and it reads the slot map anew
+//! at its next checkout (at most every 500 ms), which is how a failover is picked up.
+//!
+//! `--redis-url`, `--redis-ca-file` and `--group-commit` do not apply in cluster mode (a hit
+//! is already one command).
+
+mod conn;
+mod errors;
+pub mod keys;
+mod node;
+mod topology;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{Cmd, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
+
+use self::conn::{Conn, Connector, Replication, SharedConnector};
+use self::keys::{index_shard, slot_of_tag, url_tag, ClusterKeys, INDEX_SHARDS};
+use super::expiry::{expire_at, Retention};
+use super::log_limit::OncePerSecond;
+use super::pool::{self, PoolProbe};
+use super::{AllCounts, Hit, HitStore, StoreConfig, StoreError, UrlCounts};
+use crate::buckets::{Calendar, Period};
+use crate::metrics::StoreCounters;
+use crate::period::PerPeriod;
+
+/// Records one hit for the URL `ARGV[1]`, atomically, in one slot.
+///
+/// KEYS: the all-time hash, the month, week, day, hour and minute hashes, the `unindexed` set.
+/// ARGV: the URL, then per period (month to minute) the `EXPIREAT` time in seconds, `0` to
+/// keep the bucket forever. A bucket key gets its expiry when this hit created it; a time in
+/// the past deletes it at once, so a hit older than the retention counts only where kept.
+/// Returns 1 when the URL still has to be added to the URL index, else 0.
+///
+/// Every key it touches is in KEYS, as Redis Cluster requires. No `#!lua` shebang (a Redis 7
+/// feature): nothing in it needs one.
+pub const HIT_SCRIPT: &str = r#"local url = ARGV[1]
+local first = redis.call('HINCRBY', KEYS[1], url, 1) == 1
+for i = 2, 6 do
+  if redis.call('HINCRBY', KEYS[i], url, 1) == 1 and ARGV[i] ~= '0' then
+    redis.call('EXPIREAT', KEYS[i], ARGV[i])
+  end
+end
+if first then
+  redis.call('SADD', KEYS[7], url)
+  return 1
+end
+return redis.call('SISMEMBER', KEYS[7], url)
+"#;
+
+/// Hits kept in a Redis Cluster; see the module documentation for the layout.
+pub struct ClusterStore {
+    pool: r2d2::Pool<SharedConnector>,
+    /// Rebuilds a pooled connection in place when the cluster's topology changed.
+    connector: Arc<Connector>,
+    keys: ClusterKeys,
+    calendar: Calendar,
+    retention: Retention,
+    counters: StoreCounters,
+    hit_sha: String,
+    /// Replicas that must confirm a hit, and for how long to wait for them.
+    wait_replicas: usize,
+    wait_for: std::time::Duration,
+    unconfirmed_logged: OncePerSecond,
+}
+
+impl ClusterStore {
+    /// Builds the pool without connecting: HitMe starts while the cluster is down and answers
+    /// 503 until it is up. `seeds` are seed nodes (`host:port` or `redis://...`); the rest of
+    /// the cluster is discovered from them. Returns the store and a probe of its pool.
+    pub fn open(
+        config: &StoreConfig,
+        seeds: &[String],
+        wait_replicas: usize,
+        counters: StoreCounters,
+    ) -> Result<(ClusterStore, PoolProbe), String> {
+        let prefix = &config.prefix;
+        if prefix.contains(['{', '}']) {
+            return Err(format!(
+                "--key-prefix {prefix:?} contains a brace; with --redis-cluster braces choose the hash slot, so use a prefix without {{ or }}"
+            ));
+        }
+        let connector = Arc::new(Connector::new(seeds, config.timeout)?);
+        let pool = pool::build(
+            SharedConnector(connector.clone()),
+            config.pool_size,
+            config.timeout,
+        );
+        let probe = pool::probe(&pool);
+        let store = ClusterStore {
+            pool,
+            connector,
+            keys: ClusterKeys {
+                prefix: prefix.clone(),
+            },
+            calendar: config.calendar,
+            retention: config.retention,
+            counters,
+            hit_sha: redis::Script::new(HIT_SCRIPT).get_hash().to_string(),
+            wait_replicas,
+            wait_for: config.timeout / 4,
+            unconfirmed_logged: OncePerSecond::default(),
+        };
+        Ok((store, probe))
+    }
+
+    /// A hit its master counted but not enough replicas confirmed in time: it is still a 200
+    /// (a 503 would make the client send it again, and count it twice), but a failover before
+    /// the replica catches up could lose it. The replica may be dead or hung: the slot map is
+    /// read again, and once the cluster marks the replica failed the next hits stop waiting
+    /// for it.
+    fn unconfirmed(&self, conn: &mut Conn, url: &str, replication: Replication) {
+        conn.refresh = true;
+        self.counters.unconfirmed_hit();
+        if self.unconfirmed_logged.allows() {
+            log::warn!(
+                "a hit for {url} was counted, but {} of {} replicas confirmed it within {:?}; a failover now could lose it (further ones are logged at most once a second)",
+                replication.confirmed,
+                replication.asked,
+                self.wait_for
+            );
+        }
+    }
+
+    fn checkout(&self) -> Result<r2d2::PooledConnection<SharedConnector>, StoreError> {
+        self.pool.get().map_err(|e| {
+            self.counters.redis_failed(1);
+            errors::no_connection(e)
+        })
+    }
+
+    /// Runs `command` on `conn`, keeping count of failures.
+    fn run<T>(
+        &self,
+        conn: &mut Conn,
+        command: impl FnOnce(&mut Conn, &Connector) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        conn.run(|conn| command(conn, &self.connector))
+            .map_err(|e| {
+                self.counters.redis_failed(1);
+                errors::store_error(e)
+            })
+    }
+
+    /// Runs `command` on a pooled connection.
+    fn with_connection<T>(
+        &self,
+        command: impl FnOnce(&mut Conn, &Connector) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.checkout()?;
+        self.run(&mut conn, command)
+    }
+
+    /// The `EXPIREAT` time (seconds) of each bucket, month to minute, as [`HIT_SCRIPT`] takes
+    /// them; 0 = keep.
+    fn expiries(&self, starts: &PerPeriod<i64>) -> [i64; 5] {
+        Period::BUCKETED.map(|period| match self.retention[period] {
+            Some(keep) => expire_at(&self.calendar, period, starts[period], keep),
+            None => 0,
+        })
+    }
+}
+
+impl HitStore for ClusterStore {
+    /// Records one hit: one `EVALSHA` in the URL's slot; on the URL's first hit (or while a
+    /// failed index update awaits repair) also its index entry. See the module documentation.
+    fn record_hit(&self, hit: Hit) -> Result<(), StoreError> {
+        let url = hit.url.as_str();
+        let tag = url_tag(url);
+        let starts = self.calendar.starts(hit.timestamp_ms);
+        let keys = self.keys.hit_keys(&tag, &starts);
+        let expiries = self.expiries(&starts);
+        let script = |name: &str, body: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(body)
+                .arg(keys.len())
+                .arg(&keys[..])
+                .arg(url)
+                .arg(&expiries[..]);
+            cmd
+        };
+        let evalsha = script("EVALSHA", &self.hit_sha);
+        let slot = slot_of_tag(&tag);
+        let (want, wait_for) = (self.wait_replicas, self.wait_for);
+        let mut conn = self.checkout()?;
+        let (needs_index, replication) = self.run(&mut conn, |conn, connector| {
+            let mut hit = |cmd: &Cmd| conn.replicated(connector, cmd, slot, want, wait_for);
+            let (reply, replication) = match hit(&evalsha) {
+                // A node that never ran the script (new, restarted, promoted): EVAL loads it.
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    hit(&script("EVAL", HIT_SCRIPT))
+                }
+                result => result,
+            }?;
+            let needs_index: i64 = redis::from_redis_value(reply)?;
+            Ok((needs_index, replication))
+        })?;
+        if replication.confirmed < replication.asked {
+            self.unconfirmed(&mut conn, url, replication);
+        }
+        if needs_index == 1 {
+            let index = self.keys.index(index_shard(url));
+            let add = redis::cmd("SADD").arg(&index).arg(url).to_owned();
+            let done = redis::cmd("SREM").arg(&keys[6]).arg(url).to_owned();
+            let indexed = self.run(&mut conn, |conn, connector| {
+                conn.command(connector, &add)?;
+                conn.command(connector, &done)?;
+                Ok(())
+            });
+            if let Err(e) = indexed {
+                // The hit is counted, so it is still a 200; its next hit retries the index.
+                log::warn!(
+                    "counted a hit for {url} but could not add it to the URL index {index} ({}); GET /hits lists it after its next hit",
+                    e.message()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The counts of one URL in the buckets holding `timestamp_ms`: six `HGET`s in its slot,
+    /// one round trip.
+    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError> {
+        let tag = url_tag(url);
+        let starts = self.calendar.starts(timestamp_ms);
+        let slot = slot_of_tag(&tag);
+        let reads: Vec<(u16, Cmd)> = (self.keys.keys(&tag, &starts).into_iter())
+            .map(|(_, key)| (slot, hget(&key, url)))
+            .collect();
+        let values = self.with_connection(|conn, connector| conn.read(connector, &reads, true))?;
+        let mut counts = PerPeriod::default();
+        for (n, value) in counts.values_mut().zip(values) {
+            *n = count(value)?.unwrap_or(0);
+        }
+        Ok(counts)
+    }
+
+    /// The counts of every URL in the buckets holding `timestamp_ms`: the 16 index shards,
+    /// then six `HGET`s per URL, each step one request per node.
+    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, StoreError> {
+        let starts = self.calendar.starts(timestamp_ms);
+        let shards: Vec<(u16, Cmd)> = (0..INDEX_SHARDS)
+            .map(|shard| {
+                let members = redis::cmd("SMEMBERS")
+                    .arg(self.keys.index(shard))
+                    .to_owned();
+                (slot_of_tag(&ClusterKeys::index_tag(shard)), members)
+            })
+            .collect();
+        let mut conn = self.checkout()?;
+        let urls = self.run(&mut conn, |conn, connector| {
+            let mut urls = BTreeSet::new();
+            for members in conn.read(connector, &shards, false)? {
+                let members: Vec<String> = redis::from_redis_value(members)?;
+                urls.extend(members);
+            }
+            Ok(urls)
+        })?;
+        let mut out = AllCounts::default();
+        if urls.is_empty() {
+            return Ok(out);
+        }
+        let mut reads: Vec<(u16, Cmd)> = Vec::with_capacity(urls.len() * 6);
+        for url in &urls {
+            let tag = url_tag(url);
+            let slot = slot_of_tag(&tag);
+            for (_, key) in self.keys.keys(&tag, &starts) {
+                reads.push((slot, hget(&key, url)));
+            }
+        }
+        let values = self.run(&mut conn, |conn, connector| {
+            conn.read(connector, &reads, false)
+        })?;
+        let mut values = values.into_iter();
+        for url in urls {
+            for map in out.values_mut() {
+                // A URL is indexed only once it is counted, but a bucket without its hits (or
+                // past its retention) has no count for it: left out, as in standalone mode.
+                if let Some(n) = count(values.next().unwrap_or(Value::Nil))? {
+                    map.insert(url.clone(), n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The counts of one URL in the `period` buckets starting at `starts`: one `HGET` each,
+    /// all in the URL's slot, one round trip.
+    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, StoreError> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tag = url_tag(url);
+        let slot = slot_of_tag(&tag);
+        let reads: Vec<(u16, Cmd)> = starts
+            .iter()
+            .map(|start| (slot, hget(&self.keys.key(&tag, period, *start), url)))
+            .collect();
+        let values = self.with_connection(|conn, connector| conn.read(connector, &reads, true))?;
+        values
+            .into_iter()
+            .map(|v| Ok(count(v)?.unwrap_or(0)))
+            .collect()
+    }
+
+    /// Whether every master answers a PING now.
+    fn ping(&self) -> Result<(), StoreError> {
+        self.with_connection(|conn, _| {
+            let all_masters = RoutingInfo::MultiNode((
+                MultipleNodeRoutingInfo::AllMasters,
+                Some(ResponsePolicy::AllSucceeded),
+            ));
+            conn.cluster
+                .route_command(&redis::cmd("PING"), all_masters)
+                .map(drop)
+        })
+    }
+}
+
+fn hget(key: &str, field: &str) -> Cmd {
+    redis::cmd("HGET").arg(key).arg(field).to_owned()
+}
+
+/// A count as HGET returns it: absent, or a number (as a bulk string, or an integer).
+fn count(value: Value) -> Result<Option<i64>, StoreError> {
+    redis::from_redis_value::<Option<i64>>(value)
+        .map_err(|e| errors::store_error(RedisError::from(e)))
+}

@@ -1,0 +1,391 @@
+//! The standalone backend: a pool of connections to one Redis (`--redis-url`) and the
+//! commands behind each endpoint, in the original HitMe's key layout (`super::keys`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use redis::io::tcp::TcpSettings;
+use redis::{ConnectionLike, IntoConnectionInfo, RedisResult, Value};
+
+use super::expiry::{expire_at, Retention};
+use super::group_commit::GroupCommit;
+use super::keys::KeyLayout;
+use super::log_limit::OncePerSecond;
+use super::pool::{self, Health, PoolProbe};
+use super::{resp, AllCounts, Hit, HitStore, StoreConfig, StoreError, UrlCounts};
+use crate::buckets::{Calendar, Period};
+use crate::clock;
+use crate::metrics::StoreCounters;
+use crate::period::PerPeriod;
+
+/// A pool of connections to a standalone Redis and the commands HitMe runs on them.
+pub struct Store {
+    pool: r2d2::Pool<Connector>,
+    layout: KeyLayout,
+    calendar: Calendar,
+    retention: Retention,
+    counters: StoreCounters,
+    failures_logged: OncePerSecond,
+    /// Set with `--group-commit`: concurrent hits share a round trip.
+    group: Option<GroupCommit<QueuedHit, Result<(), StoreError>>>,
+}
+
+/// A hit with its bucket starts, as it is written (alone, or in a group commit's batch).
+struct QueuedHit {
+    url: String,
+    starts: PerPeriod<i64>,
+}
+
+impl Store {
+    /// Builds the pool without connecting: HitMe starts while Redis is down and answers 503
+    /// until it is up. Returns the store and a probe of its pool for `/metrics`.
+    pub fn open(
+        config: &StoreConfig,
+        redis_url: &str,
+        ca_file: Option<&Path>,
+        group_commit: bool,
+        counters: StoreCounters,
+    ) -> Result<(Store, PoolProbe), String> {
+        let info = redis_url
+            .into_connection_info()
+            .map_err(|e| format!("invalid --redis-url ({e}); expected e.g. redis://127.0.0.1:6379, redis://:password@host:6379/2 or redis+unix:///run/redis.sock"))?;
+        let info = info.set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let connector = Connector {
+            client: client(info, ca_file)?,
+            timeout: config.timeout,
+        };
+        let pool = pool::build(connector, config.pool_size, config.timeout);
+        let probe = pool::probe(&pool);
+        let store = Store {
+            pool,
+            layout: KeyLayout {
+                prefix: config.prefix.clone(),
+            },
+            calendar: config.calendar,
+            retention: config.retention,
+            counters,
+            failures_logged: OncePerSecond::default(),
+            group: group_commit.then(GroupCommit::default),
+        };
+        Ok((store, probe))
+    }
+
+    /// Runs `command` on a pooled connection, keeping count of failures.
+    fn with_connection<T>(
+        &self,
+        command: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let result = match self.pool.get() {
+            Ok(mut conn) => conn.run(command).map_err(StoreError::standalone),
+            Err(e) => Err(StoreError::standalone_pool(e)),
+        };
+        if let Err(e) = &result {
+            self.failed(1, e);
+        }
+        result
+    }
+
+    /// Counts `n` failed commands and logs one of them, once a second at most: an outage
+    /// fails every request.
+    fn failed(&self, n: u64, error: &StoreError) {
+        self.counters.redis_failed(n);
+        if self.failures_logged.allows() {
+            log::warn!("{}", error.message());
+        }
+    }
+
+    /// Writes hits, each its own MULTI/EXEC, in one round trip on one connection; one outcome
+    /// per hit, in order. A single hit is a batch of one.
+    fn commit(&self, hits: &[QueuedHit]) -> Vec<Result<(), StoreError>> {
+        let committed = self.with_connection(|conn| {
+            let mut out = std::mem::take(&mut conn.out);
+            out.clear();
+            let mut expiry_set = conn.expiry_set;
+            let commands: Vec<usize> = hits
+                .iter()
+                .map(|hit| self.pack_hit(&mut out, &mut expiry_set, hit))
+                .collect();
+            let replies = conn.round_trip(&out, commands.iter().map(|n| n + 2).sum());
+            conn.out = out;
+            let mut replies = replies?.into_iter();
+            let outcomes: Vec<RedisResult<()>> = commands
+                .iter()
+                .map(|n| check_transaction(&mut replies, *n))
+                .collect();
+            // The expiries are remembered only if every transaction ran: one that failed may
+            // have held the only EXPIREAT of its bucket.
+            if outcomes.iter().all(|o| o.is_ok()) {
+                conn.expiry_set = expiry_set;
+            }
+            // A reply out of step poisons the connection for whatever comes next.
+            conn.health.broken |= outcomes
+                .iter()
+                .any(|o| matches!(o, Err(e) if !pool::is_error_reply(e)));
+            Ok(outcomes)
+        });
+        match committed {
+            Ok(outcomes) => {
+                let outcomes: Vec<Result<(), StoreError>> = outcomes
+                    .into_iter()
+                    .map(|o| o.map_err(StoreError::standalone))
+                    .collect();
+                let failed = outcomes.iter().filter(|o| o.is_err()).count() as u64;
+                if let Some(Err(e)) = outcomes.iter().find(|o| o.is_err()) {
+                    self.failed(failed, e);
+                }
+                outcomes
+            }
+            Err(e) => hits.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// Writes one hit's transaction into `out` and returns how many commands it holds between
+    /// MULTI and EXEC. `expiry_set` (the connection's memory of expiring buckets) is updated
+    /// for the buckets whose EXPIREAT it includes.
+    fn pack_hit(
+        &self,
+        out: &mut Vec<u8>,
+        expiry_set: &mut PerPeriod<i64>,
+        hit: &QueuedHit,
+    ) -> usize {
+        let url = hit.url.as_bytes();
+        let mut digits = PerPeriod::<itoa::Buffer>::default();
+        resp::simple(out, &[b"MULTI"]);
+        for (period, start) in hit.starts.iter() {
+            resp::command(out, 4);
+            resp::arg(out, &[b"HINCRBY"]);
+            resp::arg(out, &self.key_parts(&mut digits, period, *start));
+            resp::arg(out, &[url]);
+            resp::arg(out, &[b"1"]);
+        }
+        let mut commands = 6;
+        let now = clock::now_secs();
+        for (period, keep) in self.retention.iter() {
+            let (Some(keep), start) = (keep, hit.starts[period]) else {
+                continue;
+            };
+            if expiry_set[period] == start {
+                continue;
+            }
+            let expire_at = expire_at(&self.calendar, period, start, *keep);
+            resp::command(out, 3);
+            resp::arg(out, &[b"EXPIREAT"]);
+            resp::arg(out, &self.key_parts(&mut digits, period, start));
+            resp::arg(out, &[itoa::Buffer::new().format(expire_at).as_bytes()]);
+            commands += 1;
+            // A bucket already past its retention is deleted at once; a later hit in it
+            // must delete it again rather than leave a key that never expires.
+            if expire_at > now {
+                expiry_set[period] = start;
+            }
+        }
+        resp::simple(out, &[b"EXEC"]);
+        commands
+    }
+
+    /// The key of `period`'s bucket at `start`, formatted into `digits` without allocating.
+    fn key_parts<'a>(
+        &'a self,
+        digits: &'a mut PerPeriod<itoa::Buffer>,
+        period: Period,
+        start: i64,
+    ) -> [&'a [u8]; 5] {
+        let start = digits[period].format(start).as_bytes();
+        self.layout.parts(period, start)
+    }
+}
+
+impl HitStore for Store {
+    /// Records one hit in every bucket: one MULTI/EXEC round trip, so a hit counts everywhere
+    /// or nowhere. Buckets with a retention get their expiry in the same transaction, once per
+    /// bucket and connection. With group commit, concurrent hits share the round trip, each in
+    /// a MULTI/EXEC of its own.
+    fn record_hit(&self, hit: Hit) -> Result<(), StoreError> {
+        let hit = QueuedHit {
+            starts: self.calendar.starts(hit.timestamp_ms),
+            url: hit.url,
+        };
+        match &self.group {
+            Some(group) => {
+                let bug = || {
+                    Err(StoreError::Internal(
+                        "committing a batch of hits failed; it has been logged".into(),
+                    ))
+                };
+                group.submit(hit, |hits| self.commit(&hits), bug)
+            }
+            None => self
+                .commit(std::slice::from_ref(&hit))
+                .pop()
+                .expect("one outcome per hit"),
+        }
+    }
+
+    /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
+    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError> {
+        let mut pipe = redis::pipe();
+        for (_, key) in self.layout.keys(&self.calendar.starts(timestamp_ms)) {
+            pipe.hget(key, url);
+        }
+        let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
+        let mut counts = counts.into_iter();
+        Ok(PerPeriod::from_fn(|_| counts.next().flatten().unwrap_or(0)))
+    }
+
+    /// The counts of every URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
+    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, StoreError> {
+        let mut pipe = redis::pipe();
+        for (_, key) in self.layout.keys(&self.calendar.starts(timestamp_ms)) {
+            pipe.hgetall(key);
+        }
+        let maps: Vec<BTreeMap<String, i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
+        let mut maps = maps.into_iter();
+        Ok(PerPeriod::from_fn(|_| maps.next().unwrap_or_default()))
+    }
+
+    /// The counts of one URL in the `period` buckets starting at `starts`, in one pipelined round trip.
+    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let mut pipe = redis::pipe();
+        for start in starts {
+            pipe.hget(self.layout.key(period, *start), url);
+        }
+        let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
+        Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
+    }
+
+    /// Whether Redis answers a PING now.
+    fn ping(&self) -> Result<(), StoreError> {
+        self.with_connection(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
+    }
+}
+
+/// A Redis client for `info`; a rediss:// URL is checked against `ca_file` when given.
+fn client(info: redis::ConnectionInfo, ca_file: Option<&Path>) -> Result<redis::Client, String> {
+    // rustls needs a process-wide crypto provider; a second install is a no-op error.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match ca_file {
+        None => redis::Client::open(info),
+        Some(path) => {
+            let root_cert = std::fs::read(path)
+                .map_err(|e| format!("cannot read --redis-ca-file {} ({e})", path.display()))?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            redis::Client::build_with_tls(info, certs)
+        }
+    };
+    client.map_err(|e| format!("invalid --redis-url or --redis-ca-file ({e})"))
+}
+
+/// Reads one MULTI/EXEC's replies (always all `commands + 2` of them, so the next
+/// transaction's replies stay aligned) and checks each against what the transaction must
+/// return, so a miscount shows up as an error (and a dropped connection) rather than as
+/// replies answering the wrong commands.
+fn check_transaction(
+    replies: &mut impl Iterator<Item = Value>,
+    commands: usize,
+) -> RedisResult<()> {
+    let replies: Vec<Value> = replies.take(commands + 2).collect();
+    let unexpected = |what: &'static str| {
+        redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, what))
+    };
+    if replies.len() != commands + 2 {
+        return Err(unexpected("fewer replies than commands"));
+    }
+    let mut replies = replies.into_iter();
+    if !matches!(replies.next(), Some(Value::Okay)) {
+        return Err(unexpected("MULTI was not answered OK"));
+    }
+    for _ in 0..commands {
+        match replies.next() {
+            Some(Value::SimpleString(s)) if s == "QUEUED" => {}
+            Some(Value::ServerError(e)) => return Err(e.into()),
+            _ => return Err(unexpected("a command was not QUEUED")),
+        }
+    }
+    match replies.next().map(Value::extract_error).transpose()? {
+        Some(Value::Array(results)) if results.len() == commands => Ok(()),
+        Some(Value::Nil) => Err(unexpected("the transaction was aborted")),
+        _ => Err(unexpected("EXEC did not return every result")),
+    }
+}
+
+/// A pooled connection and what it knows of the Redis at its other end.
+pub struct Conn {
+    redis: redis::Connection,
+    health: Health,
+    /// Per period, the bucket whose expiry this connection last set, so a hit pays for
+    /// EXPIREAT only when its bucket changes.
+    expiry_set: PerPeriod<i64>,
+    /// The outgoing command buffer, kept between hits.
+    out: Vec<u8>,
+}
+
+impl Conn {
+    /// Sends `packed` commands and reads `replies` replies, giving up at the first failure:
+    /// redis-rs's own pipelines wait out the read timeout once per reply, which turns a frozen
+    /// Redis into a hang of many timeouts.
+    fn round_trip(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
+        self.redis.send_packed_command(packed)?;
+        let mut values = Vec::with_capacity(replies);
+        for _ in 0..replies {
+            values.push(self.redis.recv_response()?);
+        }
+        Ok(values)
+    }
+
+    /// Runs a non-atomic pipeline and converts its replies.
+    fn pipeline<T: redis::FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> RedisResult<Vec<T>> {
+        let values = self.round_trip(&pipe.get_packed_pipeline(), pipe.len())?;
+        values
+            .into_iter()
+            .map(|v| Ok(redis::from_redis_value(v.extract_error()?)?))
+            .collect()
+    }
+
+    fn run<T>(&mut self, command: impl FnOnce(&mut Conn) -> RedisResult<T>) -> RedisResult<T> {
+        let result = command(self);
+        self.health.note(&result);
+        result
+    }
+}
+
+/// Opens Redis connections for the pool with a connect timeout and read/write timeouts, so a
+/// dead or frozen Redis turns into a 503 instead of a hung worker.
+struct Connector {
+    client: redis::Client,
+    timeout: Duration,
+}
+
+impl r2d2::ManageConnection for Connector {
+    type Connection = Conn;
+    type Error = redis::RedisError;
+
+    fn connect(&self) -> Result<Conn, redis::RedisError> {
+        let redis = self.client.get_connection_with_timeout(self.timeout)?;
+        redis.set_read_timeout(Some(self.timeout))?;
+        redis.set_write_timeout(Some(self.timeout))?;
+        Ok(Conn {
+            redis,
+            health: Health::new(),
+            expiry_set: PerPeriod::from_fn(|_| i64::MIN),
+            out: Vec::with_capacity(512),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), redis::RedisError> {
+        if !conn.health.idle() {
+            return Ok(());
+        }
+        conn.run(|conn| redis::cmd("PING").query(&mut conn.redis))
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.health.broken || !conn.redis.is_open()
+    }
+}
