@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod period;
 pub mod server;
 pub mod store;
+pub mod top;
 
 pub use config::Config;
 pub use server::run;

@@ -5,7 +5,7 @@
 use std::ops::{Index, IndexMut};
 
 /// A period a hit is counted in: all-time, or one of the five calendar buckets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Period {
     All,
     Month,

@@ -16,6 +16,7 @@ use crate::http::{self, Answer, App, Reply};
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::store;
+use crate::top::Rankings;
 
 /// How often an idle worker looks up to see whether HitMe is stopping.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -48,7 +49,8 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     let metrics = Metrics::new();
     let opened = store::open(&config.store_config(), metrics.store_counters()).map_err(Fatal)?;
     let app = Arc::new(App {
-        store: opened.store,
+        store: opened.store.into(),
+        rankings: Rankings::default(),
         pool: opened.pool,
         calendar: config.calendar(),
         metrics,

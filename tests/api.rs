@@ -59,6 +59,8 @@ on_every_backend!(
     hits_can_come_as_query_form_or_json_and_body_wins,
     spellings_of_one_url_count_as_one,
     get_hits_reports_every_url_per_period,
+    top_ranks_filters_and_pages_one_bucket,
+    reads_of_many_urls_come_whole_in_chunks,
     series_lists_the_last_buckets_oldest_first,
     healthz_and_dashboard,
     bad_input_gets_a_clear_json_error,
@@ -322,6 +324,136 @@ fn get_hits_reports_every_url_per_period(backend: &Backend) {
         .json();
     assert_eq!(later["last_day"], json!({}));
     assert_eq!(later["all_time"], json!({a: 2, b: 2}));
+}
+
+fn top(hitme: &HitMe, query: &str) -> serde_json::Value {
+    let resp = hitme.get(&format!("/top?{query}"));
+    assert_eq!(resp.status, 200, "{query}: {}", resp.text());
+    assert_eq!(resp.header("Content-Type"), Some("application/json"));
+    resp.json()
+}
+
+fn top_ranks_filters_and_pages_one_bucket(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
+    let (shoes, hats, laces, blog) = (
+        "http://shop.example/Shoes",
+        "http://shop.example/hats",
+        "http://shop.example/shoelaces",
+        "http://blog.example/",
+    );
+    for (url, n) in [(shoes, 3), (hats, 5), (laces, 3)] {
+        for _ in 0..n {
+            hitme.hit(url, T);
+        }
+    }
+    hitme.hit(blog, T - 86_400_000); // the day before
+    let entry = |url: &str, count: i64| json!({"url": url, "count": count});
+    assert_eq!(
+        top(&hitme, &format!("timestamp={T}")),
+        json!({"status": "OK", "period": "all", "start": null, "total": 12, "urls": 4,
+               "top": [entry(hats, 5), entry(shoes, 3), entry(laces, 3), entry(blog, 1)]})
+    );
+    assert_eq!(
+        top(&hitme, &format!("period=day&timestamp={T}")),
+        json!({"status": "OK", "period": "day", "start": 1_700_006_400_000_i64, "total": 11,
+               "urls": 3, "top": [entry(hats, 5), entry(shoes, 3), entry(laces, 3)]})
+    );
+    let page = top(
+        &hitme,
+        &format!("period=day&limit=1&offset=1&timestamp={T}"),
+    );
+    assert_eq!(
+        (page["total"].clone(), page["urls"].clone()),
+        (json!(11), json!(3))
+    );
+    assert_eq!(page["top"], json!([entry(shoes, 3)]));
+    let filtered = top(&hitme, &format!("period=week&q=SHOE&timestamp={T}"));
+    assert_eq!(
+        (filtered["total"].clone(), filtered["urls"].clone()),
+        (json!(6), json!(2))
+    );
+    assert_eq!(filtered["top"], json!([entry(shoes, 3), entry(laces, 3)]));
+    let empty = top(&hitme, &format!("period=minute&timestamp={}", T + 60_000));
+    assert_eq!(empty["top"], json!([]));
+    assert_eq!(
+        (empty["total"].clone(), empty["urls"].clone()),
+        (json!(0), json!(0))
+    );
+
+    for (query, error) in [
+        ("period=year", "period must be one of all"),
+        ("limit=0", "limit must be a whole number from 1 to 1000"),
+        ("limit=1001", "limit must be a whole number from 1 to 1000"),
+        ("offset=-1", "offset must be a whole number from 0 up"),
+        ("timestamp=abc", "timestamp is not a whole number"),
+    ] {
+        let resp = hitme.get(&format!("/top?{query}"));
+        assert_eq!(resp.status, 400, "{query}");
+        assert!(resp.error().starts_with(error), "{query}: {}", resp.error());
+    }
+
+    // A new hit shows within the 2 s a ranking is kept.
+    hitme.hit(blog, T);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = top(&hitme, &format!("period=day&timestamp={T}"));
+        if now["urls"] == json!(4) {
+            assert_eq!(now["total"], json!(12));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new hit never showed: {now}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// More URLs than one chunk of a scan: `/hits` and `/top` still list every one, once.
+fn reads_of_many_urls_come_whole_in_chunks(backend: &Backend) {
+    let hitme = backend.hitme(&[]);
+    let urls: Vec<String> = (0..1100)
+        .map(|i| format!("http://many.example/{i}"))
+        .collect();
+    for (i, url) in urls.iter().enumerate() {
+        hitme.hit(url, T);
+        if i % 100 == 0 {
+            hitme.hit(url, T);
+        }
+    }
+    let resp = hitme.get(&format!("/hits?timestamp={T}"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("Transfer-Encoding"), Some("chunked"));
+    let hits = resp.json();
+    for period in ["all_time", "last_month", "last_day", "last_minute"] {
+        let counts = hits[period].as_object().unwrap();
+        assert_eq!(counts.len(), 1100, "{period}");
+        assert_eq!(counts["http://many.example/0"], json!(2), "{period}");
+        assert_eq!(counts["http://many.example/1"], json!(1), "{period}");
+        let sum: i64 = counts.values().map(|v| v.as_i64().unwrap()).sum();
+        assert_eq!(sum, 1111, "{period}");
+    }
+    let ranked = top(
+        &hitme,
+        &format!("period=hour&limit=1000&offset=5&timestamp={T}"),
+    );
+    assert_eq!(
+        (ranked["urls"].clone(), ranked["total"].clone()),
+        (json!(1100), json!(1111))
+    );
+    let top = ranked["top"].as_array().unwrap();
+    assert_eq!(top.len(), 1000);
+    // Eleven URLs have 2 hits (/0, /100, /1000, /200, ... by URL): the page starts with
+    // the sixth of them.
+    assert_eq!(
+        top[0],
+        json!({"url": "http://many.example/400", "count": 2})
+    );
+    assert_eq!(
+        top[5],
+        json!({"url": "http://many.example/900", "count": 2})
+    );
+    assert_eq!(top[6]["count"], json!(1));
 }
 
 fn series_lists_the_last_buckets_oldest_first(backend: &Backend) {

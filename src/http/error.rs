@@ -31,7 +31,7 @@ impl ApiError {
         Self::new(
             404,
             format!(
-                "no such path: {}; the API is POST /hit, GET /hit, GET /hits, GET /series, GET /healthz, GET /metrics and the dashboard at /",
+                "no such path: {}; the API is POST /hit, GET /hit, GET /hits, GET /top, GET /series, GET /healthz, GET /metrics and the dashboard at /",
                 truncate(path, 200)
             ),
         )

@@ -1,12 +1,18 @@
 //! One function per action: validated parameters in, a [`Reply`] or an [`ApiError`] out.
 
 use super::error::ApiError;
+use super::hits_stream::AllCountsStream;
 use super::params::Fields;
-use super::reply::{Body, Reply};
+use super::reply::{Body, Reply, JSON};
 use super::App;
 use crate::assets::Asset;
+use crate::buckets::Period;
 use crate::clock::now_ms;
 use crate::store::Hit;
+use crate::top::Ranking;
+
+/// URLs on a `/top` page when not told.
+const DEFAULT_TOP_LIMIT: usize = 50;
 
 /// `POST /hit`: body fields (form or JSON) win over query fields.
 pub fn record_hit(
@@ -43,17 +49,45 @@ pub fn read_hit(app: &App, fields: Fields) -> Result<Reply, ApiError> {
     Ok(Reply::json(out))
 }
 
-/// `GET /hits?timestamp=TS`: every URL's counts, one object per period.
+/// `GET /hits?timestamp=TS`: every URL's counts, one object per period, streamed as the
+/// buckets are read from Redis chunk by chunk. Redis is asked for the first chunk before the
+/// answer starts, so an unavailable Redis is still a 503.
 pub fn read_hits(app: &App, fields: Fields) -> Result<Reply, ApiError> {
     let timestamp = fields.timestamp_or(now_ms())?;
-    let all = app.store.all_counts(timestamp)?;
-    let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(br#"{"status":"OK""#);
-    for (period, counts) in all {
-        out.extend_from_slice(format!(r#","{}":"#, period.json_name()).as_bytes());
-        serde_json::to_writer(&mut out, &counts).expect("a map of strings to integers serialises");
+    let stream = AllCountsStream::open(app.store.clone(), app.calendar.starts(timestamp))?;
+    Ok(Reply::with(JSON, Body::Stream(Box::new(stream))))
+}
+
+/// `GET /top?period=P&limit=N&offset=M&q=TEXT&timestamp=TS`: the URLs of one bucket ranked
+/// by count, filtered and paged; `total` and `urls` cover every URL that matches.
+pub fn read_top(app: &App, fields: Fields) -> Result<Reply, ApiError> {
+    let period = fields.period_or_all()?;
+    let limit = fields.limit_or(DEFAULT_TOP_LIMIT)?;
+    let offset = fields.offset()?;
+    let filter = fields.filter()?;
+    let timestamp = fields.timestamp_or(now_ms())?;
+    let start = app.calendar.starts(timestamp)[period];
+    let ranking = app.rankings.get(period, start, || {
+        Ranking::read(app.store.as_ref(), period, start)
+    })?;
+    let page = ranking.page(filter, offset, limit);
+    let mut out = Vec::with_capacity(128 + 64 * page.top.len());
+    out.extend_from_slice(
+        format!(r#"{{"status":"OK","period":"{}","start":"#, period.name()).as_bytes(),
+    );
+    match period {
+        Period::All => out.extend_from_slice(b"null"),
+        _ => out.extend_from_slice(itoa::Buffer::new().format(start).as_bytes()),
     }
-    out.push(b'}');
+    out.extend_from_slice(
+        format!(r#","total":{},"urls":{},"top":["#, page.total, page.urls).as_bytes(),
+    );
+    for (i, (url, count)) in page.top.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"{\"url\":" } else { b",{\"url\":" });
+        serde_json::to_writer(&mut out, url).expect("a string always serialises");
+        out.extend_from_slice(format!(r#","count":{count}}}"#).as_bytes());
+    }
+    out.extend_from_slice(b"]}");
     Ok(Reply::json(out))
 }
 

@@ -4,11 +4,13 @@
 
 pub mod error;
 mod handlers;
+mod hits_stream;
 pub mod params;
 mod reply;
 mod route;
 
 use std::io::Read;
+use std::sync::Arc;
 
 use tiny_http::{Header, Request};
 
@@ -20,13 +22,16 @@ use crate::buckets::Calendar;
 use crate::metrics::Metrics;
 use crate::store::pool::PoolProbe;
 use crate::store::HitStore;
+use crate::top::Rankings;
 
 /// The largest request body accepted; a hit needs only a URL and a timestamp.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What every worker shares.
 pub struct App {
-    pub store: Box<dyn HitStore>,
+    pub store: Arc<dyn HitStore>,
+    /// `/top`'s rankings, shared between requests.
+    pub rankings: Rankings,
     /// The store's connection pool, for `/metrics`.
     pub pool: PoolProbe,
     /// How timestamps fall into buckets, for `/series`.
@@ -89,6 +94,7 @@ fn look_up(action: Lookup, query: &str, app: &App) -> Result<Reply, ApiError> {
     match action {
         Lookup::Hit => handlers::read_hit(app, fields()?),
         Lookup::Hits => handlers::read_hits(app, fields()?),
+        Lookup::Top => handlers::read_top(app, fields()?),
         Lookup::Series => handlers::read_series(app, fields()?),
         Lookup::Health => handlers::health(app),
         Lookup::Metrics => Ok(handlers::metrics(app)),
@@ -165,7 +171,8 @@ mod tests {
         };
         let opened = crate::store::open(&config, metrics.store_counters()).unwrap();
         App {
-            store: opened.store,
+            store: opened.store.into(),
+            rankings: Rankings::default(),
             pool: opened.pool,
             calendar: config.calendar,
             metrics,
@@ -196,7 +203,7 @@ mod tests {
     }
 
     fn error_of(answer: &Answer) -> (u16, String) {
-        let body: serde_json::Value = serde_json::from_slice(answer.reply.body.as_ref()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(answer.reply.body.bytes()).unwrap();
         assert_eq!(body["status"], "error");
         (
             answer.reply.status,
@@ -285,7 +292,7 @@ mod tests {
         assert_eq!(answer.reply.content_type, "text/html; charset=utf-8");
         let answer = get("/metrics");
         assert_eq!(answer.reply.status, 200);
-        let text = String::from_utf8_lossy(answer.reply.body.as_ref()).into_owned();
+        let text = String::from_utf8_lossy(answer.reply.body.bytes()).into_owned();
         assert!(text.contains("hitme_redis_pool_connections 0"), "{text}");
     }
 

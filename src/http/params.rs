@@ -17,6 +17,12 @@ pub const MAX_URL_BYTES: usize = 2048;
 /// The most buckets one `/series` request may ask for.
 pub const MAX_SERIES_COUNT: usize = 1000;
 
+/// The most URLs one `/top` page may hold.
+pub const MAX_TOP_LIMIT: usize = 1000;
+
+/// The longest `/top` filter, in bytes.
+pub const MAX_FILTER_BYTES: usize = 200;
+
 /// The raw fields of a request, still unchecked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Fields {
@@ -24,6 +30,9 @@ pub struct Fields {
     pub timestamp: Option<String>,
     pub period: Option<String>,
     pub count: Option<String>,
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+    pub q: Option<String>,
 }
 
 impl Fields {
@@ -41,6 +50,9 @@ impl Fields {
                 b"timestamp" => &mut fields.timestamp,
                 b"period" => &mut fields.period,
                 b"count" => &mut fields.count,
+                b"limit" => &mut fields.limit,
+                b"offset" => &mut fields.offset,
+                b"q" => &mut fields.q,
                 _ => continue,
             };
             if slot.is_none() {
@@ -92,6 +104,9 @@ impl Fields {
             timestamp: self.timestamp.or(fallback.timestamp),
             period: self.period.or(fallback.period),
             count: self.count.or(fallback.count),
+            limit: self.limit.or(fallback.limit),
+            offset: self.offset.or(fallback.offset),
+            q: self.q.or(fallback.q),
         }
     }
 
@@ -129,17 +144,68 @@ impl Fields {
         })
     }
 
+    /// The period of a `/top` request: any of them, all-time when absent.
+    pub fn period_or_all(&self) -> Result<Period, ApiError> {
+        match self.period.as_deref() {
+            None | Some("") => Ok(Period::All),
+            Some(name) => Period::EVERY
+                .into_iter()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "period must be one of all, month, week, day, hour, minute (got {:?})",
+                        truncate(name, 40)
+                    ))
+                }),
+        }
+    }
+
+    /// How many URLs a `/top` page holds: 1 to `MAX_TOP_LIMIT`, `default` when absent.
+    pub fn limit_or(&self, default: usize) -> Result<usize, ApiError> {
+        whole_number(self.limit.as_deref(), default, 1, MAX_TOP_LIMIT, "limit")
+    }
+
+    /// How many URLs a `/top` page skips: 0 when absent.
+    pub fn offset(&self) -> Result<usize, ApiError> {
+        whole_number(self.offset.as_deref(), 0, 0, usize::MAX, "offset")
+    }
+
+    /// The `/top` filter, trimmed; empty when absent.
+    pub fn filter(&self) -> Result<&str, ApiError> {
+        let q = self.q.as_deref().map_or("", trim_blanks);
+        if q.len() > MAX_FILTER_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "q must be at most {MAX_FILTER_BYTES} bytes"
+            )));
+        }
+        Ok(q)
+    }
+
     /// The number of buckets asked for, `default` when absent.
     pub fn count_or(&self, default: usize) -> Result<usize, ApiError> {
-        match self.count.as_deref() {
-            None | Some("") => Ok(default),
-            Some(raw) => match raw.parse::<usize>() {
-                Ok(n) if (1..=MAX_SERIES_COUNT).contains(&n) => Ok(n),
-                _ => Err(ApiError::bad_request(format!(
-                    "count must be a whole number from 1 to {MAX_SERIES_COUNT}"
-                ))),
-            },
-        }
+        whole_number(self.count.as_deref(), default, 1, MAX_SERIES_COUNT, "count")
+    }
+}
+
+/// A whole number from `min` to `max` in `raw`, `default` when absent or empty.
+fn whole_number(
+    raw: Option<&str>,
+    default: usize,
+    min: usize,
+    max: usize,
+    name: &str,
+) -> Result<usize, ApiError> {
+    match raw.map(trim_blanks) {
+        None | Some("") => Ok(default),
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ if max == usize::MAX => Err(ApiError::bad_request(format!(
+                "{name} must be a whole number from {min} up"
+            ))),
+            _ => Err(ApiError::bad_request(format!(
+                "{name} must be a whole number from {min} to {max}"
+            ))),
+        },
     }
 }
 
@@ -441,6 +507,47 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn top_fields() {
+        let f = form("period=all&limit=10&offset=20&q=+Shoe+").unwrap();
+        assert_eq!(f.period_or_all().unwrap(), Period::All);
+        assert_eq!(f.limit_or(50).unwrap(), 10);
+        assert_eq!(f.offset().unwrap(), 20);
+        assert_eq!(f.filter().unwrap(), "Shoe");
+        let none = Fields::default();
+        assert_eq!(none.period_or_all().unwrap(), Period::All);
+        assert_eq!(none.limit_or(50).unwrap(), 50);
+        assert_eq!(none.offset().unwrap(), 0);
+        assert_eq!(none.filter().unwrap(), "");
+        assert_eq!(
+            form("period=minute").unwrap().period_or_all().unwrap(),
+            Period::Minute
+        );
+        for bad in ["period=year", "period=All", "period=last_day"] {
+            let err = form(bad).unwrap().period_or_all().unwrap_err();
+            assert!(
+                err.message.starts_with("period must be one of all"),
+                "{bad}"
+            );
+        }
+        for bad in ["limit=0", "limit=1001", "limit=-1", "limit=ten"] {
+            let err = form(bad).unwrap().limit_or(50).unwrap_err();
+            assert_eq!(
+                err.message, "limit must be a whole number from 1 to 1000",
+                "{bad}"
+            );
+        }
+        for bad in ["offset=-1", "offset=1.5", "offset=x"] {
+            let err = form(bad).unwrap().offset().unwrap_err();
+            assert_eq!(
+                err.message, "offset must be a whole number from 0 up",
+                "{bad}"
+            );
+        }
+        let long = format!("q={}", "a".repeat(MAX_FILTER_BYTES + 1));
+        assert_eq!(form(&long).unwrap().filter().unwrap_err().status, 400);
     }
 
     #[test]

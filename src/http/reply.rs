@@ -1,7 +1,7 @@
 //! A response as HitMe sends it: a status, a content type, a body, and the headers that go
 //! with every answer.
 
-use std::io::Cursor;
+use std::io::Read;
 use std::time::Duration;
 
 use tiny_http::{Header, Response, StatusCode};
@@ -12,7 +12,7 @@ pub const JSON: &str = "application/json";
 const OK_BODY: &[u8] = br#"{"status":"OK"}"#;
 
 /// What to send back.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
@@ -21,18 +21,51 @@ pub struct Reply {
     pub allow: Option<&'static str>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
 pub enum Body {
     Static(&'static [u8]),
     Owned(Vec<u8>),
+    /// Written as it is read, with chunked transfer encoding: its length is not known
+    /// up front. An error while reading cuts the response short, which the client sees as
+    /// an incomplete answer.
+    Stream(Box<dyn Read + Send>),
 }
 
-impl AsRef<[u8]> for Body {
-    fn as_ref(&self) -> &[u8] {
+impl Body {
+    /// The bytes of a body held in memory; none for a stream.
+    pub fn bytes(&self) -> &[u8] {
         match self {
             Body::Static(bytes) => bytes,
             Body::Owned(bytes) => bytes,
+            Body::Stream(_) => &[],
         }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Stream(_) => f.write_str("Stream"),
+            _ => write!(f, "{:?}", String::from_utf8_lossy(self.bytes())),
+        }
+    }
+}
+
+/// A body being sent.
+pub struct BodyReader {
+    body: Body,
+    sent: usize,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Body::Stream(stream) = &mut self.body {
+            return stream.read(buf);
+        }
+        let rest = &self.body.bytes()[self.sent..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.sent += n;
+        Ok(n)
     }
 }
 
@@ -67,7 +100,7 @@ impl Reply {
 
     /// The tiny_http response for this reply; `keep_alive` is the header an HTTP/1.0
     /// keep-alive client needs.
-    pub fn into_response(self, keep_alive: Option<Header>) -> Response<Cursor<Body>> {
+    pub fn into_response(self, keep_alive: Option<Header>) -> Response<BodyReader> {
         let mut headers = Vec::with_capacity(5);
         headers.push(header("Content-Type", self.content_type));
         headers.push(header("Server", "hitme"));
@@ -82,14 +115,15 @@ impl Reply {
         // tiny_http refuses to let a response set `Connection`; HTTP/1.0 clients such as ab
         // look for a `Keep-Alive` header instead.
         headers.extend(keep_alive);
-        let len = self.body.as_ref().len();
-        Response::new(
-            StatusCode(self.status),
-            headers,
-            Cursor::new(self.body),
-            Some(len),
-            None,
-        )
+        let len = match self.body {
+            Body::Stream(_) => None,
+            _ => Some(self.body.bytes().len()),
+        };
+        let body = BodyReader {
+            body: self.body,
+            sent: 0,
+        };
+        Response::new(StatusCode(self.status), headers, body, len, None)
     }
 }
 

@@ -10,6 +10,7 @@ use crate::assets::{self, Asset};
 pub enum Route {
     Hit,
     Hits,
+    Top,
     Series,
     Healthz,
     Metrics,
@@ -30,6 +31,7 @@ pub enum Action {
 pub enum Lookup {
     Hit,
     Hits,
+    Top,
     Series,
     Health,
     Metrics,
@@ -41,6 +43,7 @@ impl Route {
         match path {
             "/hit" => Route::Hit,
             "/hits" => Route::Hits,
+            "/top" => Route::Top,
             "/series" => Route::Series,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
@@ -53,6 +56,7 @@ impl Route {
         match self {
             Route::Hit => "/hit",
             Route::Hits => "/hits",
+            Route::Top => "/top",
             Route::Series => "/series",
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
@@ -73,6 +77,7 @@ impl Route {
             Route::NotFound => Err(ApiError::not_found(path)),
             _ if !is_get => Err(refuse("GET, HEAD")),
             Route::Hits => Ok(Action::Lookup(Lookup::Hits)),
+            Route::Top => Ok(Action::Lookup(Lookup::Top)),
             Route::Series => Ok(Action::Lookup(Lookup::Series)),
             Route::Healthz => Ok(Action::Lookup(Lookup::Health)),
             Route::Metrics => Ok(Action::Lookup(Lookup::Metrics)),
@@ -102,6 +107,7 @@ mod tests {
         assert!(matches!(read(Method::Get, "/hit"), Some(Lookup::Hit)));
         assert!(matches!(read(Method::Head, "/hit"), Some(Lookup::Hit)));
         assert!(matches!(read(Method::Get, "/hits"), Some(Lookup::Hits)));
+        assert!(matches!(read(Method::Get, "/top"), Some(Lookup::Top)));
         assert!(matches!(read(Method::Get, "/series"), Some(Lookup::Series)));
         assert!(matches!(
             read(Method::Get, "/healthz"),

@@ -15,7 +15,6 @@ pub mod pool;
 pub mod resp;
 pub mod standalone;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,21 +35,46 @@ pub struct Hit {
 /// One URL's count in each period.
 pub type UrlCounts = PerPeriod<i64>;
 
-/// Every URL's count in each period, URLs sorted; a URL without hits in a bucket is absent.
-pub type AllCounts = PerPeriod<BTreeMap<String, i64>>;
-
 /// What the HTTP edge needs of a place to keep hits.
 pub trait HitStore: Send + Sync {
     /// Records one hit in every bucket, atomically, in one round trip.
     fn record_hit(&self, hit: Hit) -> Result<(), StoreError>;
     /// The counts of one URL in the buckets holding `timestamp_ms`.
     fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError>;
-    /// The counts of every URL in the buckets holding `timestamp_ms`.
-    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, StoreError>;
     /// The counts of one URL in the `period` buckets starting at `starts`.
     fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, StoreError>;
+    /// One chunk of every URL's count in the `period` bucket starting at `start` (all-time:
+    /// 0), from `cursor` on ([`ScanCursor::START`] first). No chunk is more than a bounded
+    /// amount of Redis work, so reading a large bucket never stalls Redis. A URL may come
+    /// twice (Redis may return a hash field twice while it resizes the hash).
+    fn scan(&self, period: Period, start: i64, cursor: ScanCursor) -> Result<Chunk, StoreError>;
     /// Whether Redis answers now.
     fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// About how many URLs one chunk of [`HitStore::scan`] reads: large enough that a bucket of
+/// 100,000 URLs takes 100 round trips, small enough that each is well under a millisecond of
+/// Redis's time.
+pub const SCAN_CHUNK: usize = 1000;
+
+/// Where a chunked read of a bucket goes on from; opaque to callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanCursor {
+    /// Which part of the bucket (cluster mode: the URL index shard).
+    pub(crate) part: u64,
+    /// Redis's cursor within it.
+    pub(crate) cursor: u64,
+}
+
+impl ScanCursor {
+    pub const START: ScanCursor = ScanCursor { part: 0, cursor: 0 };
+}
+
+/// One chunk of a bucket's counts, and where the next one starts (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Chunk {
+    pub counts: Vec<(String, i64)>,
+    pub next: Option<ScanCursor>,
 }
 
 /// Where hits are kept, and how to reach it.
@@ -119,4 +143,32 @@ pub fn open(config: &StoreConfig, counters: StoreCounters) -> Result<Opened, Str
         }
     };
     Ok(Opened { store, pool })
+}
+
+/// The reply of `HSCAN` or `SSCAN`: the next cursor (0 at the end) and the flat list of
+/// elements (field, value, field, value, ... for `HSCAN`).
+pub(crate) fn scan_reply(reply: redis::Value) -> redis::RedisResult<(u64, Vec<redis::Value>)> {
+    let unexpected = || {
+        redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "a SCAN reply is [cursor, [elements]]",
+        ))
+    };
+    let redis::Value::Array(mut parts) = reply.extract_error()? else {
+        return Err(unexpected());
+    };
+    if parts.len() != 2 {
+        return Err(unexpected());
+    }
+    let elements = match parts.pop() {
+        Some(redis::Value::Array(elements)) => elements,
+        _ => return Err(unexpected()),
+    };
+    let cursor = redis::from_redis_value_ref(&parts[0])?;
+    Ok((cursor, elements))
+}
+
+/// A bulk string reply as text.
+pub(crate) fn text(value: &redis::Value) -> redis::RedisResult<String> {
+    Ok(redis::from_redis_value_ref(value)?)
 }

@@ -1,7 +1,6 @@
 //! The standalone backend: a pool of connections to one Redis (`--redis-url`) and the
 //! commands behind each endpoint, in the original HitMe's key layout (`super::keys`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,7 +12,10 @@ use super::group_commit::GroupCommit;
 use super::keys::KeyLayout;
 use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
-use super::{resp, AllCounts, Hit, HitStore, StoreConfig, StoreError, UrlCounts};
+use super::{
+    resp, scan_reply, text, Chunk, Hit, HitStore, ScanCursor, StoreConfig, StoreError, UrlCounts,
+    SCAN_CHUNK,
+};
 use crate::buckets::{Calendar, Period};
 use crate::clock;
 use crate::metrics::StoreCounters;
@@ -233,17 +235,6 @@ impl HitStore for Store {
         Ok(PerPeriod::from_fn(|_| counts.next().flatten().unwrap_or(0)))
     }
 
-    /// The counts of every URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
-    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, StoreError> {
-        let mut pipe = redis::pipe();
-        for (_, key) in self.layout.keys(&self.calendar.starts(timestamp_ms)) {
-            pipe.hgetall(key);
-        }
-        let maps: Vec<BTreeMap<String, i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
-        let mut maps = maps.into_iter();
-        Ok(PerPeriod::from_fn(|_| maps.next().unwrap_or_default()))
-    }
-
     /// The counts of one URL in the `period` buckets starting at `starts`, in one pipelined round trip.
     fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, StoreError> {
         let mut pipe = redis::pipe();
@@ -252,6 +243,32 @@ impl HitStore for Store {
         }
         let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
         Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
+    }
+
+    /// One `HSCAN ... COUNT 1000` of the bucket's hash.
+    fn scan(&self, period: Period, start: i64, cursor: ScanCursor) -> Result<Chunk, StoreError> {
+        let scan = redis::cmd("HSCAN")
+            .arg(self.layout.key(period, start))
+            .arg(cursor.cursor)
+            .arg("COUNT")
+            .arg(SCAN_CHUNK)
+            .to_owned();
+        let (next, pairs) = self.with_connection(|conn| {
+            let reply: Value = scan.query(&mut conn.redis)?;
+            scan_reply(reply)
+        })?;
+        let counts = pairs
+            .chunks_exact(2)
+            .map(|pair| Ok((text(&pair[0])?, redis::from_redis_value_ref(&pair[1])?)))
+            .collect::<RedisResult<Vec<(String, i64)>>>()
+            .map_err(StoreError::standalone)?;
+        Ok(Chunk {
+            counts,
+            next: (next != 0).then_some(ScanCursor {
+                part: 0,
+                cursor: next,
+            }),
+        })
     }
 
     /// Whether Redis answers a PING now.

@@ -436,6 +436,26 @@ pub fn read_response(stream: &mut TcpStream) -> Resp {
 }
 
 /// Reads one response; the answer to a HEAD request has no body whatever its headers say.
+/// Reads a chunked body to its last (empty) chunk; an answer cut short fails the test.
+fn read_chunks(reader: &mut impl BufRead, body: &mut Vec<u8>) {
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+            .unwrap_or_else(|_| panic!("a chunk size, got {size:?}: the answer was cut short"));
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader
+            .read_exact(&mut body[start..])
+            .expect("a whole chunk");
+        let mut end = String::new();
+        reader.read_line(&mut end).expect("a chunk's CRLF");
+        if size == 0 {
+            return;
+        }
+    }
+}
+
 pub fn read_response_to(stream: &mut TcpStream, head: bool) -> Resp {
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
@@ -460,9 +480,13 @@ pub fn read_response_to(stream: &mut TcpStream, head: bool) -> Resp {
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .map(|(_, v)| v.parse::<usize>().unwrap());
+    let chunked = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
     let mut body = Vec::new();
     match length {
         _ if head => {}
+        _ if chunked => read_chunks(&mut reader, &mut body),
         Some(n) => {
             body.resize(n, 0);
             reader.read_exact(&mut body).expect("the whole body");

@@ -103,7 +103,6 @@ pub mod keys;
 mod node;
 mod topology;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
@@ -114,7 +113,10 @@ use self::keys::{index_shard, slot_of_tag, url_tag, ClusterKeys, INDEX_SHARDS};
 use super::expiry::{expire_at, Retention};
 use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
-use super::{AllCounts, Hit, HitStore, StoreConfig, StoreError, UrlCounts};
+use super::{
+    scan_reply, text, Chunk, Hit, HitStore, ScanCursor, StoreConfig, StoreError, UrlCounts,
+    SCAN_CHUNK,
+};
 use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
 use crate::period::PerPeriod;
@@ -330,55 +332,6 @@ impl HitStore for ClusterStore {
         Ok(counts)
     }
 
-    /// The counts of every URL in the buckets holding `timestamp_ms`: the 16 index shards,
-    /// then six `HGET`s per URL, each step one request per node.
-    fn all_counts(&self, timestamp_ms: i64) -> Result<AllCounts, StoreError> {
-        let starts = self.calendar.starts(timestamp_ms);
-        let shards: Vec<(u16, Cmd)> = (0..INDEX_SHARDS)
-            .map(|shard| {
-                let members = redis::cmd("SMEMBERS")
-                    .arg(self.keys.index(shard))
-                    .to_owned();
-                (slot_of_tag(&ClusterKeys::index_tag(shard)), members)
-            })
-            .collect();
-        let mut conn = self.checkout()?;
-        let urls = self.run(&mut conn, |conn, connector| {
-            let mut urls = BTreeSet::new();
-            for members in conn.read(connector, &shards, false)? {
-                let members: Vec<String> = redis::from_redis_value(members)?;
-                urls.extend(members);
-            }
-            Ok(urls)
-        })?;
-        let mut out = AllCounts::default();
-        if urls.is_empty() {
-            return Ok(out);
-        }
-        let mut reads: Vec<(u16, Cmd)> = Vec::with_capacity(urls.len() * 6);
-        for url in &urls {
-            let tag = url_tag(url);
-            let slot = slot_of_tag(&tag);
-            for (_, key) in self.keys.keys(&tag, &starts) {
-                reads.push((slot, hget(&key, url)));
-            }
-        }
-        let values = self.run(&mut conn, |conn, connector| {
-            conn.read(connector, &reads, false)
-        })?;
-        let mut values = values.into_iter();
-        for url in urls {
-            for map in out.values_mut() {
-                // A URL is indexed only once it is counted, but a bucket without its hits (or
-                // past its retention) has no count for it: left out, as in standalone mode.
-                if let Some(n) = count(values.next().unwrap_or(Value::Nil))? {
-                    map.insert(url.clone(), n);
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// The counts of one URL in the `period` buckets starting at `starts`: one `HGET` each,
     /// all in the URL's slot, one round trip.
     fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, StoreError> {
@@ -396,6 +349,64 @@ impl HitStore for ClusterStore {
             .into_iter()
             .map(|v| Ok(count(v)?.unwrap_or(0)))
             .collect()
+    }
+
+    /// One `SSCAN` of a URL index shard, then one `HGET` of the bucket per URL found, one
+    /// batch per node; shard after shard.
+    fn scan(&self, period: Period, start: i64, cursor: ScanCursor) -> Result<Chunk, StoreError> {
+        let shard = cursor.part;
+        if shard >= INDEX_SHARDS {
+            return Ok(Chunk::default());
+        }
+        let sscan = redis::cmd("SSCAN")
+            .arg(self.keys.index(shard))
+            .arg(cursor.cursor)
+            .arg("COUNT")
+            .arg(SCAN_CHUNK)
+            .to_owned();
+        let slot = slot_of_tag(&ClusterKeys::index_tag(shard));
+        let mut conn = self.checkout()?;
+        let (next, urls) = self.run(&mut conn, |conn, connector| {
+            let reply = conn.read(connector, &[(slot, sscan)], true)?.pop();
+            let (next, members) = scan_reply(reply.unwrap_or(Value::Nil))?;
+            let urls = members.iter().map(text).collect::<RedisResult<Vec<_>>>()?;
+            Ok((next, urls))
+        })?;
+        let reads: Vec<(u16, Cmd)> = urls
+            .iter()
+            .map(|url| {
+                let tag = url_tag(url);
+                (
+                    slot_of_tag(&tag),
+                    hget(&self.keys.key(&tag, period, start), url),
+                )
+            })
+            .collect();
+        let values = match reads.is_empty() {
+            true => Vec::new(),
+            false => self.run(&mut conn, |conn, connector| {
+                conn.read(connector, &reads, false)
+            })?,
+        };
+        let mut counts = Vec::with_capacity(urls.len());
+        for (url, value) in urls.into_iter().zip(values) {
+            // Indexed, but without hits in this bucket (or past its retention).
+            if let Some(n) = count(value)? {
+                counts.push((url, n));
+            }
+        }
+        let next = match (next, shard + 1) {
+            (0, next_shard) if next_shard == INDEX_SHARDS => None,
+            (0, next_shard) => Some(ScanCursor {
+                part: next_shard,
+                cursor: 0,
+            }),
+            (cursor, _) => Some(ScanCursor {
+                part: shard,
+                cursor,
+            }),
+        };
+        Ok(Chunk { counts, next })
     }
 
     /// Whether every master answers a PING now.
