@@ -19,7 +19,8 @@ macro_rules! embedded {
     };
 }
 
-const FILES: [(&str, Asset); 6] = embedded![
+const FILES: [(&str, Asset); 7] = embedded![
+    ("/hitme.js", JS, "hitme.js"),
     ("/index.html", HTML, "index.html"),
     ("/app.js", JS, "app.js"),
     ("/charts.js", JS, "charts.js"),

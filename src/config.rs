@@ -7,6 +7,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::buckets::{Calendar, Period, WeekStart};
+use crate::http::cors::Cors;
 use crate::period::PerPeriod;
 use crate::store::expiry::Retention;
 use crate::store::{Backend, StoreConfig};
@@ -102,6 +103,27 @@ pub struct Config {
     /// are only as large as the workers waiting, so use more threads (e.g. --threads 16).
     #[arg(long, env = "HITME_GROUP_COMMIT", conflicts_with = "redis_cluster")]
     pub group_commit: bool,
+
+    /// Origins whose pages may read the API across origins (CORS): a comma-separated list
+    /// such as https://www.example.com,https://blog.example.com, or * for any. Empty: none.
+    #[arg(
+        long,
+        env = "HITME_CORS_ORIGINS",
+        default_value = "",
+        value_name = "ORIGIN,...",
+        value_parser = Cors::parse
+    )]
+    pub cors_origins: Cors,
+
+    /// Query parameters removed from URLs before they are counted, comma-separated; "" keeps
+    /// every parameter.
+    #[arg(
+        long,
+        env = "HITME_DROP_QUERY_PARAMS",
+        default_value = crate::http::params::UrlRules::DEFAULT_DROPPED,
+        value_name = "NAME,..."
+    )]
+    pub drop_query_params: String,
 
     /// Keep minute buckets this long after the minute ends (e.g. 48h, 7d; 0 = forever).
     #[arg(long, env = "HITME_RETENTION_MINUTE", default_value = "48h", value_parser = parse_keep)]

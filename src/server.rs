@@ -12,6 +12,7 @@ use tiny_http::{Header, Request, Server};
 use crate::acceptor::Acceptor;
 use crate::config::Config;
 use crate::http::error::ApiError;
+use crate::http::params::UrlRules;
 use crate::http::{self, Answer, App, Reply};
 use crate::listener;
 use crate::metrics::Metrics;
@@ -53,6 +54,8 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         rankings: Rankings::default(),
         pool: opened.pool,
         calendar: config.calendar(),
+        url_rules: UrlRules::dropping(&config.drop_query_params),
+        cors: config.cors_origins.clone(),
         metrics,
         keep_alive: http::keep_alive_header(config.client_timeout()),
     });
@@ -166,7 +169,7 @@ impl Worker {
                     log::error!(
                         "bug: handler panicked on {} {}: {panic}",
                         request.method(),
-                        request.url()
+                        path_of(&request)
                     );
                     Answer {
                         reply: Reply::error(&ApiError::internal(
@@ -175,6 +178,8 @@ impl Worker {
                         route: "other",
                         body_unread: false,
                         keep_alive: false,
+                        cors: None,
+                        preflight: false,
                     }
                 });
             // Counted before the response goes out, so a client that reads /metrics after an
@@ -188,27 +193,33 @@ impl Worker {
             log::debug!(
                 "{} {} -> {}",
                 request.method(),
-                request.url(),
+                path_of(&request),
                 answer.reply.status
             );
         }
-        let keep_alive = answer.keep_alive_header(&self.app);
+        let headers = answer.headers(&self.app);
         if answer.body_unread {
-            respond_and_drain_elsewhere(request, answer.reply, keep_alive);
+            respond_and_drain_elsewhere(request, answer.reply, headers);
         } else {
-            respond(request, answer.reply, keep_alive);
+            respond(request, answer.reply, headers);
         }
     }
+}
+
+/// The request's path without its query: a query's `url=` may carry what a visitor's browser
+/// sent, which HitMe never logs.
+fn path_of(request: &Request) -> &str {
+    request.url().split('?').next().unwrap_or("")
 }
 
 /// tiny_http reads an unread body to its end when the request is dropped, which never ends if
 /// the client declared a huge body and stalls. The answer goes out at once from a thread of its
 /// own, which then waits out the client; the thread ends when the connection does.
-fn respond_and_drain_elsewhere(request: Request, reply: Reply, keep_alive: Option<Header>) {
+fn respond_and_drain_elsewhere(request: Request, reply: Reply, headers: Vec<Header>) {
     let spawned = std::thread::Builder::new()
         .name("hitme-drain".into())
         .stack_size(DRAIN_STACK_BYTES)
-        .spawn(move || respond(request, reply, keep_alive));
+        .spawn(move || respond(request, reply, headers));
     if let Err(e) = spawned {
         log::warn!("cannot start a thread to answer an oversized request ({e}); dropping it");
     }
@@ -225,8 +236,8 @@ fn guarded<T>(handler: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn respond(request: Request, reply: Reply, keep_alive: Option<Header>) {
-    if let Err(e) = request.respond(reply.into_response(keep_alive)) {
+fn respond(request: Request, reply: Reply, headers: Vec<Header>) {
+    if let Err(e) = request.respond(reply.into_response(headers)) {
         log::debug!("could not send a response: {e}");
     }
 }

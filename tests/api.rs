@@ -742,9 +742,9 @@ fn bad_input_gets_a_clear_json_error(backend: &Backend) {
         );
     }
     for (method, path, allow) in [
-        ("DELETE", "/hit", "GET, HEAD, POST"),
-        ("PUT", "/hits", "GET, HEAD"),
-        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/hit", "GET, HEAD, POST, OPTIONS"),
+        ("PUT", "/hits", "GET, HEAD, OPTIONS"),
+        ("POST", "/healthz", "GET, HEAD, OPTIONS"),
         ("POST", "/", "GET, HEAD"),
     ] {
         let resp = request(hitme.addr, method, path, &[], b"");

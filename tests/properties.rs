@@ -4,7 +4,7 @@
 use hitme::buckets::{
     bucket_end, bucket_start, series_starts, Period, WeekStart, MAX_TIMESTAMP_MS,
 };
-use hitme::http::params::{canonical_url, parse_timestamp, Fields, MAX_URL_BYTES};
+use hitme::http::params::{canonical_url, parse_timestamp, Fields, UrlRules, MAX_URL_BYTES};
 use proptest::prelude::*;
 
 fn period() -> impl Strategy<Value = Period> {
@@ -89,11 +89,11 @@ proptest! {
 
     #[test]
     fn canonical_urls_are_valid_and_stable(url in url_like()) {
-        if let Ok(canonical) = canonical_url(&url) {
+        if let Ok(canonical) = canonical_url(&url, &UrlRules::default()) {
             prop_assert!(canonical.len() <= MAX_URL_BYTES);
             prop_assert!(canonical.starts_with("http://") || canonical.starts_with("https://"));
             prop_assert!(!canonical.contains('#'));
-            prop_assert_eq!(canonical_url(&canonical).unwrap(), canonical.clone(), "canonicalising twice changes {}", url);
+            prop_assert_eq!(canonical_url(&canonical, &UrlRules::default()).unwrap(), canonical.clone(), "canonicalising twice changes {}", url);
         }
     }
 
@@ -108,10 +108,10 @@ proptest! {
 
 /// What validation promises of whatever it accepts.
 fn check_fields(fields: &Fields) -> Result<(), TestCaseError> {
-    match fields.require_url() {
+    match fields.require_url(&UrlRules::default()) {
         Ok(url) => {
             prop_assert!(url.len() <= MAX_URL_BYTES);
-            prop_assert_eq!(canonical_url(&url).unwrap(), url);
+            prop_assert_eq!(canonical_url(&url, &UrlRules::default()).unwrap(), url);
         }
         Err(e) => prop_assert_eq!(e.status, 400),
     }

@@ -2,7 +2,8 @@
 
 use super::error::ApiError;
 use super::hits_stream::AllCountsStream;
-use super::params::Fields;
+use super::images;
+use super::params::{canonical_url, Fields};
 use super::reply::{Body, Reply, JSON};
 use super::App;
 use crate::assets::Asset;
@@ -28,7 +29,7 @@ pub fn record_hit(
     } else {
         Fields::from_form(body)?.or(query)
     };
-    let url = fields.require_url()?;
+    let url = fields.require_url(&app.url_rules)?;
     let timestamp_ms = fields.timestamp_or(now_ms())?;
     app.store.record_hit(Hit { url, timestamp_ms })?;
     Ok(Reply::ok())
@@ -36,7 +37,7 @@ pub fn record_hit(
 
 /// `GET /hit?url=URL&timestamp=TS`: one URL's six counts.
 pub fn read_hit(app: &App, fields: Fields) -> Result<Reply, ApiError> {
-    let url = fields.require_url()?;
+    let url = fields.require_url(&app.url_rules)?;
     let timestamp = fields.timestamp_or(now_ms())?;
     let counts = app.store.url_counts(&url, timestamp)?;
     let mut out = Vec::with_capacity(256);
@@ -94,7 +95,7 @@ pub fn read_top(app: &App, fields: Fields) -> Result<Reply, ApiError> {
 /// `GET /series?url=URL&period=P&count=N&timestamp=TS`: one URL's counts in the last N buckets
 /// of a period, oldest first.
 pub fn read_series(app: &App, fields: Fields) -> Result<Reply, ApiError> {
-    let url = fields.require_url()?;
+    let url = fields.require_url(&app.url_rules)?;
     let period = fields.require_period()?;
     let count = fields.count_or(period.default_series_len())?;
     let timestamp = fields.timestamp_or(now_ms())?;
@@ -110,6 +111,72 @@ pub fn read_series(app: &App, fields: Fields) -> Result<Reply, ApiError> {
     }
     out.extend_from_slice(b"]}");
     Ok(Reply::json(out))
+}
+
+/// `GET /pixel.gif?url=URL`: records a hit for `url`, or for the page that embeds the image
+/// (its `Referer`) when there is no `url`, and answers a transparent pixel. Whatever happens,
+/// the answer is an image, so no page shows a broken one; the status says how it went.
+pub fn pixel(app: &App, fields: Fields, referer: Option<&str>) -> Reply {
+    let url = match (&fields.url, referer) {
+        (None, Some(referer)) => canonical_url(referer, &app.url_rules),
+        _ => fields.require_url(&app.url_rules),
+    };
+    let recorded = url.and_then(|url| {
+        let timestamp_ms = now_ms();
+        Ok(app.store.record_hit(Hit { url, timestamp_ms })?)
+    });
+    match recorded {
+        Ok(()) => gif(200),
+        Err(err) => pixel_refused(&err),
+    }
+}
+
+/// The pixel for a request that counted nothing.
+pub fn pixel_refused(err: &ApiError) -> Reply {
+    gif(err.status)
+}
+
+fn gif(status: u16) -> Reply {
+    Reply {
+        status,
+        cache_control: "no-store",
+        ..Reply::with("image/gif", Body::Static(images::PIXEL_GIF))
+    }
+}
+
+/// `GET /badge.svg?url=URL&period=P&label=TEXT&count=1`: the URL's count in the bucket of
+/// `period` holding now, as a badge; with `count=1` the hit is recorded first.
+pub fn badge(app: &App, fields: Fields) -> Result<Reply, ApiError> {
+    let url = fields.require_url(&app.url_rules)?;
+    let period = fields.period_or_all()?;
+    let label = fields.badge_label()?;
+    let now = now_ms();
+    if fields.badge_counts()? {
+        app.store.record_hit(Hit {
+            url: url.clone(),
+            timestamp_ms: now,
+        })?;
+    }
+    let counts = app.store.url_counts(&url, now)?;
+    let value = counts[period].to_string();
+    Ok(svg(200, images::badge(&label, &value, false)))
+}
+
+/// The badge for a request that failed: the error, in red.
+pub fn badge_refused(err: &ApiError) -> Reply {
+    let value = match err.status {
+        400 => "bad request",
+        503 => "unavailable",
+        _ => "error",
+    };
+    svg(err.status, images::badge("hits", value, true))
+}
+
+fn svg(status: u16, body: Vec<u8>) -> Reply {
+    Reply {
+        status,
+        ..Reply::with("image/svg+xml", Body::Owned(body))
+    }
 }
 
 /// `GET /healthz`: 200 when Redis answers a PING, 503 when it does not.

@@ -2,9 +2,11 @@
 //! ([`params`]), its handler run ([`handlers`]), and the outcome turned into a JSON
 //! [`Reply`]; storage errors become HTTP statuses here ([`error`]), and nowhere else.
 
+pub mod cors;
 pub mod error;
 mod handlers;
 mod hits_stream;
+pub mod images;
 pub mod params;
 mod reply;
 mod route;
@@ -14,8 +16,9 @@ use std::sync::Arc;
 
 use tiny_http::{Header, Request};
 
+use self::cors::Cors;
 use self::error::ApiError;
-use self::params::Fields;
+use self::params::{Fields, UrlRules};
 pub use self::reply::{keep_alive_header, Body, Reply};
 use self::route::{Action, Lookup, Route};
 use crate::buckets::Calendar;
@@ -36,6 +39,10 @@ pub struct App {
     pub pool: PoolProbe,
     /// How timestamps fall into buckets, for `/series`.
     pub calendar: Calendar,
+    /// What canonicalisation drops from URLs.
+    pub url_rules: UrlRules,
+    /// Origins whose pages may read the API (`--cors-origins`).
+    pub cors: Cors,
     pub metrics: Metrics,
     /// `Keep-Alive` for HTTP/1.0 keep-alive clients, naming how long an idle connection is
     /// kept (`--client-timeout-ms`).
@@ -54,12 +61,30 @@ pub struct Answer {
     /// The client asked HTTP/1.0 keep-alive: say it is kept, or clients like `ab -k` wait
     /// for a close that never comes.
     pub keep_alive: bool,
+    /// The request came from an origin `--cors-origins` allows: its
+    /// `Access-Control-Allow-Origin`.
+    pub cors: Option<Header>,
+    /// A CORS preflight from an allowed origin, which is told what a page may send.
+    pub preflight: bool,
 }
 
 impl Answer {
-    /// The `Keep-Alive` header this answer needs, if any.
-    pub fn keep_alive_header(&self, app: &App) -> Option<Header> {
-        self.keep_alive.then(|| app.keep_alive.clone())
+    /// The headers of the connection and of CORS that go with the reply's own.
+    pub fn headers(&self, app: &App) -> Vec<Header> {
+        let mut headers = Vec::with_capacity(12);
+        // tiny_http refuses to let a response set `Connection`; HTTP/1.0 clients such as ab
+        // look for a `Keep-Alive` header instead.
+        if self.keep_alive {
+            headers.push(app.keep_alive.clone());
+        }
+        if let Some(allow_origin) = &self.cors {
+            headers.push(allow_origin.clone());
+            headers.push(cors::vary());
+            if self.preflight {
+                headers.extend(cors::preflight());
+            }
+        }
+        headers
     }
 }
 
@@ -71,8 +96,17 @@ pub fn handle(request: &mut Request, app: &App) -> Answer {
     };
     let route = Route::of(path);
     let mut body_unread = false;
-    let result = match route.action(request.method(), path) {
+    let action = route.action(request.method(), path);
+    let is_preflight = matches!(action, Ok(Action::Preflight(_)));
+    let result = match action {
         Err(err) => Err(err),
+        Ok(Action::Preflight(allow)) => Ok(Reply::no_content(allow)),
+        Ok(Action::Pixel) => Fields::from_form(query.as_bytes())
+            .map(|fields| handlers::pixel(app, fields, header(request, "Referer")))
+            .or_else(|err| Ok(handlers::pixel_refused(&err))),
+        Ok(Action::Badge) => Ok(Fields::from_form(query.as_bytes())
+            .and_then(|fields| handlers::badge(app, fields))
+            .unwrap_or_else(|err| handlers::badge_refused(&err))),
         // The query is read first: a bad one is refused before the body is read.
         Ok(Action::RecordHit) => Fields::from_form(query.as_bytes()).and_then(|query| {
             let body = read_body(request).inspect_err(|_| body_unread = true)?;
@@ -80,12 +114,24 @@ pub fn handle(request: &mut Request, app: &App) -> Answer {
         }),
         Ok(Action::Lookup(action)) => look_up(action, query, app),
     };
+    let cors = app.cors.allow(header(request, "Origin"));
     Answer {
         reply: result.unwrap_or_else(|err| Reply::error(&err)),
         route: route.label(),
         body_unread,
         keep_alive: wants_http10_keep_alive(request),
+        preflight: cors.is_some() && is_preflight,
+        cors,
     }
+}
+
+/// The value of the request's `name` header, if it has one.
+fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
 }
 
 /// Answers an action that reads: everything but recording a hit.
@@ -110,14 +156,10 @@ fn wants_http10_keep_alive(request: &Request) -> bool {
 }
 
 fn is_json(request: &Request) -> bool {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Content-Type"))
-        .is_some_and(|h| {
-            let mime = h.value.as_str().split(';').next().unwrap_or("").trim();
-            mime.eq_ignore_ascii_case(reply::JSON)
-        })
+    header(request, "Content-Type").is_some_and(|value| {
+        let mime = value.split(';').next().unwrap_or("").trim();
+        mime.eq_ignore_ascii_case(reply::JSON)
+    })
 }
 
 /// Reads the body up to `MAX_BODY_BYTES`. A declared length over the limit is refused unread;
@@ -175,6 +217,8 @@ mod tests {
             rankings: Rankings::default(),
             pool: opened.pool,
             calendar: config.calendar,
+            url_rules: UrlRules::default(),
+            cors: Cors::parse("http://allowed.example").unwrap(),
             metrics,
             keep_alive: keep_alive_header(Some(Duration::from_secs(15))),
         }
@@ -219,7 +263,7 @@ mod tests {
         let answer = answer_with_method(Method::Delete, "/hit");
         assert_eq!(answer.route, "/hit");
         assert_eq!(error_of(&answer).0, 405);
-        assert_eq!(answer.reply.allow, Some("GET, HEAD, POST"));
+        assert_eq!(answer.reply.allow, Some("GET, HEAD, POST, OPTIONS"));
     }
 
     fn answer_with_method(method: Method, path: &str) -> Answer {
@@ -306,5 +350,120 @@ mod tests {
         assert!(!answer(request()).keep_alive);
         let answer = answer(request().with_header(header("Connection", "Keep-Alive")));
         assert!(answer.keep_alive);
+    }
+
+    fn with_origin(method: Method, path: &str, origin: &str) -> Answer {
+        answer(
+            TestRequest::new()
+                .with_method(method)
+                .with_path(path)
+                .with_header(header("Origin", origin)),
+        )
+    }
+
+    fn names(headers: &[Header]) -> Vec<String> {
+        headers.iter().map(|h| h.field.to_string()).collect()
+    }
+
+    #[test]
+    fn allowed_origins_get_cors_headers_and_others_none() {
+        let app = app();
+        let preflight = with_origin(Method::Options, "/hit", "http://allowed.example");
+        assert_eq!(preflight.reply.status, 204);
+        assert_eq!(preflight.reply.allow, Some("GET, HEAD, POST, OPTIONS"));
+        assert_eq!(
+            names(&preflight.headers(&app)),
+            [
+                "Access-Control-Allow-Origin",
+                "Vary",
+                "Access-Control-Allow-Methods",
+                "Access-Control-Allow-Headers",
+                "Access-Control-Max-Age"
+            ]
+        );
+        assert_eq!(
+            preflight.headers(&app)[0].value.as_str(),
+            "http://allowed.example"
+        );
+        let read = with_origin(Method::Get, "/hit", "http://allowed.example");
+        assert_eq!(
+            names(&read.headers(&app)),
+            ["Access-Control-Allow-Origin", "Vary"]
+        );
+        for answer in [
+            with_origin(Method::Options, "/top", "http://other.example"),
+            with_origin(Method::Get, "/hit", "http://other.example"),
+            get("/hit"),
+        ] {
+            assert!(answer.headers(&app).is_empty(), "{answer:?}");
+        }
+        assert_eq!(
+            with_origin(Method::Options, "/top", "http://other.example")
+                .reply
+                .status,
+            204
+        );
+    }
+
+    #[test]
+    fn the_pixel_is_an_image_whatever_happens() {
+        for (path, status) in [
+            ("/pixel.gif", 400),
+            ("/pixel.gif?url=ftp%3A%2F%2Fx%2F", 400),
+            ("/pixel.gif?url=%zz", 400),
+            ("/pixel.gif?url=http%3A%2F%2Fa.example%2F", 503),
+        ] {
+            let answer = get(path);
+            assert_eq!(answer.reply.status, status, "{path}");
+            assert_eq!(answer.reply.content_type, "image/gif");
+            assert_eq!(answer.reply.cache_control, "no-store");
+            assert_eq!(answer.reply.body.bytes(), images::PIXEL_GIF);
+        }
+        let from_referer = answer(
+            TestRequest::new()
+                .with_path("/pixel.gif")
+                .with_header(header("Referer", "http://a.example/page")),
+        );
+        assert_eq!(from_referer.reply.status, 503, "the store was asked");
+    }
+
+    #[test]
+    fn a_badge_that_fails_says_so_in_red() {
+        for (path, status, text) in [
+            ("/badge.svg", 400, "bad request"),
+            (
+                "/badge.svg?url=http%3A%2F%2Fa.example%2F&count=2",
+                400,
+                "bad request",
+            ),
+            (
+                "/badge.svg?url=http%3A%2F%2Fa.example%2F&period=year",
+                400,
+                "bad request",
+            ),
+            (
+                "/badge.svg?url=http%3A%2F%2Fa.example%2F",
+                503,
+                "unavailable",
+            ),
+        ] {
+            let answer = get(path);
+            assert_eq!(answer.reply.status, status, "{path}");
+            assert_eq!(answer.reply.content_type, "image/svg+xml");
+            let svg = String::from_utf8_lossy(answer.reply.body.bytes()).into_owned();
+            assert!(
+                svg.contains(&format!("<title>hits: {text}</title>")),
+                "{svg}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_embed_script_is_served() {
+        let answer = get("/hitme.js");
+        assert_eq!(answer.reply.status, 200);
+        assert_eq!(answer.reply.content_type, "text/javascript; charset=utf-8");
+        let script = String::from_utf8_lossy(answer.reply.body.bytes()).into_owned();
+        assert!(script.contains("sendBeacon"));
     }
 }

@@ -9,6 +9,7 @@ use percent_encoding::percent_decode;
 use url::Url;
 
 use super::error::ApiError;
+use super::images::MAX_LABEL_CHARS;
 use crate::buckets::{Period, MAX_TIMESTAMP_MS};
 
 /// The longest URL accepted, in bytes, both as sent and once canonicalised.
@@ -33,6 +34,7 @@ pub struct Fields {
     pub limit: Option<String>,
     pub offset: Option<String>,
     pub q: Option<String>,
+    pub label: Option<String>,
 }
 
 impl Fields {
@@ -53,6 +55,7 @@ impl Fields {
                 b"limit" => &mut fields.limit,
                 b"offset" => &mut fields.offset,
                 b"q" => &mut fields.q,
+                b"label" => &mut fields.label,
                 _ => continue,
             };
             if slot.is_none() {
@@ -107,16 +110,17 @@ impl Fields {
             limit: self.limit.or(fallback.limit),
             offset: self.offset.or(fallback.offset),
             q: self.q.or(fallback.q),
+            label: self.label.or(fallback.label),
         }
     }
 
     /// The canonical URL; an error if it is missing or invalid.
-    pub fn require_url(&self) -> Result<String, ApiError> {
+    pub fn require_url(&self, rules: &UrlRules) -> Result<String, ApiError> {
         match self.url.as_deref().map(trim_blanks) {
             None | Some("") => Err(ApiError::bad_request(
                 "url is required: an absolute http or https URL, percent-encoded, e.g. url=http%3A%2F%2Fwww.example.com%2F",
             )),
-            Some(raw) => canonical_url(raw),
+            Some(raw) => canonical_url(raw, rules),
         }
     }
 
@@ -179,6 +183,28 @@ impl Fields {
             )));
         }
         Ok(q)
+    }
+
+    /// A badge's label: `hits` when absent, at most `MAX_LABEL_CHARS` characters.
+    pub fn badge_label(&self) -> Result<String, ApiError> {
+        match self.label.as_deref().map(trim_blanks) {
+            None | Some("") => Ok("hits".to_string()),
+            Some(label) if label.chars().count() > MAX_LABEL_CHARS => Err(ApiError::bad_request(
+                format!("label must be at most {MAX_LABEL_CHARS} characters"),
+            )),
+            Some(label) => Ok(label.to_string()),
+        }
+    }
+
+    /// Whether a badge request also records a hit: `count=1` (`0` or absent: it does not).
+    pub fn badge_counts(&self) -> Result<bool, ApiError> {
+        match self.count.as_deref().map(trim_blanks) {
+            None | Some("") | Some("0") => Ok(false),
+            Some("1") => Ok(true),
+            Some(_) => Err(ApiError::bad_request(
+                "count must be 1 (record a hit, then show the count) or 0",
+            )),
+        }
     }
 
     /// The number of buckets asked for, `default` when absent.
@@ -256,9 +282,59 @@ fn form_decode<'a>(raw: &'a [u8], field: &[u8]) -> Result<String, ApiError> {
         .map_err(|_| bad("bytes that are not UTF-8"))
 }
 
-/// Validates and canonicalises a URL so that spellings of one page count as one:
-/// the host is lower-cased, a default port and the fragment are dropped, an empty path is `/`.
-pub fn canonical_url(raw: &str) -> Result<String, ApiError> {
+/// What canonicalisation removes besides what every URL loses (credentials, the fragment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlRules {
+    /// Query parameters removed before counting (tracking tags).
+    pub drop_params: Vec<String>,
+}
+
+impl UrlRules {
+    /// `--drop-query-params`' default: the campaign and click tags of the common trackers.
+    pub const DEFAULT_DROPPED: &'static str =
+        "utm_source,utm_medium,utm_campaign,utm_term,utm_content,gclid,fbclid";
+
+    /// Rules from a comma-separated list of parameters to drop; empty keeps them all.
+    pub fn dropping(list: &str) -> UrlRules {
+        UrlRules {
+            drop_params: list
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// The query without the dropped parameters, the others in their order and spelling;
+    /// `None` when nothing is left.
+    fn filter_query(&self, query: &str) -> Option<String> {
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or("").replace('+', " ");
+                let name = percent_decode(name.as_bytes()).decode_utf8_lossy();
+                !self.drop_params.iter().any(|dropped| *dropped == name)
+            })
+            .collect();
+        (!kept.is_empty()).then(|| kept.join("&"))
+    }
+}
+
+impl Default for UrlRules {
+    fn default() -> Self {
+        UrlRules::dropping(UrlRules::DEFAULT_DROPPED)
+    }
+}
+
+/// Validates and canonicalises a URL so that spellings of one page count as one, in this
+/// order: it must parse as an absolute http or https URL with a host; the scheme and host are
+/// lower-cased (an internationalised host becomes punycode), a default port is dropped, an
+/// empty path becomes `/`, and what the URL library percent-encodes is encoded; then the
+/// credentials (`user:password@`) and the fragment are dropped, and so are the query
+/// parameters `rules` names (the others keep their order; an empty query goes).
+pub fn canonical_url(raw: &str, rules: &UrlRules) -> Result<String, ApiError> {
     let invalid = |why: &str| {
         ApiError::bad_request(format!(
             "Invalid URL: {why}; send an absolute http or https URL of at most {MAX_URL_BYTES} bytes"
@@ -274,7 +350,17 @@ pub fn canonical_url(raw: &str) -> Result<String, ApiError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("it has no host"));
     }
+    // Both succeed for every URL with a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     url.set_fragment(None);
+    if let Some(query) = url.query() {
+        let kept = match rules.drop_params.is_empty() {
+            true => Some(query.to_string()),
+            false => rules.filter_query(query),
+        };
+        url.set_query(kept.as_deref());
+    }
     let canonical: String = url.into();
     if canonical.len() > MAX_URL_BYTES {
         return Err(invalid("it is too long once encoded"));
@@ -316,7 +402,10 @@ mod tests {
         assert_eq!(f.url.as_deref(), Some("http://www.olark.com/"));
         assert_eq!(f.timestamp.as_deref(), Some("0"));
         assert_eq!(f.timestamp_or(42).unwrap(), 42);
-        assert_eq!(f.require_url().unwrap(), "http://www.olark.com/");
+        assert_eq!(
+            f.require_url(&UrlRules::default()).unwrap(),
+            "http://www.olark.com/"
+        );
     }
 
     #[test]
@@ -336,7 +425,11 @@ mod tests {
             ),
         ] {
             let f = form(file).unwrap();
-            assert_eq!(f.require_url().unwrap(), url, "{file:?}");
+            assert_eq!(
+                f.require_url(&UrlRules::default()).unwrap(),
+                url,
+                "{file:?}"
+            );
             assert_eq!(f.timestamp_or(42).unwrap(), 42, "{file:?}");
         }
     }
@@ -350,11 +443,18 @@ mod tests {
             "url=\thttp://a.com/ &timestamp=\n1700000000000",
         ] {
             let f = form(body).unwrap();
-            assert_eq!(f.require_url().unwrap(), "http://a.com/", "{body:?}");
+            assert_eq!(
+                f.require_url(&UrlRules::default()).unwrap(),
+                "http://a.com/",
+                "{body:?}"
+            );
             assert_eq!(f.timestamp_or(0).unwrap(), 1_700_000_000_000, "{body:?}");
         }
         let f = Fields::from_json(br#"{"url":" http://a.com/\n","timestamp":"12\n"}"#).unwrap();
-        assert_eq!(f.require_url().unwrap(), "http://a.com/");
+        assert_eq!(
+            f.require_url(&UrlRules::default()).unwrap(),
+            "http://a.com/"
+        );
         assert_eq!(f.timestamp_or(0).unwrap(), 12);
         // Only blanks: the same as empty.
         assert_eq!(
@@ -364,7 +464,7 @@ mod tests {
         assert_eq!(
             form("url=%20%0A")
                 .unwrap()
-                .require_url()
+                .require_url(&UrlRules::default())
                 .unwrap_err()
                 .status,
             400
@@ -389,17 +489,29 @@ mod tests {
     fn forms_as_clients_really_send_them() {
         // Leading and trailing `&`, empty pairs.
         let f = form("&url=http://a.com/&&timestamp=5&").unwrap();
-        assert_eq!(f.require_url().unwrap(), "http://a.com/");
+        assert_eq!(
+            f.require_url(&UrlRules::default()).unwrap(),
+            "http://a.com/"
+        );
         assert_eq!(f.timestamp_or(0).unwrap(), 5);
         // `+` is a space, which the canonical URL percent-encodes.
         let f = form("url=http://a.com/a+b").unwrap();
-        assert_eq!(f.require_url().unwrap(), "http://a.com/a%20b");
+        assert_eq!(
+            f.require_url(&UrlRules::default()).unwrap(),
+            "http://a.com/a%20b"
+        );
         // Lower-case percent escapes.
         let f = form("url=http%3a%2f%2fwww.olark.com%2f").unwrap();
-        assert_eq!(f.require_url().unwrap(), "http://www.olark.com/");
+        assert_eq!(
+            f.require_url(&UrlRules::default()).unwrap(),
+            "http://www.olark.com/"
+        );
         // A URL sent without any encoding.
         let f = form("url=http://a.example/plain").unwrap();
-        assert_eq!(f.require_url().unwrap(), "http://a.example/plain");
+        assert_eq!(
+            f.require_url(&UrlRules::default()).unwrap(),
+            "http://a.example/plain"
+        );
     }
 
     #[test]
@@ -445,7 +557,7 @@ mod tests {
             b"{not json",
         ] {
             let result = Fields::from_json(bad).and_then(|f| f.timestamp_or(0).map(|_| f));
-            let result = result.and_then(|f| f.require_url());
+            let result = result.and_then(|f| f.require_url(&UrlRules::default()));
             assert_eq!(
                 result.unwrap_err().status,
                 400,
@@ -465,7 +577,11 @@ mod tests {
             ("https://x.org:8443/Path", "https://x.org:8443/Path"),
             ("http://bücher.de/", "http://xn--bcher-kva.de/"),
         ] {
-            assert_eq!(canonical_url(raw).unwrap(), want, "{raw}");
+            assert_eq!(
+                canonical_url(raw, &UrlRules::default()).unwrap(),
+                want,
+                "{raw}"
+            );
         }
         for bad in [
             "",
@@ -476,7 +592,7 @@ mod tests {
             "http://",
             "javascript:alert(1)",
         ] {
-            let err = canonical_url(bad).unwrap_err();
+            let err = canonical_url(bad, &UrlRules::default()).unwrap_err();
             assert!(
                 err.message.starts_with("Invalid URL"),
                 "{bad}: {}",
@@ -484,7 +600,60 @@ mod tests {
             );
         }
         let long = format!("http://x.org/{}", "a".repeat(MAX_URL_BYTES));
-        assert_eq!(canonical_url(&long).unwrap_err().status, 400);
+        assert_eq!(
+            canonical_url(&long, &UrlRules::default())
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn credentials_never_stay_and_tracking_parameters_go() {
+        let rules = UrlRules::default();
+        for (raw, want) in [
+            ("http://user:secret@host.example/", "http://host.example/"),
+            ("https://user@host.example/a", "https://host.example/a"),
+            (
+                "https://shop.example/p?utm_source=news&id=3",
+                "https://shop.example/p?id=3",
+            ),
+            (
+                "https://shop.example/p?b=2&gclid=x&a=1&utm_medium=mail&fbclid=y",
+                "https://shop.example/p?b=2&a=1",
+            ),
+            (
+                "https://shop.example/p?utm_campaign=x",
+                "https://shop.example/p",
+            ),
+            ("https://shop.example/p?utm_term", "https://shop.example/p"),
+            (
+                "https://shop.example/p?utm%5Fcontent=x&q=a+b",
+                "https://shop.example/p?q=a+b",
+            ),
+            (
+                "https://shop.example/p?id=3&&#frag",
+                "https://shop.example/p?id=3",
+            ),
+            (
+                "https://shop.example/p?UTM_SOURCE=x",
+                "https://shop.example/p?UTM_SOURCE=x",
+            ),
+        ] {
+            assert_eq!(canonical_url(raw, &rules).unwrap(), want, "{raw}");
+        }
+        let keep_all = UrlRules::dropping("");
+        assert!(keep_all.drop_params.is_empty());
+        assert_eq!(
+            canonical_url("https://a.example/?utm_source=x&&id=1", &keep_all).unwrap(),
+            "https://a.example/?utm_source=x&&id=1"
+        );
+        let own = UrlRules::dropping(" ref , session ");
+        assert_eq!(own.drop_params, ["ref", "session"]);
+        assert_eq!(
+            canonical_url("http://a.example/?ref=x&utm_source=y", &own).unwrap(),
+            "http://a.example/?utm_source=y"
+        );
     }
 
     #[test]

@@ -17,8 +17,11 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Body,
-    /// With a 405: the methods the path accepts.
+    /// With a 405 or a preflight: the methods the path accepts.
     pub allow: Option<&'static str>,
+    /// `no-store` for answers that must never be reused (counts, hits), `no-cache` for the
+    /// dashboard's files and badges (revalidated each time).
+    pub cache_control: &'static str,
 }
 
 pub enum Body {
@@ -77,6 +80,20 @@ impl Reply {
             content_type,
             body,
             allow: None,
+            cache_control: if content_type == JSON {
+                "no-store"
+            } else {
+                "no-cache"
+            },
+        }
+    }
+
+    /// `204 No Content`, for a preflight.
+    pub fn no_content(allow: &'static str) -> Reply {
+        Reply {
+            status: 204,
+            allow: Some(allow),
+            ..Reply::with("", Body::Static(b""))
         }
     }
 
@@ -98,23 +115,17 @@ impl Reply {
         }
     }
 
-    /// The tiny_http response for this reply; `keep_alive` is the header an HTTP/1.0
-    /// keep-alive client needs.
-    pub fn into_response(self, keep_alive: Option<Header>) -> Response<BodyReader> {
-        let mut headers = Vec::with_capacity(5);
-        headers.push(header("Content-Type", self.content_type));
-        headers.push(header("Server", "hitme"));
-        if self.content_type == JSON {
-            headers.push(header("Cache-Control", "no-store"));
-        } else {
-            headers.push(header("Cache-Control", "no-cache"));
+    /// The tiny_http response for this reply, with `headers` (those of the connection and of
+    /// CORS) added to its own.
+    pub fn into_response(self, mut headers: Vec<Header>) -> Response<BodyReader> {
+        if !self.content_type.is_empty() {
+            headers.push(header("Content-Type", self.content_type));
         }
+        headers.push(header("Server", "hitme"));
+        headers.push(header("Cache-Control", self.cache_control));
         if let Some(allow) = self.allow {
             headers.push(header("Allow", allow));
         }
-        // tiny_http refuses to let a response set `Connection`; HTTP/1.0 clients such as ab
-        // look for a `Keep-Alive` header instead.
-        headers.extend(keep_alive);
         let len = match self.body {
             Body::Stream(_) => None,
             _ => Some(self.body.bytes().len()),

@@ -11,6 +11,8 @@ pub enum Route {
     Hit,
     Hits,
     Top,
+    Pixel,
+    Badge,
     Series,
     Healthz,
     Metrics,
@@ -23,6 +25,12 @@ pub enum Route {
 pub enum Action {
     /// `POST /hit`, the one action with a body.
     RecordHit,
+    /// `GET /pixel.gif`: record a hit, answer an image.
+    Pixel,
+    /// `GET /badge.svg`: a URL's count as an image (recording a hit first with `count=1`).
+    Badge,
+    /// `OPTIONS` on an API path: a CORS preflight.
+    Preflight(&'static str),
     Lookup(Lookup),
 }
 
@@ -44,6 +52,8 @@ impl Route {
             "/hit" => Route::Hit,
             "/hits" => Route::Hits,
             "/top" => Route::Top,
+            "/pixel.gif" => Route::Pixel,
+            "/badge.svg" => Route::Badge,
             "/series" => Route::Series,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
@@ -57,6 +67,8 @@ impl Route {
             Route::Hit => "/hit",
             Route::Hits => "/hits",
             Route::Top => "/top",
+            Route::Pixel => "/pixel.gif",
+            Route::Badge => "/badge.svg",
             Route::Series => "/series",
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
@@ -65,23 +77,35 @@ impl Route {
         }
     }
 
+    /// The methods the route takes, as an `Allow` header says them: the API's paths also
+    /// take `OPTIONS` (CORS preflights); the dashboard's files do not.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Route::Hit => "GET, HEAD, POST, OPTIONS",
+            Route::Asset(_) | Route::NotFound => "GET, HEAD",
+            _ => "GET, HEAD, OPTIONS",
+        }
+    }
+
     /// What `method` asks of this route; 404 for an unknown `path`, 405 for a method the
     /// route does not take.
     pub fn action(&self, method: &Method, path: &str) -> Result<Action, ApiError> {
         let is_get = matches!(method, Method::Get | Method::Head);
-        let refuse = |allow| ApiError::method_not_allowed(method.as_str(), allow);
         match self {
-            Route::Hit if *method == Method::Post => Ok(Action::RecordHit),
-            Route::Hit if is_get => Ok(Action::Lookup(Lookup::Hit)),
-            Route::Hit => Err(refuse("GET, HEAD, POST")),
             Route::NotFound => Err(ApiError::not_found(path)),
-            _ if !is_get => Err(refuse("GET, HEAD")),
+            Route::Hit if *method == Method::Post => Ok(Action::RecordHit),
+            Route::Asset(asset) if is_get => Ok(Action::Lookup(Lookup::Asset(*asset))),
+            Route::Asset(_) => Err(ApiError::method_not_allowed(method.as_str(), self.allow())),
+            _ if *method == Method::Options => Ok(Action::Preflight(self.allow())),
+            _ if !is_get => Err(ApiError::method_not_allowed(method.as_str(), self.allow())),
+            Route::Hit => Ok(Action::Lookup(Lookup::Hit)),
+            Route::Pixel => Ok(Action::Pixel),
+            Route::Badge => Ok(Action::Badge),
             Route::Hits => Ok(Action::Lookup(Lookup::Hits)),
             Route::Top => Ok(Action::Lookup(Lookup::Top)),
             Route::Series => Ok(Action::Lookup(Lookup::Series)),
             Route::Healthz => Ok(Action::Lookup(Lookup::Health)),
             Route::Metrics => Ok(Action::Lookup(Lookup::Metrics)),
-            Route::Asset(asset) => Ok(Action::Lookup(Lookup::Asset(*asset))),
         }
     }
 }
@@ -127,11 +151,35 @@ mod tests {
     #[test]
     fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
         let err = action(Method::Delete, "/hit").unwrap_err();
-        assert_eq!((err.status, err.allow), (405, Some("GET, HEAD, POST")));
+        assert_eq!(
+            (err.status, err.allow),
+            (405, Some("GET, HEAD, POST, OPTIONS"))
+        );
         let err = action(Method::Post, "/hits").unwrap_err();
+        assert_eq!((err.status, err.allow), (405, Some("GET, HEAD, OPTIONS")));
+        let err = action(Method::Options, "/app.js").unwrap_err();
         assert_eq!((err.status, err.allow), (405, Some("GET, HEAD")));
-        let err = action(Method::Put, "/app.js").unwrap_err();
-        assert_eq!(err.status, 405);
+        for path in [
+            "/hit",
+            "/hits",
+            "/top",
+            "/series",
+            "/pixel.gif",
+            "/badge.svg",
+        ] {
+            assert!(
+                matches!(action(Method::Options, path), Ok(Action::Preflight(_))),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            action(Method::Get, "/pixel.gif"),
+            Ok(Action::Pixel)
+        ));
+        assert!(matches!(
+            action(Method::Get, "/badge.svg"),
+            Ok(Action::Badge)
+        ));
         for method in [Method::Get, Method::Post] {
             let err = action(method, "/nope").unwrap_err();
             assert_eq!(err.status, 404);

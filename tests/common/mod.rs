@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 
 use std::io::{BufRead, BufReader, Read, Write};

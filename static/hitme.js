@@ -1,0 +1,58 @@
+// HitMe's embeddable counter. One line on a page counts it:
+//
+//   <script async src="https://hitme.example.com/hitme.js"></script>
+//
+// The page is location.href without its fragment, or the script tag's data-url. Elements with
+// data-hitme-count="all_time|last_month|last_week|last_day|last_hour|last_minute" (and an
+// optional data-url) get their text set to that count; reading counts from another origin
+// needs that origin in HitMe's --cors-origins. The script never throws into the page, and
+// counts once per page load however many times it is included.
+(function () {
+  "use strict";
+  try {
+    if (window.__hitmeCounted) return;
+    window.__hitmeCounted = true;
+    var script = document.currentScript;
+    if (!script || !script.src) return;
+    var server = new URL(script.src).origin;
+    var page = script.getAttribute("data-url") || location.href.split("#")[0];
+    var body = new URLSearchParams({ url: page });
+
+    var fillCounts = function () {
+      var elements = document.querySelectorAll("[data-hitme-count]");
+      Array.prototype.forEach.call(elements, function (el) {
+        var url = el.getAttribute("data-url") || page;
+        fetch(server + "/hit?" + new URLSearchParams({ url: url }), { cache: "no-store" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (counts) {
+            var n = counts && counts[el.getAttribute("data-hitme-count")];
+            if (typeof n === "number") el.textContent = n.toLocaleString();
+          })
+          .catch(function () {});
+      });
+    };
+
+    var send = function () {
+      if (document.querySelector("[data-hitme-count]")) {
+        // The page shows counts: send the hit with fetch so that they are read once it is
+        // in (a form POST is a CORS-simple request: it is sent, and counted, even where the
+        // page may not read the answer).
+        post().then(fillCounts);
+      } else if (!(navigator.sendBeacon && navigator.sendBeacon(server + "/hit", body))) {
+        post();
+      }
+    };
+    var post = function () {
+      return fetch(server + "/hit", { method: "POST", body: body, keepalive: true, mode: "no-cors" })
+        .catch(function () {});
+    };
+    // An async script may run before the page's elements are parsed.
+    if (document.readyState === "loading") {
+      document.addEventListener("DOMContentLoaded", send);
+    } else {
+      send();
+    }
+  } catch (e) {
+    // A counter must never break the page it counts.
+  }
+})();
