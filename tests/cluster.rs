@@ -112,6 +112,62 @@ fn buckets_sit_under_the_urls_tag_and_bad_input_writes_no_key() {
     assert_eq!(cluster.keys(), before, "bad requests wrote to the cluster");
 }
 
+/// A site's worth of URLs: `/top` and `/hits` list every one, with exact totals, read shard
+/// by shard in chunks.
+#[test]
+fn twenty_thousand_urls_are_ranked_and_listed_whole() {
+    const URLS: usize = 20_000;
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--threads", "8"]);
+    let ts = now_ms();
+    std::thread::scope(|scope| {
+        for part in 0..8 {
+            let hitme = &hitme;
+            scope.spawn(move || {
+                for i in (part..URLS).step_by(8) {
+                    hitme.hit(&format!("http://site.example/page/{i}"), ts);
+                    if i % 1000 == 0 {
+                        hitme.hit(&format!("http://site.example/page/{i}"), ts);
+                    }
+                }
+            });
+        }
+    });
+    let extra = URLS / 1000;
+    let top = hitme
+        .get(&format!("/top?period=day&limit=3&timestamp={ts}"))
+        .json();
+    assert_eq!(top["urls"], json!(URLS));
+    assert_eq!(top["total"], json!(URLS + extra));
+    assert_eq!(
+        top["top"],
+        json!([
+            {"url": "http://site.example/page/0", "count": 2},
+            {"url": "http://site.example/page/1000", "count": 2},
+            {"url": "http://site.example/page/10000", "count": 2},
+        ])
+    );
+    let filtered = hitme
+        .get(&format!("/top?q=PAGE/1999&timestamp={ts}"))
+        .json();
+    assert_eq!(
+        (filtered["urls"].clone(), filtered["total"].clone()),
+        (json!(11), json!(11))
+    );
+    let hits = hitme.get(&format!("/hits?timestamp={ts}"));
+    assert_eq!(hits.status, 200);
+    let hits = hits.json();
+    for period in ["all_time", "last_day", "last_minute"] {
+        let counts = hits[period].as_object().unwrap();
+        let total: i64 = counts.values().map(|n| n.as_i64().unwrap()).sum();
+        assert_eq!(
+            (counts.len(), total),
+            (URLS, (URLS + extra) as i64),
+            "{period}"
+        );
+    }
+}
+
 #[test]
 fn get_hits_and_series_list_exact_counts_and_the_index_repairs_itself() {
     let cluster = Cluster::start();
