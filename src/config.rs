@@ -120,7 +120,7 @@ pub struct Config {
     #[arg(
         long,
         env = "HITME_DROP_QUERY_PARAMS",
-        default_value = crate::http::params::UrlRules::DEFAULT_DROPPED,
+        default_value = crate::http::canonical::UrlRules::DEFAULT_DROPPED,
         value_name = "NAME,..."
     )]
     pub drop_query_params: String,

@@ -11,8 +11,8 @@ use tiny_http::{Header, Request, Server};
 
 use crate::acceptor::Acceptor;
 use crate::config::Config;
+use crate::http::canonical::UrlRules;
 use crate::http::error::ApiError;
-use crate::http::params::UrlRules;
 use crate::http::{self, Answer, App, Reply};
 use crate::listener;
 use crate::metrics::Metrics;

@@ -4,7 +4,8 @@
 use hitme::buckets::{
     bucket_end, bucket_start, series_starts, Period, WeekStart, MAX_TIMESTAMP_MS,
 };
-use hitme::http::params::{canonical_url, parse_timestamp, Fields, UrlRules, MAX_URL_BYTES};
+use hitme::http::canonical::{canonical_url, UrlRules, MAX_URL_BYTES};
+use hitme::http::params::{parse_timestamp, Fields};
 use proptest::prelude::*;
 
 fn period() -> impl Strategy<Value = Period> {

@@ -1,9 +1,10 @@
 //! One function per action: validated parameters in, a [`Reply`] or an [`ApiError`] out.
 
+use super::canonical::canonical_url;
 use super::error::ApiError;
 use super::hits_stream::AllCountsStream;
 use super::images;
-use super::params::{canonical_url, Fields};
+use super::params::Fields;
 use super::reply::{Body, Reply, JSON};
 use super::App;
 use crate::assets::Asset;

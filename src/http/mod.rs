@@ -2,6 +2,7 @@
 //! ([`params`]), its handler run ([`handlers`]), and the outcome turned into a JSON
 //! [`Reply`]; storage errors become HTTP statuses here ([`error`]), and nowhere else.
 
+pub mod canonical;
 pub mod cors;
 pub mod error;
 mod handlers;
@@ -16,9 +17,10 @@ use std::sync::Arc;
 
 use tiny_http::{Header, Request};
 
+use self::canonical::UrlRules;
 use self::cors::Cors;
 use self::error::ApiError;
-use self::params::{Fields, UrlRules};
+use self::params::Fields;
 pub use self::reply::{keep_alive_header, Body, Reply};
 use self::route::{Action, Lookup, Route};
 use crate::buckets::Calendar;
