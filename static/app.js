@@ -1,6 +1,10 @@
 // HitMe dashboard: the view state (kept in the URL hash so a view can be linked), the API
 // calls behind the auto-refresh, and rendering the page from them: period tabs, the URL bar
-// chart and sortable table, the series chart of the top URLs, and the empty and error states.
+// chart and ranked table, the series chart of the top URLs, and the empty and error states.
+//
+// Everything comes from `GET /top`, which ranks, filters and pages a bucket on the server: a
+// refresh reads one page of the selected period and the total of each other period, never
+// every URL (a site with 100,000 URLs would make `/hits` tens of megabytes every 5 seconds).
 
 import { drawBars, drawSeries } from "./charts.js";
 import { $, make, reconcile, setAttrs, setText } from "./dom.js";
@@ -10,16 +14,23 @@ const REFRESH_MS = 5000;
 const BARS = 8;
 /** Lines in the series chart. */
 const SERIES_URLS = 5;
-/** Table rows; a site can have many thousands of URLs, and a page that long helps nobody. */
-const TABLE_ROWS = 200;
+/** Table rows shown at first, and added by each "Show more". */
+const PAGE_ROWS = 50;
+/** The most rows the table holds: past a few hundred a table helps nobody; the filter does. */
+const MAX_ROWS = 500;
+/** The filter asks the server once typing pauses for this long. */
+const FILTER_DELAY_MS = 300;
+/** `/top` refuses a longer `q`. */
+const MAX_FILTER_BYTES = 200;
 
+/** The tabs, each with its `/top` period. */
 const PERIODS = {
-  all_time: { label: "All Time", live: "Every hit ever counted", pinned: "Every hit ever counted" },
-  last_month: { label: "Last Month", live: "This calendar month so far (UTC)", pinned: "The calendar month (UTC) holding" },
-  last_week: { label: "Last Week", live: "This week so far (UTC)", pinned: "The week (UTC) holding" },
-  last_day: { label: "Last Day", live: "Today so far (UTC)", pinned: "The day (UTC) holding" },
-  last_hour: { label: "Last Hour", live: "This hour so far (UTC)", pinned: "The hour (UTC) holding" },
-  last_minute: { label: "Last Minute", live: "This minute so far", pinned: "The minute (UTC) holding" },
+  all_time: { api: "all", label: "All Time", live: "Every hit ever counted", pinned: "Every hit ever counted" },
+  last_month: { api: "month", label: "Last Month", live: "This calendar month so far (UTC)", pinned: "The calendar month (UTC) holding" },
+  last_week: { api: "week", label: "Last Week", live: "This week so far (UTC)", pinned: "The week (UTC) holding" },
+  last_day: { api: "day", label: "Last Day", live: "Today so far (UTC)", pinned: "The day (UTC) holding" },
+  last_hour: { api: "hour", label: "Last Hour", live: "This hour so far (UTC)", pinned: "The hour (UTC) holding" },
+  last_minute: { api: "minute", label: "Last Minute", live: "This minute so far", pinned: "The minute (UTC) holding" },
 };
 
 const utc = (options) => new Intl.DateTimeFormat("en-US", { timeZone: "UTC", ...options });
@@ -27,6 +38,8 @@ const hhmm = utc({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 const monthDay = utc({ month: "short", day: "numeric" });
 const monthYear = utc({ month: "short", year: "numeric" });
 const stamp = (ms) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+const number = (n) => n.toLocaleString("en-US");
+const plural = (n, one, many) => `${number(n)} ${n === 1 ? one : many}`;
 
 /** The series ranges: the /series period, how many buckets, and how to label them. */
 const RANGES = {
@@ -36,40 +49,55 @@ const RANGES = {
   month: { count: 12, unit: "month", span: "12 months", tick: (ms) => monthYear.format(ms), tip: (ms) => monthYear.format(ms) },
 };
 
-/** Sort keys, each with the direction a first click on its header picks. */
-const SORTS = { url: "asc", count: "desc", share: "desc" };
-
 /** Line colours, told apart by people with the common colour-vision deficiencies. */
 const PALETTE = ["#2563eb", "#ea580c", "#059669", "#db2777", "#7c3aed"];
 
-const DEFAULTS = { period: "all_time", range: "hour", sort: "count", dir: "desc", at: null };
+const DEFAULTS = { period: "all_time", range: "hour", rows: PAGE_ROWS, q: "", at: null };
 
 const state = {
   ...DEFAULTS,
-  hits: null, // the last good /hits answer
-  series: null, // the last good /series answers: {period, range, lines: [{url, buckets}]}
+  // The last good refresh, and the view it was made for: {period, q, at, tabs: {period:
+  // {total, urls}}, total, urls, rows: [{url, count}]} (total and urls count every URL of the
+  // period matching q, rows only the top ones).
+  data: null,
+  series: null, // the last good /series answers: {period, q, range, lines: [{url, buckets}]}
   error: null, // the message of the last refresh, when it failed
   updated: null, // when the last good refresh finished (ms)
 };
 
-// ---- The URL hash: #period=last_hour&range=day&sort=url&dir=asc&at=1700000000000 ----------
+// ---- The URL hash: #period=last_hour&range=day&rows=100&q=blog&at=1700000000000 ------------
+
+/** `text` trimmed and cut to what `/top` takes as a filter. */
+function filterOf(text) {
+  let out = "";
+  let bytes = 0;
+  for (const char of text.trim()) {
+    bytes += new TextEncoder().encode(char).length;
+    if (bytes > MAX_FILTER_BYTES) break;
+    out += char;
+  }
+  return out;
+}
 
 /** The view the hash asks for; anything unknown falls back to the default. */
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   const pick = (name, allowed) => (allowed.includes(params.get(name)) ? params.get(name) : DEFAULTS[name]);
   const at = params.get("at");
+  const rows = /^[0-9]{1,9}$/.test(params.get("rows") ?? "") ? Number(params.get("rows")) : PAGE_ROWS;
   return {
     period: pick("period", Object.keys(PERIODS)),
     range: pick("range", Object.keys(RANGES)),
-    sort: pick("sort", Object.keys(SORTS)),
-    dir: pick("dir", ["asc", "desc"]),
+    rows: Math.min(MAX_ROWS, Math.max(PAGE_ROWS, rows)),
+    q: filterOf(params.get("q") ?? ""),
     at: /^[1-9][0-9]{0,14}$/.test(at ?? "") ? Number(at) : null,
   };
 }
 
 function hashOf(view) {
-  const params = new URLSearchParams({ period: view.period, range: view.range, sort: view.sort, dir: view.dir });
+  const params = new URLSearchParams({ period: view.period, range: view.range });
+  if (view.rows !== PAGE_ROWS) params.set("rows", view.rows);
+  if (view.q) params.set("q", view.q);
   if (view.at !== null) params.set("at", view.at);
   return `#${params}`;
 }
@@ -86,39 +114,43 @@ function writeHash() {
 /** `?name=value&...` for the params that are set. */
 function query(params) {
   const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(params)) if (value !== null) search.set(name, value);
+  for (const [name, value] of Object.entries(params)) if (value !== null && value !== "") search.set(name, value);
   const text = search.toString();
   return text ? `?${text}` : "";
 }
 
-/** The JSON a `fetch` answers; throws the API's own error message when there is one. */
-async function json(request) {
+const NO_STORE = { cache: "no-store" };
+
+/**
+ * The JSON answer of `GET path?params`; throws the API's own error message when there is one.
+ * `meter` adds up the requests and the bytes of their bodies.
+ */
+async function get(path, params, meter) {
   let res;
   try {
-    res = await request;
+    res = await fetch(path + query(params), NO_STORE);
   } catch (err) {
     throw new Error(`HitMe did not answer (${err.message}).`);
   }
-  const body = await res.json().catch(() => null); // a proxy's HTML error page, say
+  const bytes = await res.arrayBuffer().catch(() => new ArrayBuffer(0));
+  meter.requests += 1;
+  meter.bytes += bytes.byteLength;
+  let body = null;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    // a proxy's HTML error page, say
+  }
   if (!res.ok || body?.status !== "OK") {
     throw new Error(body?.error ?? `HTTP ${res.status} ${res.statusText}`.trim());
   }
   return body;
 }
 
-const NO_STORE = { cache: "no-store" };
-
-/** `[url, count]` pairs, most hits first; ties in URL order so the order never flickers. */
-function ranked(counts) {
-  return Object.entries(counts ?? {}).sort((a, b) => b[1] - a[1] || compare(a[0], b[0]));
-}
-
-const compare = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** The URLs the series chart follows: the selected period's top, or all time's when it has none. */
-function seriesUrls(hits, period) {
-  const top = ranked(hits[period]);
-  return (top.length ? top : ranked(hits.all_time)).slice(0, SERIES_URLS).map(([url]) => url);
+/** A page of `period`'s ranking: `{total, urls, top: [{url, count}]}`, of the URLs matching `q`. */
+function top(period, { limit, offset = 0, q, at }, meter) {
+  const params = { period: PERIODS[period].api, limit, offset: offset || null, q, timestamp: at };
+  return get("/top", params, meter);
 }
 
 let timer = 0;
@@ -128,20 +160,41 @@ let generation = 0;
 async function refresh() {
   clearTimeout(timer);
   const mine = ++generation;
-  const { period, range, at } = state;
+  const { period, range, rows, q, at } = state;
+  const meter = { requests: 0, bytes: 0 };
   try {
-    const hits = await json(fetch("/hits" + query({ timestamp: at }), NO_STORE));
-    const urls = seriesUrls(hits, period);
-    const count = RANGES[range].count;
     // One request at a time, on purpose: HitMe gives each keep-alive connection a thread of
     // its own for as long as the browser keeps it open, so parallel requests would make every
     // open dashboard hold up to six of them.
+    const tabs = {};
+    let page = null;
+    let allTime = null;
+    for (const name of Object.keys(PERIODS)) {
+      // The other tabs need only their totals; all time's top URLs stand in for an empty
+      // period's in the series chart.
+      const limit = name === period ? rows : name === "all_time" ? SERIES_URLS : 1;
+      const answer = await top(name, { limit, q, at }, meter);
+      if (mine !== generation) return; // the view changed meanwhile; a newer refresh is on its way
+      tabs[name] = { total: answer.total, urls: answer.urls };
+      if (name === period) page = answer;
+      if (name === "all_time") allTime = answer;
+    }
+    const from = page.top.length ? period : "all_time";
+    const urls = (from === period ? page : allTime).top.slice(0, SERIES_URLS).map((entry) => entry.url);
+    const count = RANGES[range].count;
     const lines = [];
     for (const url of urls) {
-      lines.push(await json(fetch("/series" + query({ url, period: range, count, timestamp: at }), NO_STORE)));
+      lines.push(await get("/series", { url, period: range, count, timestamp: at }, meter));
+      if (mine !== generation) return;
     }
-    if (mine !== generation) return; // the view changed meanwhile; a newer refresh is on its way
-    Object.assign(state, { hits, series: { period, range, lines }, error: null, updated: Date.now() });
+    Object.assign(state, {
+      data: { period, q, at, tabs, total: page.total, urls: page.urls, rows: page.top },
+      series: { period: from, q, range, lines },
+      error: null,
+      updated: Date.now(),
+    });
+    // What the last refresh cost: tests/dashboard.rs checks it stays small at 100,000 URLs.
+    setAttrs($("dashboard"), { "data-refresh-requests": meter.requests, "data-refresh-bytes": meter.bytes });
   } catch (err) {
     if (mine !== generation) return;
     state.error = err.message;
@@ -156,13 +209,49 @@ function tick() {
   else refresh();
 }
 
+/** Whether the data on screen was made for another view than the one asked for. */
+function pending() {
+  const { data } = state;
+  return data !== null && (data.period !== state.period || data.q !== state.q || data.at !== state.at);
+}
+
+/**
+ * "Show more": fetches the next page of the ranking (`offset`) and appends it. Later
+ * refreshes fetch that many rows at once, from the top.
+ */
+async function showMore() {
+  const { data } = state;
+  if (!data || pending() || data.rows.length >= Math.min(MAX_ROWS, data.urls)) return;
+  clearTimeout(timer);
+  const mine = ++generation; // a refresh under way would bring back fewer rows: it is dropped
+  const offset = data.rows.length;
+  const limit = Math.min(PAGE_ROWS, MAX_ROWS - offset);
+  state.rows = offset + limit;
+  setAttrs($("show-more"), { disabled: true });
+  try {
+    const page = await top(data.period, { limit, offset, q: data.q, at: data.at }, { requests: 0, bytes: 0 });
+    if (mine !== generation) return;
+    // The ranking may have moved since the rows on screen were read: a URL is shown once.
+    const shown = new Set(data.rows.map((row) => row.url));
+    const rows = [...data.rows, ...page.top.filter((row) => !shown.has(row.url))];
+    const tabs = { ...data.tabs, [data.period]: { total: page.total, urls: page.urls } };
+    Object.assign(state, { data: { ...data, tabs, rows, total: page.total, urls: page.urls }, error: null });
+  } catch (err) {
+    if (mine !== generation) return;
+    state.error = err.message;
+  }
+  render();
+  timer = setTimeout(tick, REFRESH_MS);
+}
+
 // ---- Rendering ------------------------------------------------------------------------------
 
 function render() {
   writeHash();
-  const { hits, error } = state;
-  const empty = hits !== null && Object.keys(hits.all_time).length === 0;
-  const name = error ? "error" : hits === null ? "loading" : empty ? "empty" : "ready";
+  const { data, error } = state;
+  // An empty Redis, as opposed to a filter nothing matches.
+  const empty = data !== null && !data.q && data.tabs.all_time.urls === 0;
+  const name = error ? "error" : data === null ? "loading" : empty ? "empty" : "ready";
   $("dashboard").dataset.state = name;
   $("loading").hidden = name !== "loading";
   $("error").hidden = !error;
@@ -171,10 +260,14 @@ function render() {
   setText($("error-retry"), state.updated ? `${retry} Showing data from ${stamp(state.updated)}.` : retry);
   $("empty").hidden = name !== "empty";
   // Stale data stays on screen under the error banner: better than a blank page mid-outage.
-  $("content").hidden = hits === null || empty;
+  $("content").hidden = data === null || empty;
   $("content").classList.toggle("stale", Boolean(error));
+  // Just after a tab click or a new filter, until its data arrives.
+  $("content").classList.toggle("pending", pending());
+  setAttrs($("content"), { "aria-busy": pending() ? "true" : null });
   renderMode();
-  if (hits && !empty) {
+  if (data && !empty) {
+    renderFilter();
     renderTabs();
     renderPeriod();
     renderSeries();
@@ -193,28 +286,39 @@ function renderMode() {
   $("mode").classList.toggle("live", live);
 }
 
+/** ` containing “q”`, or nothing without a filter. */
+const containing = (q) => (q ? ` containing “${q}”` : "");
+
+function renderFilter() {
+  const input = $("filter");
+  // Not while someone types: the box would fight them.
+  if (document.activeElement !== input && filterOf(input.value) !== state.q) input.value = state.q;
+  const { q } = state.data;
+  $("filter-note").hidden = !q;
+  setText($("filter-note"), q ? `Every count on this page is of the URLs${containing(q)} (ignoring case).` : "");
+}
+
 function renderTabs() {
   for (const tab of $("tabs").querySelectorAll("[role=tab]")) {
     const selected = tab.dataset.period === state.period;
     setAttrs(tab, { "aria-selected": String(selected), tabindex: selected ? null : "-1" });
-    const total = Object.values(state.hits[tab.dataset.period]).reduce((a, b) => a + b, 0);
-    setText(tab.querySelector(".tab-total"), total.toLocaleString("en-US"));
+    setText(tab.querySelector(".tab-total"), number(state.data.tabs[tab.dataset.period].total));
   }
   setAttrs($("period-panel"), { "aria-labelledby": `tab-${state.period}` });
 }
 
 function renderPeriod() {
-  const period = PERIODS[state.period];
-  const entries = ranked(state.hits[state.period]);
-  const total = entries.reduce((sum, [, n]) => sum + n, 0);
-  setText($("summary"), `${total.toLocaleString("en-US")} ${total === 1 ? "hit" : "hits"} on ${entries.length} ${entries.length === 1 ? "URL" : "URLs"}`);
-  setText($("period-hint"), state.at === null || state.period === "all_time" ? period.live : `${period.pinned} ${stamp(state.at)}`);
-  $("period-empty").hidden = entries.length > 0;
-  setText($("period-empty"), `No hits in ${period.label} yet.`);
-  $("compare").hidden = entries.length === 0;
-  if (entries.length === 0) return;
-  renderBars(entries);
-  renderTable(entries, total);
+  const { data } = state;
+  const period = PERIODS[data.period];
+  const { total, urls, rows, q } = data;
+  setText($("summary"), `${plural(total, "hit", "hits")} on ${plural(urls, "URL", "URLs")}${containing(q)}`);
+  setText($("period-hint"), data.at === null || data.period === "all_time" ? period.live : `${period.pinned} ${stamp(data.at)}`);
+  $("period-empty").hidden = urls > 0;
+  setText($("period-empty"), q ? `No URL${containing(q)} has hits in ${period.label}.` : `No hits in ${period.label} yet.`);
+  $("compare").hidden = urls === 0;
+  if (urls === 0) return;
+  renderBars(data);
+  renderTable(data);
 }
 
 /** The pixel width `chart` is shown at, for drawing it at that size. */
@@ -222,17 +326,18 @@ function widthOf(chart) {
   return Math.max(240, Math.round(chart.parentElement.clientWidth || 600));
 }
 
-function renderBars(entries) {
-  const shown = entries.length > BARS ? entries.slice(0, BARS - 1) : entries;
-  const rows = shown.map(([url, count]) => ({ key: url, url, label: withoutScheme(url), title: `${url}: ${count}`, count }));
-  if (shown.length < entries.length) {
-    const rest = entries.slice(shown.length);
-    const count = rest.reduce((sum, [, n]) => sum + n, 0);
-    const label = `${rest.length} other URLs`;
-    rows.push({ key: "\u0000others", label, title: `${label}: ${count}`, count, others: rest.length });
+const sum = (rows) => rows.reduce((total, row) => total + row.count, 0);
+
+function renderBars({ period, rows, total, urls }) {
+  const shown = rows.slice(0, urls > BARS ? BARS - 1 : BARS);
+  const bars = shown.map(({ url, count }) => ({ key: url, url, label: withoutScheme(url), title: `${url}: ${count}`, count }));
+  if (urls > shown.length) {
+    const count = Math.max(0, total - sum(shown));
+    const label = `${number(urls - shown.length)} other URLs`;
+    bars.push({ key: "\u0000others", label, title: `${label}: ${count}`, count, others: urls - shown.length });
   }
-  drawBars($("bar-chart"), rows, widthOf($("bar-chart")));
-  setAttrs($("bar-chart"), { "aria-label": `Hits per URL in ${PERIODS[state.period].label}; the table has the numbers` });
+  drawBars($("bar-chart"), bars, widthOf($("bar-chart")));
+  setAttrs($("bar-chart"), { "aria-label": `Hits per URL in ${PERIODS[period].label}; the table has the numbers` });
 }
 
 const withoutScheme = (url) => url.replace(/^https?:\/\//, "");
@@ -242,40 +347,42 @@ function shareOf(count, total) {
   return share > 0 && share < 0.1 ? "<0.1%" : `${share.toFixed(1)}%`;
 }
 
-function renderTable(entries, total) {
-  const { sort, dir } = state;
-  const sign = dir === "asc" ? 1 : -1;
-  // Equal counts stay in URL order whichever way the counts go, as in the bar chart.
-  const rows = [...entries].sort((a, b) => sign * (sort === "url" ? compare(a[0], b[0]) : a[1] - b[1]) || compare(a[0], b[0]));
-  const shown = rows.slice(0, TABLE_ROWS);
+function renderTable({ rows, total, urls, q }) {
   reconcile(
     $("url-rows"),
-    shown,
-    ([url]) => url,
-    ([url]) => {
+    rows,
+    (row) => row.url,
+    () => {
       const tr = make("tr", { class: "url-row" });
-      const link = make("a", { href: url, target: "_blank", rel: "noopener noreferrer" });
+      const link = make("a", { href: "#", target: "_blank", rel: "noopener noreferrer" });
       const cell = make("td", { class: "url" });
       cell.append(link);
       tr.append(cell, make("td", { class: "num count" }), make("td", { class: "num share" }));
       return tr;
     },
-    (tr, [url, count]) => {
+    (tr, { url, count }) => {
       setAttrs(tr, { "data-url": url, "data-count": count });
+      setAttrs(tr.cells[0].firstChild, { href: url });
       setText(tr.cells[0].firstChild, url);
-      setText(tr.cells[1], count.toLocaleString("en-US"));
+      setText(tr.cells[1], number(count));
       setText(tr.cells[2], shareOf(count, total));
     },
   );
-  const hidden = rows.slice(shown.length);
-  $("more-row").hidden = hidden.length === 0;
-  const hiddenHits = hidden.reduce((sum, [, n]) => sum + n, 0);
-  setText($("more-text"), `and ${hidden.length} more URLs with ${hiddenHits.toLocaleString("en-US")} hits`);
-  setText($("total-count"), total.toLocaleString("en-US"));
-  for (const th of $("url-table").tHead.rows[0].cells) {
-    const active = th.dataset.sort === sort;
-    setAttrs(th, { "aria-sort": active ? (dir === "asc" ? "ascending" : "descending") : "none" });
-  }
+  const ranked = rows.length < urls ? `The top ${number(rows.length)} of ${plural(urls, "URL", "URLs")}` : urls === 1 ? "The one URL" : `All ${number(urls)} URLs`;
+  const shares = q ? `; shares are of the ${plural(total, "hit", "hits")} on URLs${containing(q)}` : "";
+  setText($("table-note"), `${ranked}${containing(q)}, most hits first${shares}.`);
+  const hiddenUrls = Math.max(0, urls - rows.length);
+  $("more-row").hidden = hiddenUrls === 0;
+  const hiddenHits = Math.max(0, total - sum(rows));
+  setText($("more-text"), `and ${plural(hiddenUrls, "more URL", "more URLs")} with ${plural(hiddenHits, "hit", "hits")}`);
+  const capped = rows.length >= MAX_ROWS;
+  $("show-more").hidden = capped;
+  setAttrs($("show-more"), { disabled: null });
+  setText($("show-more"), `Show ${number(Math.min(PAGE_ROWS, MAX_ROWS - rows.length, hiddenUrls))} more`);
+  $("rows-cap").hidden = !capped;
+  setText($("rows-cap"), `The table stops at ${MAX_ROWS} rows; the filter finds the others.`);
+  setText($("total-label"), q ? "Total matching" : "Total");
+  setText($("total-count"), number(total));
 }
 
 /** A colour per URL that stays with it while it is on the chart, even as the ranking shifts. */
@@ -303,7 +410,7 @@ function renderSeries() {
     key: url,
     color: colourOf(url, urls),
     counts: buckets.map((b) => b.count),
-    total: buckets.reduce((sum, b) => sum + b.count, 0),
+    total: buckets.reduce((total, b) => total + b.count, 0),
   }));
   const starts = data.lines[0]?.buckets.map((b) => b.start) ?? [];
   const chart = $("series-chart");
@@ -312,9 +419,8 @@ function renderSeries() {
     "data-range": data.range,
     "aria-label": `Hits per ${range.unit} over the last ${range.span} for the top ${urls.length} URLs`,
   });
-  const ofPeriod = ranked(state.hits[data.period]).length ? PERIODS[data.period].label : PERIODS.all_time.label;
   setText($("series-title"), `Top ${urls.length} ${urls.length === 1 ? "URL" : "URLs"} over time`);
-  setText($("series-hint"), `Hits per ${range.unit} over the last ${range.span} (UTC) for the top URLs of ${ofPeriod}`);
+  setText($("series-hint"), `Hits per ${range.unit} over the last ${range.span} (UTC) for the top URLs of ${PERIODS[data.period].label}${containing(data.q)}`);
   reconcile(
     $("series-legend"),
     lines,
@@ -327,7 +433,7 @@ function renderSeries() {
     (li, l) => {
       setAttrs(li, { "data-url": l.key, "data-total": l.total, title: l.key, style: `--color: ${l.color}` });
       setText(li.children[1], l.key);
-      setText(li.children[2], `${l.total.toLocaleString("en-US")} in ${range.span}`);
+      setText(li.children[2], `${number(l.total)} in ${range.span}`);
     },
   );
 }
@@ -341,9 +447,12 @@ function change(view) {
   refresh();
 }
 
+// A new period or filter is a new ranking: the table starts again from its top rows.
+const choosePeriod = (period) => change({ period, rows: period === state.period ? state.rows : PAGE_ROWS });
+
 $("tabs").addEventListener("click", (e) => {
   const tab = e.target.closest("[role=tab]");
-  if (tab) change({ period: tab.dataset.period });
+  if (tab) choosePeriod(tab.dataset.period);
 });
 
 // Arrow keys move between tabs, as the ARIA tabs pattern expects.
@@ -355,7 +464,7 @@ $("tabs").addEventListener("keydown", (e) => {
   e.preventDefault();
   const tab = tabs[(to + tabs.length) % tabs.length];
   tab.focus();
-  change({ period: tab.dataset.period });
+  choosePeriod(tab.dataset.period);
 });
 
 $("ranges").addEventListener("click", (e) => {
@@ -363,15 +472,22 @@ $("ranges").addEventListener("click", (e) => {
   if (button) change({ range: button.dataset.range });
 });
 
-// Sorting needs no request: the table is re-sorted from the counts already loaded.
-$("url-table").tHead.addEventListener("click", (e) => {
-  const th = e.target.closest("th[data-sort]");
-  if (!th) return;
-  const sort = th.dataset.sort;
-  const dir = sort === state.sort ? (state.dir === "asc" ? "desc" : "asc") : SORTS[sort];
-  Object.assign(state, { sort, dir });
-  render();
+let filterTimer = 0;
+function applyFilter() {
+  clearTimeout(filterTimer);
+  const q = filterOf($("filter").value);
+  if (q !== state.q) change({ q, rows: PAGE_ROWS });
+}
+$("filter").addEventListener("input", () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(applyFilter, FILTER_DELAY_MS);
 });
+$("filter-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  applyFilter();
+});
+
+$("show-more").addEventListener("click", showMore);
 
 $("go-live").addEventListener("click", (e) => {
   e.preventDefault();
@@ -387,11 +503,12 @@ document.addEventListener("visibilitychange", () => {
 let drawnWidth = 0;
 new ResizeObserver(() => {
   const width = $("content").clientWidth;
-  if (width !== drawnWidth && state.hits) render();
+  if (width !== drawnWidth && state.data) render();
   drawnWidth = width;
 }).observe($("content"));
 
 setText($("curl-example"), `curl -d "url=http%3A%2F%2Fwww.example.com%2F" ${location.origin}/hit`);
 Object.assign(state, readHash());
+$("filter").value = state.q;
 render();
 refresh();

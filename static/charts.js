@@ -31,7 +31,10 @@ const BAR = { row: 36, labelY: 13, barY: 19, barH: 12, countRoom: 72 };
 export function drawBars(chart, rows, width) {
   const height = Math.max(1, rows.length) * BAR.row;
   setAttrs(chart, { viewBox: `0 0 ${width} ${height}`, width, height });
-  const max = Math.max(1, ...rows.map((r) => r.count));
+  // Scaled to the URLs' own bars: on a big site the "others" bar holds nearly every hit and
+  // would shrink them to slivers, so it runs to the end of its track instead (its number says
+  // how far past).
+  const max = Math.max(1, ...rows.filter((r) => !r.others).map((r) => r.count));
   const span = width - BAR.countRoom;
   reconcile(
     layer(chart, "bars"),
@@ -49,7 +52,7 @@ export function drawBars(chart, rows, width) {
       return g;
     },
     (g, r, i) => {
-      const w = Math.max(3, (span * r.count) / max);
+      const w = Math.min(span, Math.max(3, (span * r.count) / max));
       setAttrs(g, {
         class: r.others ? "bar other" : "bar",
         transform: `translate(0 ${i * BAR.row})`,

@@ -1,6 +1,8 @@
 //! The dashboard end to end in a real browser: a real Redis and hitme, Debian's headless
-//! chromium loading the page, and assertions on the DOM it rendered. Also writes the
-//! screenshot in docs/dashboard.png.
+//! chromium loading the page, and assertions on the DOM it rendered: exact counts from the
+//! seeded hits, and at 100,000 URLs the server's ranking, paging (`#rows=`) and filter (`#q=`),
+//! what a refresh costs, and that the page never reads `/hits`. Also writes the screenshot in
+//! docs/dashboard.png.
 //!
 //! Each view is loaded with `--dump-dom` under a virtual-time budget: chromium runs the page's
 //! timers as fast as it can but waits for every network request, so the DOM is dumped after
@@ -379,6 +381,17 @@ impl Unit {
         }
     }
 
+    /// The bucket's name in Redis keys: `hits:<name>:<start>`.
+    fn key_name(self) -> &'static str {
+        match self {
+            Unit::Minute => "minute",
+            Unit::Hour => "hour",
+            Unit::Day => "day",
+            Unit::Week => "week",
+            Unit::Month => "month",
+        }
+    }
+
     /// The unit of a `range=` hash value (the /series period).
     fn of_range(range: &str) -> (Unit, usize) {
         match range {
@@ -452,6 +465,11 @@ impl Seeded {
         counts
     }
 
+    /// Each URL of `period`'s bucket as of `at`, with its count.
+    fn bucket(&self, period: &str, at: i64) -> Vec<(String, i64)> {
+        self.counts(period, at).into_iter().collect()
+    }
+
     /// `url`'s count in the `unit` bucket starting at `start`.
     fn in_bucket(&self, url: &str, unit: Unit, start: i64) -> i64 {
         let hits = self
@@ -462,66 +480,143 @@ impl Seeded {
     }
 }
 
-/// `(url, count)` most hits first, ties in URL order: the dashboard's ranking.
+/// `(url, count)` most hits first, ties in URL order: `/top`'s ranking, which the page shows.
 fn ranked(counts: &BTreeMap<String, i64>) -> Vec<(String, i64)> {
     let mut entries: Vec<(String, i64)> = counts.iter().map(|(u, n)| (u.clone(), *n)).collect();
-    entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rank(&mut entries);
     entries
+}
+
+fn rank(entries: &mut [(String, i64)]) {
+    entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+}
+
+/// Whether the filter `q` keeps `url`: it contains `q`, ignoring ASCII case, as `/top` has it.
+fn matches(url: &str, q: &str) -> bool {
+    url.to_ascii_lowercase().contains(&q.to_ascii_lowercase())
 }
 
 // ---- What every populated view must show ----------------------------------------------------
 
-/// What the URL hash asks for: a tab, a series range, a table sort, and the moment pinned.
+/// The table's rows at first and per "Show more", and the most it holds (static/app.js).
+const PAGE_ROWS: usize = 50;
+const MAX_ROWS: usize = 500;
+
+/// What the URL hash asks for: a tab, a series range, how many table rows, a filter, and the
+/// moment pinned.
 struct View<'a> {
     period: &'a str,
     range: &'a str,
-    sort: &'a str,
-    dir: &'a str,
+    rows: usize,
+    q: &'a str,
     at: i64,
 }
 
 impl View<'_> {
-    /// The hash as the page writes it back, without `at`.
-    fn live_hash(&self) -> String {
-        let View {
+    fn new<'a>(period: &'a str, range: &'a str, at: i64) -> View<'a> {
+        View {
             period,
             range,
-            sort,
-            dir,
-            ..
-        } = self;
-        format!("#period={period}&range={range}&sort={sort}&dir={dir}")
+            rows: PAGE_ROWS,
+            q: "",
+            at,
+        }
+    }
+
+    /// The hash as the page writes it back, without `at`.
+    fn live_hash(&self) -> String {
+        let mut hash = format!("#period={}&range={}", self.period, self.range);
+        if self.rows != PAGE_ROWS {
+            hash.push_str(&format!("&rows={}", self.rows));
+        }
+        if !self.q.is_empty() {
+            hash.push_str(&format!("&q={}", form_encode(self.q)));
+        }
+        hash
     }
 
     fn hash(&self) -> String {
         format!("{}&at={}", self.live_hash(), self.at)
     }
+}
 
-    /// `counts`' URLs in the table's order: by the sort key, equal counts in URL order.
-    fn table_order(&self, counts: &BTreeMap<String, i64>) -> Vec<String> {
-        let mut entries: Vec<(&String, &i64)> = counts.iter().collect();
-        entries.sort_by(|a, b| {
-            let key = if self.sort == "url" {
-                a.0.cmp(b.0)
-            } else {
-                a.1.cmp(b.1)
-            };
-            let key = if self.dir == "desc" {
-                key.reverse()
-            } else {
-                key
-            };
-            key.then_with(|| a.0.cmp(b.0))
-        });
-        entries.into_iter().map(|(u, _)| u.clone()).collect()
+/// `s` as `URLSearchParams` writes it: `application/x-www-form-urlencoded`.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What a view must show, worked out from what was seeded, independently of hitme.
+struct Expect {
+    /// Each period's total, of the URLs the filter keeps.
+    tabs: BTreeMap<&'static str, i64>,
+    /// The selected period's URLs the filter keeps, ranked.
+    ranking: Vec<(String, i64)>,
+    /// The series chart's URLs: the period's top 5, or all time's when it has none.
+    series: Vec<String>,
+}
+
+impl Expect {
+    /// From `bucket(period)`, every URL of that period's bucket with its count.
+    fn new(bucket: impl Fn(&str) -> Vec<(String, i64)>, view: &View) -> Expect {
+        let kept = |period: &str| -> Vec<(String, i64)> {
+            let mut entries: Vec<(String, i64)> = bucket(period)
+                .into_iter()
+                .filter(|(url, _)| matches(url, view.q))
+                .collect();
+            rank(&mut entries);
+            entries
+        };
+        let tabs = PERIODS
+            .iter()
+            .map(|(name, _)| (*name, kept(name).iter().map(|(_, n)| n).sum()))
+            .collect();
+        let ranking = kept(view.period);
+        let top = if ranking.is_empty() {
+            kept("all_time")
+        } else {
+            ranking.clone()
+        };
+        let series = top.into_iter().take(5).map(|(url, _)| url).collect();
+        Expect {
+            tabs,
+            ranking,
+            series,
+        }
+    }
+
+    fn total(&self) -> i64 {
+        self.ranking.iter().map(|(_, n)| n).sum()
     }
 }
 
-/// Checks the tabs, the table (rows, counts, shares and order), the bar chart and the series
-/// chart of a loaded view against what was seeded; returns the table's URLs in order.
-fn check_view(dom: &Dom, seeded: &Seeded, view: &View) -> Vec<String> {
+/// ` containing “q”`, as the page adds it to its sentences, or nothing without a filter.
+fn containing(q: &str) -> String {
+    if q.is_empty() {
+        String::new()
+    } else {
+        format!(" containing “{q}”")
+    }
+}
+
+/// `n one` or `n many`, `n` grouped: `1 hit`, `1,234 hits`.
+fn plural(n: i64, one: &str, many: &str) -> String {
+    format!("{} {}", grouped(n), if n == 1 { one } else { many })
+}
+
+/// Checks the tabs, the summary, the table (rows in rank order, counts, shares, what is left
+/// out), the bar chart and the series chart's URLs of a loaded view against `expect`; returns
+/// the table's URLs in order.
+fn check_view(dom: &Dom, expect: &Expect, view: &View) -> Vec<String> {
     let View {
-        period, range, at, ..
+        period, rows, q, ..
     } = *view;
     let url = &dom.url;
     assert_eq!(
@@ -531,7 +626,13 @@ fn check_view(dom: &Dom, seeded: &Seeded, view: &View) -> Vec<String> {
     );
     assert!(dom.id("error").hidden(), "{url}: {}", dom.text_of("error"));
     assert!(dom.id("empty").hidden(), "{url}");
-    assert!(!dom.id("content").hidden(), "{url}");
+    let content = dom.id("content");
+    assert!(!content.hidden(), "{url}");
+    assert!(
+        !content.has_class("pending") && content.attr("aria-busy").is_none(),
+        "{url}: the data on screen is the view's own"
+    );
+    assert_eq!(dom.id("filter-note").hidden(), q.is_empty(), "{url}");
 
     // Tabs: exactly one selected, each showing its period's total.
     for (name, _) in PERIODS {
@@ -543,7 +644,7 @@ fn check_view(dom: &Dom, seeded: &Seeded, view: &View) -> Vec<String> {
             "{url}: tab {name}"
         );
         assert_eq!(tab.attr("role"), Some("tab"));
-        let total = grouped(seeded.counts(name, at).values().sum());
+        let total = grouped(expect.tabs[name]);
         assert!(
             dom.text(tab).ends_with(&format!(" {total}")),
             "{url}: tab {name} shows {:?}, expected total {total}",
@@ -551,17 +652,43 @@ fn check_view(dom: &Dom, seeded: &Seeded, view: &View) -> Vec<String> {
         );
     }
 
-    // The table: every URL of the period with its exact count, nothing else.
-    let expected = seeded.counts(period, at);
-    let total: i64 = expected.values().sum();
-    let rows = dom.all("tr", "url-row");
-    let shown: BTreeMap<String, i64> = rows
+    let ranking = &expect.ranking;
+    let total = expect.total();
+    let urls = ranking.len() as i64;
+    assert_eq!(
+        dom.text_of("summary"),
+        format!(
+            "{} on {}{}",
+            plural(total, "hit", "hits"),
+            plural(urls, "URL", "URLs"),
+            containing(q)
+        ),
+        "{url}"
+    );
+    let table_rows = dom.all("tr", "url-row");
+    if ranking.is_empty() {
+        assert!(!dom.id("period-empty").hidden(), "{url}");
+        let label = dom.text(dom.id(&format!("tab-{period}")));
+        let label = label.rsplit_once(' ').unwrap().0.trim();
+        let text = if q.is_empty() {
+            format!("No hits in {label} yet.")
+        } else {
+            format!("No URL{} has hits in {label}.", containing(q))
+        };
+        assert_eq!(dom.text_of("period-empty"), text, "{url}");
+        assert!(dom.id("compare").hidden(), "{url}");
+        return Vec::new();
+    }
+    assert!(dom.id("period-empty").hidden(), "{url}");
+
+    // The table: the top `rows` URLs in rank order, each with its exact count and share.
+    let shown = &ranking[..rows.min(ranking.len())];
+    let order: Vec<(String, i64)> = table_rows
         .iter()
         .map(|r| (r.attr("data-url").unwrap().to_string(), r.int("data-count")))
         .collect();
-    assert_eq!(shown, expected, "{url}: table rows");
-    assert_eq!(rows.len(), expected.len(), "{url}: a URL shown twice");
-    for (row_url, count) in &expected {
+    assert_eq!(order, shown, "{url}: table rows, in rank order");
+    for (row_url, count) in shown {
         let cells = dom.row_cells(row_url);
         assert_eq!(cells.len(), 3, "{url}: {cells:?}");
         assert_eq!(cells[..2], [row_url.clone(), grouped(*count)], "{url}");
@@ -572,23 +699,81 @@ fn check_view(dom: &Dom, seeded: &Seeded, view: &View) -> Vec<String> {
         );
     }
     assert_eq!(dom.text_of("total-count"), grouped(total), "{url}");
-    let hits = if total == 1 { "hit" } else { "hits" };
-    let urls = if expected.len() == 1 { "URL" } else { "URLs" };
+    let total_label = if q.is_empty() {
+        "Total"
+    } else {
+        "Total matching"
+    };
+    assert_eq!(dom.text_of("total-label"), total_label, "{url}");
+    let ranked_text = if shown.len() < ranking.len() {
+        format!(
+            "The top {} of {}",
+            grouped(shown.len() as i64),
+            plural(urls, "URL", "URLs")
+        )
+    } else if urls == 1 {
+        "The one URL".to_string()
+    } else {
+        format!("All {} URLs", grouped(urls))
+    };
+    let shares_text = if q.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; shares are of the {} on URLs{}",
+            plural(total, "hit", "hits"),
+            containing(q)
+        )
+    };
     assert_eq!(
-        dom.text_of("summary"),
-        format!("{} {hits} on {} {urls}", grouped(total), expected.len()),
+        dom.text_of("table-note"),
+        format!(
+            "{ranked_text}{}, most hits first{shares_text}.",
+            containing(q)
+        ),
         "{url}"
     );
 
+    // What the table leaves out, and the control that shows more of it (up to MAX_ROWS).
+    let rest = &ranking[shown.len()..];
+    assert_eq!(dom.id("more-row").hidden(), rest.is_empty(), "{url}");
+    if !rest.is_empty() {
+        let rest_hits = rest.iter().map(|(_, n)| n).sum();
+        assert_eq!(
+            dom.text_of("more-text"),
+            format!(
+                "and {} with {}",
+                plural(rest.len() as i64, "more URL", "more URLs"),
+                plural(rest_hits, "hit", "hits")
+            ),
+            "{url}"
+        );
+        let capped = shown.len() >= MAX_ROWS;
+        assert_eq!(dom.id("show-more").hidden(), capped, "{url}");
+        assert_eq!(dom.id("rows-cap").hidden(), !capped, "{url}");
+        if capped {
+            assert_eq!(
+                dom.text_of("rows-cap"),
+                format!("The table stops at {MAX_ROWS} rows; the filter finds the others.")
+            );
+        } else {
+            let more = PAGE_ROWS.min(MAX_ROWS - shown.len()).min(rest.len());
+            assert_eq!(
+                dom.text_of("show-more"),
+                format!("Show {more} more"),
+                "{url}"
+            );
+        }
+    }
+
     // The bar chart: the top URLs, the rest grouped in one bar.
-    let ranking = ranked(&expected);
     let bars = dom.all("g", "bar");
     if ranking.len() <= 8 {
         let shown: Vec<(String, i64)> = bars
             .iter()
             .map(|b| (b.attr("data-url").unwrap().to_string(), b.int("data-count")))
             .collect();
-        assert_eq!(shown, ranking, "{url}: bars");
+        assert_eq!(&shown, ranking, "{url}: bars");
     } else {
         assert_eq!(bars.len(), 8, "{url}: bars");
         for (bar, (bar_url, count)) in bars.iter().zip(&ranking[..7]) {
@@ -605,28 +790,20 @@ fn check_view(dom: &Dom, seeded: &Seeded, view: &View) -> Vec<String> {
         );
         assert!(
             dom.text(others)
-                .contains(&format!("{} other URLs", rest.len())),
+                .contains(&format!("{} other URLs", grouped(rest.len() as i64))),
             "{url}"
         );
     }
 
-    check_series(dom, seeded, period, range, at);
-    let order: Vec<String> = rows
+    // The series chart follows the top URLs (check_series checks its points).
+    let lines: Vec<&str> = dom
+        .all("polyline", "line")
         .iter()
-        .map(|r| r.attr("data-url").unwrap().to_string())
+        .map(|l| l.attr("data-url").unwrap())
         .collect();
-    assert_eq!(order, view.table_order(&expected), "{url}: row order");
-    for th in dom.elements.iter().filter(|e| e.tag == "th") {
-        if let Some(key) = th.attr("data-sort") {
-            let sorted = match view.dir {
-                _ if key != view.sort => "none",
-                "asc" => "ascending",
-                _ => "descending",
-            };
-            assert_eq!(th.attr("aria-sort"), Some(sorted), "{url}: header {key}");
-        }
-    }
-    order
+    assert_eq!(lines, expect.series, "{url}: series lines");
+
+    shown.iter().map(|(u, _)| u.clone()).collect()
 }
 
 /// The series chart: one line per top URL (of the period, or of all time when the period has
@@ -804,32 +981,31 @@ fn each_view_shows_the_exact_counts_of_its_period_and_range() {
 
     // Every view is pinned to `at` (#at=) so that a minute or hour rolling over while the
     // browser runs cannot move the buckets under the assertions.
-    let view = |period, range, sort, dir| {
-        let view = View {
-            period,
-            range,
-            sort,
-            dir,
-            at,
-        };
+    let show = |view: View| {
         let dom = load(&hitme, &view.hash());
-        let rows = check_view(&dom, &seeded, &view);
+        let expect = Expect::new(|period| seeded.bucket(period, at), &view);
+        let rows = check_view(&dom, &expect, &view);
+        if !view.q.is_empty() {
+            return (dom, rows); // check_series knows no filter
+        }
+        check_series(&dom, &seeded, view.period, view.range, at);
         assert!(!dom.id("pinned").hidden());
         // The hash the page writes back: its "Go live" link is that hash without at.
         let go_live = dom.id("go-live").attr("href").unwrap();
         assert_eq!(go_live, view.live_hash());
         (dom, rows)
     };
+    let view = |period, range| show(View::new(period, range, at));
 
-    let (dom, rows) = view("last_minute", "minute", "count", "desc");
+    let (dom, rows) = view("last_minute", "minute");
     assert_eq!(table(&dom), map(&[(HOME, 7), (PRICING, 4), (SEARCH, 1)]));
-    assert_eq!(rows, [HOME, PRICING, SEARCH], "most hits first by default");
+    assert_eq!(rows, [HOME, PRICING, SEARCH], "most hits first");
     assert_eq!(point(&dom, HOME, minute), 7);
     assert_eq!(point(&dom, PRICING, minute), 4);
     assert_eq!(dom.row_cells(HOME), [HOME, "7", "58.3%"]);
 
     // The launch post was hit earlier today but not this hour: in Last Day, not Last Hour.
-    let (dom, _) = view("last_hour", "hour", "count", "desc");
+    let (dom, _) = view("last_hour", "hour");
     assert_eq!(
         table(&dom),
         map(&[(HOME, 7), (PRICING, 6), (SIGNUP, 3), (SEARCH, 1)])
@@ -837,34 +1013,44 @@ fn each_view_shows_the_exact_counts_of_its_period_and_range() {
     assert_eq!(point(&dom, PRICING, hour), 6);
     assert_eq!(point(&dom, SIGNUP, hour), 3);
 
-    let (dom, _) = view("last_day", "day", "share", "desc");
-    let near_now = map(&[
-        (HOME, 7),
-        (PRICING, 6),
-        (LAUNCH, 5),
-        (SIGNUP, 3),
-        (SEARCH, 1),
-    ]);
-    assert_eq!(table(&dom), near_now);
+    let near_now = [HOME, PRICING, LAUNCH, SIGNUP, SEARCH];
+    let (dom, rows) = view("last_day", "day");
+    assert_eq!(rows, near_now);
     assert_eq!(point(&dom, LAUNCH, day), 5);
     assert_eq!(point(&dom, HOME, day), 7);
 
-    // Sorting from the hash: by URL ascending, and by count ascending.
-    let (dom, rows) = view("last_week", "month", "url", "asc");
-    assert_eq!(table(&dom), near_now);
-    assert_eq!(rows, [HOME, LAUNCH, PRICING, SEARCH, SIGNUP]);
+    let (dom, rows) = view("last_week", "month");
+    assert_eq!(rows, near_now);
     assert_eq!(point(&dom, HOME, Unit::Month.start(at)), 7);
 
-    let (dom, rows) = view("last_month", "hour", "count", "asc");
-    assert_eq!(table(&dom), near_now);
-    assert_eq!(rows, [SEARCH, SIGNUP, LAUNCH, PRICING, HOME]);
+    let (_, rows) = view("last_month", "hour");
+    assert_eq!(rows, near_now);
 
     // All Time: eleven URLs, so seven bars and "4 other URLs" (checked in check_view).
     // Ties (the sixth archive page and pricing both have 6) go in URL order.
-    let (dom, rows) = view("all_time", "day", "count", "desc");
-    assert_eq!(table(&dom).len(), 11);
+    let (dom, rows) = view("all_time", "day");
+    assert_eq!(rows.len(), 11);
     assert_eq!(rows[..3], [HOME, ARCHIVE[5], PRICING]);
     assert_eq!(dom.all("g", "bar").len(), 8);
+    assert!(dom.id("more-row").hidden(), "all eleven are shown");
+
+    // A filter (from the hash, as a link would give it), ignoring case: only pricing is under
+    // "shop.example/p", so every tab counts pricing alone and its share is all of it.
+    let filtered = View {
+        q: "SHOP.EXAMPLE/P",
+        ..View::new("last_hour", "hour", at)
+    };
+    let (dom, rows) = show(filtered);
+    assert_eq!(rows, [PRICING]);
+    assert_eq!(
+        dom.text_of("summary"),
+        "6 hits on 1 URL containing “SHOP.EXAMPLE/P”"
+    );
+    assert_eq!(dom.row_cells(PRICING), [PRICING, "6", "100.0%"]);
+    assert_eq!(
+        dom.id("go-live").attr("href"),
+        Some("#period=last_hour&range=hour&q=SHOP.EXAMPLE%2FP")
+    );
 
     // Live (no #at): what a rolling minute cannot change. All Time's counts are exact, and
     // every point of the hourly series matches the seeded hits in its bucket.
@@ -884,6 +1070,204 @@ fn each_view_shows_the_exact_counts_of_its_period_and_range() {
         "the live series ends at the current hour"
     );
     check_series(&dom, &seeded, "all_time", "hour", last);
+    assert_never_read_hits(&hitme);
+}
+
+/// The page reads `/top` and `/series`, never `/hits` (which is every URL's counts, tens of
+/// megabytes on a big site): hitme's own request counters say so.
+fn assert_never_read_hits(hitme: &HitMe) {
+    let metrics = hitme.get("/metrics").text();
+    assert!(
+        !metrics.contains("route=\"/hits\""),
+        "the dashboard requested /hits:\n{metrics}"
+    );
+    let tops = hitme.metric("hitme_http_requests_total{route=\"/top\",status=\"200\"}");
+    assert!(
+        tops.unwrap_or(0.0) > 0.0,
+        "the dashboard reads /top:\n{metrics}"
+    );
+}
+
+// ---- A site with many URLs --------------------------------------------------------------------
+
+/// URLs seeded straight into Redis for the scale test: the size the dashboard is built for.
+const MANY: usize = 100_000;
+const SECTIONS: [&str; 5] = ["world", "sport", "tech", "culture", "money"];
+
+/// The `i`th URL of the big site, about as long as real ones (70 bytes).
+fn many_url(i: usize) -> String {
+    let section = SECTIONS[i % SECTIONS.len()];
+    format!("https://news.example.com/{section}/2025/story-{i:06}-read-all-about-it")
+}
+
+/// The URLs in each period's bucket (the first so many) with their counts: all time's spread
+/// over 1 to 997 with many ties, each shorter period holding fewer URLs and about half the
+/// hits of the one before.
+fn many_buckets() -> Vec<(&'static str, Vec<(String, i64)>)> {
+    let sizes = [MANY, 60_000, 25_000, 8_000, 1_500, 120];
+    PERIODS
+        .iter()
+        .zip(sizes)
+        .enumerate()
+        .map(|(depth, ((period, _), size))| {
+            let entries = (0..size)
+                .map(|i| {
+                    let mut count = 1 + (i as i64 * 7919) % 997;
+                    for _ in 0..depth {
+                        count = (count + 1) / 2;
+                    }
+                    (many_url(i), count)
+                })
+                .collect();
+            (*period, entries)
+        })
+        .collect()
+}
+
+/// Writes `buckets` into Redis in the standalone layout, as the buckets holding `at`:
+/// `hits:all` and `hits:<period>:<start>`, a thousand fields per HSET, pipelined.
+fn seed_many(redis: &Redis, buckets: &[(&str, Vec<(String, i64)>)], at: i64) {
+    let mut conn = redis.conn();
+    for (period, entries) in buckets {
+        let key = match unit_of_period(period) {
+            None => "hits:all".to_string(),
+            Some(unit) => format!("hits:{}:{}", unit.key_name(), unit.start(at)),
+        };
+        let mut pipe = redis::pipe();
+        for chunk in entries.chunks(1000) {
+            pipe.cmd("HSET").arg(&key);
+            for (url, count) in chunk {
+                pipe.arg(url).arg(count);
+            }
+            pipe.ignore();
+        }
+        let () = pipe.query(&mut conn).unwrap();
+    }
+}
+
+/// The bound on what one refresh of the page may transfer, headers included.
+const REFRESH_BUDGET: i64 = 100_000;
+
+/// What the page's last refresh transferred, by its own count of requests and body bytes plus
+/// each response's head as hitme writes it; asserted within `REFRESH_BUDGET`.
+fn check_refresh_cost(dom: &Dom, hitme: &HitMe, at: i64) -> (i64, i64) {
+    let dashboard = dom.id("dashboard");
+    let requests = dashboard.int("data-refresh-requests");
+    let bodies = dashboard.int("data-refresh-bytes");
+    let resp = hitme.get(&format!("/top?period=all&limit=1&timestamp={at}"));
+    let head = "HTTP/1.1 200 OK\r\n\r\n".len()
+        + resp
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>();
+    // A little more per response for what a keep-alive answer may add (Connection, Date).
+    let transferred = bodies + requests * (head as i64 + 64);
+    assert!(
+        transferred <= REFRESH_BUDGET,
+        "{}: one refresh transferred about {transferred} bytes in {requests} requests",
+        dom.url
+    );
+    (requests, transferred)
+}
+
+#[test]
+fn a_hundred_thousand_urls_are_ranked_paged_and_filtered_by_the_server() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let at = now_ms();
+    let buckets = many_buckets();
+    seed_many(&redis, &buckets, at);
+    let bucket = |period: &str| {
+        let (_, entries) = buckets.iter().find(|(p, _)| *p == period).unwrap();
+        entries.clone()
+    };
+    let show = |view: &View, hash: &str| {
+        let dom = load(&hitme, hash);
+        let expect = Expect::new(bucket, view);
+        let rows = check_view(&dom, &expect, view);
+        assert_eq!(
+            dom.id("go-live").attr("href"),
+            Some(view.live_hash().as_str()),
+            "{hash}"
+        );
+        (dom, expect, rows)
+    };
+
+    // The first view: the exact total of every tab (check_view), the top 50 of 100,000 URLs,
+    // the top URL first, and "Show 50 more".
+    let view = View::new("all_time", "hour", at);
+    let (dom, expect, rows) = show(&view, &view.hash());
+    assert_eq!(rows.len(), PAGE_ROWS);
+    let (top_url, top_count) = &expect.ranking[0];
+    assert_eq!(rows[0], *top_url);
+    assert_eq!(*top_count, 997);
+    assert_eq!(
+        dom.text_of("summary"),
+        format!("{} hits on 100,000 URLs", grouped(expect.tabs["all_time"]))
+    );
+    assert!(dom
+        .text_of("more-text")
+        .starts_with("and 99,950 more URLs with "));
+    assert_eq!(dom.text_of("show-more"), "Show 50 more");
+    let (requests, bytes) = check_refresh_cost(&dom, &hitme, at);
+    assert_eq!(requests, 6 + 5, "a /top per tab and a /series per line");
+    eprintln!("50 rows of {MANY} URLs: a refresh is {requests} requests, ~{bytes} bytes");
+
+    // Paging, as a linked "#rows=100" (what two "Show more"s leave in the hash): the top 100
+    // of Last Week's 25,000 URLs, in order.
+    let view = View {
+        rows: 100,
+        ..View::new("last_week", "day", at)
+    };
+    let (_, _, rows) = show(&view, &view.hash());
+    assert_eq!(rows.len(), 100);
+
+    // The table stops at 500 rows, whatever the hash asks; even then a refresh stays small.
+    let view = View {
+        rows: MAX_ROWS,
+        ..View::new("last_month", "hour", at)
+    };
+    let hash = view.hash().replace("rows=500", "rows=5000");
+    let (dom, _, rows) = show(&view, &hash);
+    assert_eq!(rows.len(), MAX_ROWS);
+    assert!(dom.id("show-more").hidden());
+    let (requests, bytes) = check_refresh_cost(&dom, &hitme, at);
+    let page = hitme.get(&format!("/top?period=month&limit=500&timestamp={at}"));
+    assert!(
+        bytes >= page.body.len() as i64,
+        "the page counts what it reads"
+    );
+    eprintln!("500 rows of {MANY} URLs: a refresh is {requests} requests, ~{bytes} bytes");
+
+    // A filter, ignoring case: a fifth of the URLs are under /tech/; every tab, the summary and
+    // the shares count only them.
+    let view = View {
+        q: "/TECH/",
+        ..View::new("last_day", "hour", at)
+    };
+    let (dom, expect, rows) = show(&view, &view.hash());
+    assert_eq!(expect.ranking.len(), 8_000 / 5);
+    assert!(rows.iter().all(|url| url.contains("/tech/")));
+    assert_eq!(dom.text_of("total-label"), "Total matching");
+
+    // A filter nothing in the period matches: ten stories of All Time and Last Month (and
+    // Last Week), none of today's. The series chart falls back to All Time's top 5 of them.
+    let view = View {
+        q: "story-01234",
+        ..View::new("last_day", "hour", at)
+    };
+    let (dom, expect, _) = show(&view, &view.hash());
+    assert!(expect.ranking.is_empty() && expect.tabs["last_day"] == 0);
+    assert!(expect.tabs["last_week"] > 0);
+    assert_eq!(expect.series.len(), 5);
+    assert!(expect.series.iter().all(|url| url.contains("story-01234")));
+    assert_eq!(
+        dom.text_of("period-empty"),
+        "No URL containing “story-01234” has hits in Last Day."
+    );
+
+    assert_never_read_hits(&hitme);
 }
 
 #[test]
@@ -912,7 +1296,7 @@ fn redis_down_shows_the_apis_error() {
     let hitme = HitMe::start(&redis.url());
     hitme.hit(HOME, now_ms());
     redis.kill();
-    let api = hitme.get("/hits");
+    let api = hitme.get("/top?period=hour");
     assert_eq!(api.status, 503);
 
     let dom = load(&hitme, "#period=last_hour");
@@ -949,15 +1333,15 @@ fn screenshot_of_a_busy_dashboard() {
     let redis = Redis::start();
     let hitme = HitMe::start(&redis.url());
     let seeded = Seeded::record(&hitme, busy_traffic(SHOT_AT));
-    let view = View {
-        period: "last_day",
-        range: "hour",
-        sort: "count",
-        dir: "desc",
-        at: SHOT_AT,
-    };
+    let view = View::new("last_day", "hour", SHOT_AT);
     let hash = view.hash();
-    check_view(&load(&hitme, &hash), &seeded, &view);
+    let dom = load(&hitme, &hash);
+    check_view(
+        &dom,
+        &Expect::new(|p| seeded.bucket(p, SHOT_AT), &view),
+        &view,
+    );
+    check_series(&dom, &seeded, view.period, view.range, SHOT_AT);
 
     let shots = TempDir::new("screenshot");
     let png = shots.0.join("dashboard.png");
