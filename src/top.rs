@@ -1,9 +1,12 @@
 //! Rankings: every URL of one bucket ordered by count, shared between requests. `GET /top`
 //! pages through them; a ranking is read from Redis in chunks ([`HitStore::scan`]) once and
 //! kept for at most [`MAX_AGE`], and concurrent requests for a bucket being read wait for
-//! that one read (single flight), so ten dashboards cost about what one does.
+//! that one read (single flight), so ten dashboards cost about what one does. A ranking in
+//! use is read again before it expires ([`REFRESH_AFTER`]) by one request while the others
+//! go on with the kept one, so steady readers never queue behind a read.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -13,27 +16,68 @@ use crate::store::{HitStore, ScanCursor, StoreError};
 /// How long a ranking is reused: a new hit shows in `/top` within this.
 pub const MAX_AGE: Duration = Duration::from_secs(2);
 
+/// From this age on, the next request for a ranking reads it again while the others keep
+/// using it; the read has until `MAX_AGE` before anyone waits for it.
+pub const REFRESH_AFTER: Duration = Duration::from_millis(1500);
+
 /// Rankings kept at once: one per bucket asked for in the last `MAX_AGE`, bounded so that
 /// requests for many old buckets cannot fill the memory.
 const MAX_KEPT: usize = 12;
 
-/// Every URL of a bucket with its count, most counted first, ties by URL.
+/// How many of the top URLs are put in order when a ranking is read: every unfiltered page
+/// within them (the dashboard's are) is a slice. Deeper or filtered pages order only what
+/// they need, per request.
+const PRESORTED: usize = 1000;
+
+/// Every URL of a bucket with its count, each once.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Ranking {
-    pub entries: Vec<(String, i64)>,
+    /// The first `sorted` are the top URLs, in rank order; the rest follow in no order.
+    entries: Vec<(String, i64)>,
+    sorted: usize,
     /// The sum of every count.
     pub total: i64,
+}
+
+/// Rank order: most counted first, ties by URL.
+fn by_rank(a: &(String, i64), b: &(String, i64)) -> Ordering {
+    b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
+}
+
+/// Puts the first `n` of `items` (by `by_rank`) in order at the front; the rest are left
+/// after them in no order. Sorting every URL would cost more than the whole read.
+fn order_top<T>(items: &mut [T], n: usize, rank: impl Fn(&T, &T) -> Ordering) {
+    let n = n.min(items.len());
+    if n < items.len() {
+        items.select_nth_unstable_by(n, &rank);
+    }
+    items[..n].sort_unstable_by(&rank);
 }
 
 impl Ranking {
     /// Ranks `counts`; a URL listed twice (a chunked read can return one twice) counts once.
     pub fn new(mut counts: Vec<(String, i64)>) -> Ranking {
-        counts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        counts.dedup_by(|a, b| a.0 == b.0);
-        counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut seen = HashSet::with_capacity(counts.len());
+        let twice: HashSet<usize> = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, (url, _))| !seen.insert(url.as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        drop(seen);
+        if !twice.is_empty() {
+            let mut i = 0;
+            counts.retain(|_| {
+                i += 1;
+                !twice.contains(&(i - 1))
+            });
+        }
+        let sorted = PRESORTED.min(counts.len());
+        order_top(&mut counts, sorted, by_rank);
         let total = counts.iter().map(|(_, n)| n).sum();
         Ranking {
             entries: counts,
+            sorted,
             total,
         }
     }
@@ -50,29 +94,39 @@ impl Ranking {
         Ok(Ranking::new(counts))
     }
 
+    /// How many URLs it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The URLs containing `filter` (ASCII case-insensitive; empty: all): how many, their
-    /// total, and `limit` of them from `offset` on.
+    /// total, and `limit` of them from `offset` on, in rank order.
     pub fn page(&self, filter: &str, offset: usize, limit: usize) -> Page<'_> {
-        if filter.is_empty() {
+        let end = offset.saturating_add(limit);
+        if filter.is_empty() && end <= self.sorted {
             return Page {
                 urls: self.entries.len(),
                 total: self.total,
-                top: self.entries.iter().skip(offset).take(limit).collect(),
+                top: self.entries[offset..end].iter().collect(),
             };
         }
-        let mut page = Page::default();
-        for entry in self
+        let mut matching: Vec<&(String, i64)> = self
             .entries
             .iter()
-            .filter(|(url, _)| contains_ignore_case(url, filter))
-        {
-            if page.urls >= offset && page.top.len() < limit {
-                page.top.push(entry);
-            }
-            page.urls += 1;
-            page.total += entry.1;
+            .filter(|(url, _)| filter.is_empty() || contains_ignore_case(url, filter))
+            .collect();
+        let (urls, total) = (matching.len(), matching.iter().map(|(_, n)| n).sum());
+        order_top(&mut matching, end, |a, b| by_rank(a, b));
+        matching.truncate(end);
+        Page {
+            urls,
+            total,
+            top: matching.into_iter().skip(offset).collect(),
         }
-        page
     }
 }
 
@@ -101,13 +155,11 @@ pub struct Rankings {
     read: Condvar,
 }
 
-enum Slot {
-    /// A request is reading it; the others wait.
-    Reading,
-    Ready {
-        at: Instant,
-        ranking: Arc<Ranking>,
-    },
+/// One bucket's ranking: the one kept, if any, and whether a request is reading it again.
+#[derive(Default)]
+struct Slot {
+    kept: Option<(Instant, Arc<Ranking>)>,
+    reading: bool,
 }
 
 impl Rankings {
@@ -122,17 +174,23 @@ impl Rankings {
         let key = (period, start);
         let mut slots = self.lock();
         loop {
-            match slots.get(&key) {
-                Some(Slot::Ready { at, ranking }) if at.elapsed() < MAX_AGE => {
-                    return Ok(ranking.clone())
-                }
-                Some(Slot::Reading) => {
+            let slot = slots.entry(key).or_default();
+            let fresh = slot
+                .kept
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < MAX_AGE)
+                .map(|(at, ranking)| (at.elapsed(), ranking.clone()));
+            match fresh {
+                // Ageing: this request reads it again, which the others need not wait for.
+                Some((age, _)) if age >= REFRESH_AFTER && !slot.reading => break,
+                Some((_, ranking)) => return Ok(ranking),
+                None if slot.reading => {
                     slots = self.read.wait(slots).unwrap_or_else(|e| e.into_inner());
                 }
-                _ => break,
+                None => break,
             }
         }
-        slots.insert(key, Slot::Reading);
+        slots.entry(key).or_default().reading = true;
         drop(slots);
         // Whatever happens to the read (an error, a panic), the waiters are let go.
         let mut reading = Reading {
@@ -150,8 +208,8 @@ impl Rankings {
     }
 }
 
-/// A read in progress; when dropped, it stores what was read (or clears the slot, so the next
-/// request reads again) and wakes the waiters.
+/// A read in progress; when dropped, it keeps what was read (a failed read leaves the slot
+/// as it was, so the next request reads again once it has expired) and wakes the waiters.
 struct Reading<'a> {
     rankings: &'a Rankings,
     key: (Period, i64),
@@ -161,26 +219,23 @@ struct Reading<'a> {
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
         let mut slots = self.rankings.lock();
-        match self.ranking.take() {
-            Some(ranking) => {
-                let at = Instant::now();
-                slots.insert(self.key, Slot::Ready { at, ranking });
-            }
-            None => {
-                slots.remove(&self.key);
-            }
+        let slot = slots.entry(self.key).or_default();
+        slot.reading = false;
+        if let Some(ranking) = self.ranking.take() {
+            slot.kept = Some((Instant::now(), ranking));
         }
-        slots.retain(|_, slot| match slot {
-            Slot::Reading => true,
-            Slot::Ready { at, .. } => at.elapsed() < MAX_AGE,
+        slots.retain(|_, slot| {
+            slot.reading
+                || slot
+                    .kept
+                    .as_ref()
+                    .is_some_and(|(at, _)| at.elapsed() < MAX_AGE)
         });
         while slots.len() > MAX_KEPT {
             let oldest = slots
                 .iter()
-                .filter_map(|(key, slot)| match slot {
-                    Slot::Ready { at, .. } => Some((*at, *key)),
-                    Slot::Reading => None,
-                })
+                .filter(|(_, slot)| !slot.reading)
+                .filter_map(|(key, slot)| slot.kept.as_ref().map(|(at, _)| (*at, *key)))
                 .min();
             match oldest {
                 Some((_, key)) => slots.remove(&key),
@@ -208,8 +263,14 @@ mod tests {
             ("http://c/", 9),
             ("http://b/", 5),
         ]);
-        let urls: Vec<&str> = r.entries.iter().map(|(u, _)| u.as_str()).collect();
+        let urls: Vec<&str> = r
+            .page("", 0, 10)
+            .top
+            .iter()
+            .map(|(u, _)| u.as_str())
+            .collect();
         assert_eq!(urls, ["http://c/", "http://a/", "http://b/"]);
+        assert_eq!(r.len(), 3);
         assert_eq!(r.total, 19);
     }
 
@@ -267,6 +328,66 @@ mod tests {
         });
         assert!(failed.is_err());
         let read = rankings.get(Period::All, 0, || Ok(ranking(&[("http://a/", 2)])));
+        assert_eq!(read.unwrap().total, 2);
+    }
+
+    #[test]
+    fn deep_and_filtered_pages_are_in_rank_order() {
+        // More URLs than are put in order up front, with many tied counts.
+        let counts: Vec<(String, i64)> = (0..3000)
+            .map(|i| {
+                (
+                    format!("http://x/{}/{i}", if i % 3 == 0 { "a" } else { "b" }),
+                    (i * 7919) % 97,
+                )
+            })
+            .collect();
+        let mut want = counts.clone();
+        want.sort_by(by_rank);
+        let r = Ranking::new(counts);
+        for (offset, limit) in [(0, 50), (990, 20), (1500, 10), (2990, 50), (3000, 5)] {
+            let page = r.page("", offset, limit);
+            let got: Vec<(String, i64)> = page.top.into_iter().cloned().collect();
+            let end = (offset + limit).min(want.len());
+            assert_eq!(
+                got,
+                want[offset.min(end)..end],
+                "offset {offset}, limit {limit}"
+            );
+        }
+        let filtered: Vec<&(String, i64)> =
+            want.iter().filter(|(u, _)| u.contains("/a/")).collect();
+        let page = r.page("/A/", 400, 30);
+        assert_eq!(page.urls, 1000);
+        assert_eq!(page.total, filtered.iter().map(|(_, n)| n).sum::<i64>());
+        assert_eq!(page.top, filtered[400..430]);
+    }
+
+    #[test]
+    fn an_ageing_ranking_is_read_again_by_one_request_while_the_others_use_it() {
+        let rankings = Arc::new(Rankings::default());
+        rankings
+            .get(Period::Hour, 0, || Ok(ranking(&[("http://a/", 1)])))
+            .unwrap();
+        std::thread::sleep(REFRESH_AFTER);
+        let reader = {
+            let rankings = rankings.clone();
+            std::thread::spawn(move || {
+                rankings
+                    .get(Period::Hour, 0, || {
+                        std::thread::sleep(Duration::from_millis(200));
+                        Ok(ranking(&[("http://a/", 2)]))
+                    })
+                    .unwrap()
+                    .total
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        // The read under way is not waited for, and not started twice.
+        let kept = rankings.get(Period::Hour, 0, || panic!("a second read"));
+        assert_eq!(kept.unwrap().total, 1);
+        assert_eq!(reader.join().unwrap(), 2);
+        let read = rankings.get(Period::Hour, 0, || panic!("read again at once"));
         assert_eq!(read.unwrap().total, 2);
     }
 }

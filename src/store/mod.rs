@@ -168,7 +168,8 @@ pub(crate) fn scan_reply(reply: redis::Value) -> redis::RedisResult<(u64, Vec<re
     Ok((cursor, elements))
 }
 
-/// A bulk string reply as text.
-pub(crate) fn text(value: &redis::Value) -> redis::RedisResult<String> {
-    Ok(redis::from_redis_value_ref(value)?)
+/// A bulk string reply as text, taking its bytes over rather than copying them (a scan
+/// converts a thousand at a time).
+pub(crate) fn text(value: redis::Value) -> redis::RedisResult<String> {
+    Ok(redis::from_redis_value(value)?)
 }

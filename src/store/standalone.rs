@@ -257,11 +257,12 @@ impl HitStore for Store {
             let reply: Value = scan.query(&mut conn.redis)?;
             scan_reply(reply)
         })?;
-        let counts = pairs
-            .chunks_exact(2)
-            .map(|pair| Ok((text(&pair[0])?, redis::from_redis_value_ref(&pair[1])?)))
-            .collect::<RedisResult<Vec<(String, i64)>>>()
-            .map_err(StoreError::standalone)?;
+        let mut counts = Vec::with_capacity(pairs.len() / 2);
+        let mut pairs = pairs.into_iter();
+        while let (Some(url), Some(count)) = (pairs.next(), pairs.next()) {
+            let pair = text(url).and_then(|url| Ok((url, redis::from_redis_value_ref(&count)?)));
+            counts.push(pair.map_err(StoreError::standalone)?);
+        }
         Ok(Chunk {
             counts,
             next: (next != 0).then_some(ScanCursor {

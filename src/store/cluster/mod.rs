@@ -369,7 +369,7 @@ impl HitStore for ClusterStore {
         let (next, urls) = self.run(&mut conn, |conn, connector| {
             let reply = conn.read(connector, &[(slot, sscan)], true)?.pop();
             let (next, members) = scan_reply(reply.unwrap_or(Value::Nil))?;
-            let urls = members.iter().map(text).collect::<RedisResult<Vec<_>>>()?;
+            let urls = members.into_iter().map(text).collect::<RedisResult<Vec<_>>>()?;
             Ok((next, urls))
         })?;
         let reads: Vec<(u16, Cmd)> = urls
