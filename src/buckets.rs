@@ -1,4 +1,5 @@
-//! Time buckets: which month, week, day, hour and minute a timestamp falls in, all in UTC.
+//! Time buckets: which month, week, day, hour and minute a timestamp falls in, in UTC here
+//! and on a zone's local calendar in [`crate::zone`].
 //!
 //! A bucket is named by its first millisecond since the Unix epoch, the same numbers the
 //! original HitMe used in its Redis keys. The all-time "bucket" starts at the epoch and never
@@ -8,6 +9,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::period::PerPeriod;
 pub use crate::period::Period;
+use crate::zone::Zone;
 
 /// The last millisecond HitMe accepts: 9999-12-31T23:59:59.999Z.
 pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
@@ -24,30 +26,80 @@ pub enum WeekStart {
     Sunday,
 }
 
-/// The calendar buckets are cut on: today UTC with a chosen first day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+impl WeekStart {
+    /// The name `--week-start` takes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WeekStart::Monday => "monday",
+            WeekStart::Sunday => "sunday",
+        }
+    }
+}
+
+/// The calendar buckets are cut on: UTC or a time zone's local calendar
+/// ([`crate::zone`]), with a chosen first day of the week.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Calendar {
     pub week_start: WeekStart,
+    /// `None` is UTC, cut with plain arithmetic.
+    pub zone: Option<Zone>,
 }
 
 impl Calendar {
+    /// A UTC calendar.
     pub fn new(week_start: WeekStart) -> Calendar {
-        Calendar { week_start }
+        Calendar {
+            week_start,
+            zone: None,
+        }
+    }
+
+    /// A calendar in `zone` (`None`: UTC).
+    pub fn in_zone(week_start: WeekStart, zone: Option<Zone>) -> Calendar {
+        Calendar { week_start, zone }
+    }
+
+    /// The zone's IANA name: `UTC` when there is none.
+    pub fn zone_name(&self) -> &str {
+        self.zone.as_ref().map_or("UTC", Zone::name)
     }
 
     /// The start of each period's bucket holding `timestamp_ms` (0 for all-time).
     pub fn starts(&self, timestamp_ms: i64) -> PerPeriod<i64> {
-        PerPeriod::from_fn(|period| bucket_start(timestamp_ms, period, self.week_start))
+        PerPeriod::from_fn(|period| self.start(timestamp_ms, period))
+    }
+
+    /// The start of the `period` bucket holding `timestamp_ms`.
+    pub fn start(&self, timestamp_ms: i64, period: Period) -> i64 {
+        match (&self.zone, period) {
+            (_, Period::All) => 0,
+            (None, _) => bucket_start(timestamp_ms, period, self.week_start),
+            (Some(zone), _) => zone.start(timestamp_ms, period, self.week_start),
+        }
     }
 
     /// The first millisecond after the `period` bucket that starts at `start`.
     pub fn end(&self, start: i64, period: Period) -> i64 {
-        bucket_end(start, period, self.week_start)
+        match (&self.zone, period) {
+            (_, Period::All) => MAX_TIMESTAMP_MS + 1,
+            (None, _) => bucket_end(start, period, self.week_start),
+            (Some(zone), _) => zone.end(start, period, self.week_start),
+        }
     }
 
-    /// See [`series_starts`].
+    /// The starts of the last `count` buckets of `period` up to and including the one
+    /// holding `timestamp_ms`, oldest first. Buckets before the epoch are left out, so near
+    /// 1970 there may be fewer.
     pub fn series(&self, timestamp_ms: i64, period: Period, count: usize) -> Vec<i64> {
-        series_starts(timestamp_ms, period, self.week_start, count)
+        let mut starts = Vec::with_capacity(count);
+        let mut start = self.start(timestamp_ms, period);
+        starts.push(start);
+        while starts.len() < count && start > 0 {
+            start = self.start(start - 1, period);
+            starts.push(start);
+        }
+        starts.reverse();
+        starts
     }
 }
 
@@ -92,26 +144,6 @@ pub fn bucket_end(start: i64, period: Period, week_start: WeekStart) -> i64 {
         Period::Month if start + 32 * DAY_MS > MAX_TIMESTAMP_MS => MAX_TIMESTAMP_MS + 1,
         Period::Month => bucket_start(start + 32 * DAY_MS, period, week_start),
     }
-}
-
-/// The starts of the last `count` buckets of `period` up to and including the one holding
-/// `timestamp_ms`, oldest first. Buckets before the epoch are left out, so near 1970 there
-/// may be fewer.
-pub fn series_starts(
-    timestamp_ms: i64,
-    period: Period,
-    week_start: WeekStart,
-    count: usize,
-) -> Vec<i64> {
-    let mut starts = Vec::with_capacity(count);
-    let mut start = bucket_start(timestamp_ms, period, week_start);
-    starts.push(start);
-    while starts.len() < count && start > 0 {
-        start = bucket_start(start - 1, period, week_start);
-        starts.push(start);
-    }
-    starts.reverse();
-    starts
 }
 
 fn floor_to(timestamp_ms: i64, unit_ms: i64) -> i64 {
@@ -246,7 +278,7 @@ mod tests {
     fn series_walk_back_over_uneven_months() {
         let ts = at(2024, 3, 15, 12, 0, 0, 0);
         assert_eq!(
-            series_starts(ts, Month, Monday, 4),
+            Calendar::new(Monday).series(ts, Month, 4),
             [
                 at(2023, 12, 1, 0, 0, 0, 0),
                 at(2024, 1, 1, 0, 0, 0, 0),
@@ -255,16 +287,16 @@ mod tests {
             ]
         );
         assert_eq!(
-            series_starts(ts, Hour, Monday, 3),
+            Calendar::new(Monday).series(ts, Hour, 3),
             [ts - 2 * HOUR_MS, ts - HOUR_MS, ts]
         );
         assert_eq!(
-            series_starts(ts, Day, Monday, 1),
+            Calendar::new(Monday).series(ts, Day, 1),
             [at(2024, 3, 15, 0, 0, 0, 0)]
         );
         // Near the epoch the series stops at the first bucket.
-        assert_eq!(series_starts(90_000, Minute, Monday, 5), [0, 60_000]);
-        assert_eq!(series_starts(5, Week, Monday, 5), [-3 * DAY_MS]);
+        assert_eq!(Calendar::new(Monday).series(90_000, Minute, 5), [0, 60_000]);
+        assert_eq!(Calendar::new(Monday).series(5, Week, 5), [-3 * DAY_MS]);
     }
 
     #[test]

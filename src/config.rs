@@ -11,6 +11,7 @@ use crate::http::cors::Cors;
 use crate::period::PerPeriod;
 use crate::store::expiry::Retention;
 use crate::store::{Backend, StoreConfig};
+use crate::zone::Zone;
 
 /// HitMe: a Redis-backed HTTP hit counter.
 ///
@@ -86,6 +87,12 @@ pub struct Config {
     /// First day of the week for week buckets (Monday as in ISO 8601, Sunday as in the original node build).
     #[arg(long, env = "HITME_WEEK_START", value_enum, default_value_t = WeekStartArg::Monday)]
     pub week_start: WeekStartArg,
+
+    /// Time zone whose local calendar cuts the month, week, day, hour and minute buckets: an
+    /// IANA name such as America/New_York, Europe/Berlin or Asia/Kolkata. Every HitMe writing
+    /// under one --key-prefix must use the same one (it is recorded in <prefix>:config).
+    #[arg(long, env = "HITME_TIME_ZONE", default_value = "UTC", value_name = "ZONE", value_parser = parse_time_zone)]
+    pub time_zone: TimeZoneArg,
 
     /// Milliseconds a client connection may stay silent (idle between keep-alive requests, or
     /// stalled mid-request) before it is closed; 0 waits for ever.
@@ -177,6 +184,17 @@ impl From<WeekStartArg> for WeekStart {
     }
 }
 
+/// `--time-zone`: `None` for UTC, which needs no zone rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeZoneArg(pub Option<Zone>);
+
+fn parse_time_zone(s: &str) -> Result<TimeZoneArg, String> {
+    match s {
+        "UTC" => Ok(TimeZoneArg(None)),
+        name => Zone::named(name).map(|zone| TimeZoneArg(Some(zone))),
+    }
+}
+
 fn parse_prefix(s: &str) -> Result<String, String> {
     if s.is_empty()
         || s.len() > 100
@@ -247,7 +265,7 @@ impl Config {
     }
 
     pub fn calendar(&self) -> Calendar {
-        Calendar::new(self.week_start.into())
+        Calendar::in_zone(self.week_start.into(), self.time_zone.0.clone())
     }
 
     fn retention(&self) -> Retention {

@@ -15,6 +15,7 @@ pub mod period;
 pub mod server;
 pub mod store;
 pub mod top;
+pub mod zone;
 
 pub use config::Config;
 pub use server::run;

@@ -16,7 +16,8 @@ use crate::http::error::ApiError;
 use crate::http::{self, Answer, App, Reply};
 use crate::listener;
 use crate::metrics::Metrics;
-use crate::store;
+use crate::store::settings::{self, Refusal};
+use crate::store::{self, HitStore};
 use crate::top::Rankings;
 
 /// How often an idle worker looks up to see whether HitMe is stopping.
@@ -37,6 +38,55 @@ impl std::fmt::Display for Fatal {
 
 impl std::error::Error for Fatal {}
 
+/// How often the recorded settings are asked for again while Redis does not answer.
+const SETTINGS_RETRY: Duration = Duration::from_millis(500);
+
+/// Checks this HitMe's calendar against the one recorded under its key prefix (recording it
+/// on a first start): a mismatch stops HitMe before it counts anything. With Redis down at
+/// startup, a thread checks once it answers and stops HitMe then on a mismatch.
+fn check_settings(store: &Arc<dyn HitStore>, config: &Config) -> Result<(), Fatal> {
+    let calendar = config.calendar();
+    let settings = [
+        ("time_zone", calendar.zone_name().to_string()),
+        ("week_start", calendar.week_start.name().to_string()),
+    ];
+    let prefix = config.key_prefix.clone();
+    let check = {
+        let store = store.clone();
+        move || {
+            let settings: Vec<(&str, &str)> =
+                settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            settings::check(&prefix, &settings, |s| store.claim_settings(s))
+        }
+    };
+    match check() {
+        Ok(()) => Ok(()),
+        Err(Refusal::Mismatch(message)) => Err(Fatal(message)),
+        Err(Refusal::Unavailable(e)) => {
+            log::warn!(
+                "cannot check the calendar recorded under --key-prefix {} yet ({}); checking again once Redis answers",
+                config.key_prefix,
+                e.message()
+            );
+            std::thread::Builder::new()
+                .name("hitme-settings".into())
+                .spawn(move || loop {
+                    std::thread::sleep(SETTINGS_RETRY);
+                    match check() {
+                        Ok(()) => return,
+                        Err(Refusal::Unavailable(_)) => continue,
+                        Err(Refusal::Mismatch(message)) => {
+                            log::error!("{message}");
+                            std::process::exit(2);
+                        }
+                    }
+                })
+                .map(drop)
+                .map_err(|e| Fatal(format!("cannot start a thread: {e}")))
+        }
+    }
+}
+
 /// Runs HitMe until SIGINT or SIGTERM (then returns `Ok` once in-flight requests are answered)
 /// or until it cannot go on (then `Err` with what to do).
 pub fn run(config: Config) -> Result<(), Fatal> {
@@ -49,9 +99,11 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     let listener = listener::bind(&config.listen, config.reuse_port).map_err(Fatal)?;
     let metrics = Metrics::new();
     let opened = store::open(&config.store_config(), metrics.store_counters()).map_err(Fatal)?;
+    let store: Arc<dyn HitStore> = opened.store.into();
+    check_settings(&store, &config)?;
     let app = Arc::new(App {
-        store: opened.store.into(),
-        rankings: Rankings::default(),
+        store,
+        rankings: Rankings::new(config.threads as usize),
         pool: opened.pool,
         calendar: config.calendar(),
         url_rules: UrlRules::dropping(&config.drop_query_params),

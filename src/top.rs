@@ -3,7 +3,9 @@
 //! kept for at most [`MAX_AGE`], and concurrent requests for a bucket being read wait for
 //! that one read (single flight), so ten dashboards cost about what one does. A ranking in
 //! use is read again before it expires ([`REFRESH_AFTER`]) by one request while the others
-//! go on with the kept one, so steady readers never queue behind a read.
+//! go on with the kept one, so steady readers never queue behind a read; and at most half
+//! the workers may be reading or waiting for rankings at once, so `/top` never holds up
+//! hits, whatever the size of a bucket.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -149,20 +151,72 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 }
 
 /// Rankings by bucket, each read once however many ask at once.
-#[derive(Default)]
 pub struct Rankings {
-    slots: Mutex<HashMap<(Period, i64), Slot>>,
+    state: Mutex<State>,
     read: Condvar,
+    /// The most requests that may be reading or waiting for a ranking at once: the other
+    /// workers stay free for hits, however slow the reads.
+    max_busy: usize,
 }
 
-/// One bucket's ranking: the one kept, if any, and whether a request is reading it again.
+#[derive(Default)]
+struct State {
+    slots: HashMap<(Period, i64), Slot>,
+    /// Requests reading or waiting for a ranking now.
+    busy: usize,
+}
+
+/// One bucket's ranking: the one kept, if any, how long reading it took, and whether a
+/// request is reading it again.
 #[derive(Default)]
 struct Slot {
     kept: Option<(Instant, Arc<Ranking>)>,
+    took: Duration,
     reading: bool,
 }
 
+impl Slot {
+    /// The kept ranking, if it may be served while another request reads the bucket again:
+    /// within `MAX_AGE`; or, for a bucket whose read takes longer than the time a refresh
+    /// has (`MAX_AGE - REFRESH_AFTER`), the last one read, as fresh as reading allows.
+    fn servable(&self) -> Option<(Duration, Arc<Ranking>)> {
+        let slow = self.took > MAX_AGE - REFRESH_AFTER;
+        let (at, ranking) = self.kept.as_ref()?;
+        (at.elapsed() < MAX_AGE || slow).then(|| (at.elapsed(), ranking.clone()))
+    }
+}
+
+/// Why no ranking could be had.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RankingError {
+    Store(StoreError),
+    /// Too many requests are reading or waiting for rankings already.
+    Busy,
+}
+
+impl From<StoreError> for RankingError {
+    fn from(err: StoreError) -> Self {
+        RankingError::Store(err)
+    }
+}
+
+impl Default for Rankings {
+    fn default() -> Self {
+        Rankings::new(2)
+    }
+}
+
 impl Rankings {
+    /// Rankings for a server of `workers` worker threads: at most half of them (at least one)
+    /// may be reading or waiting for rankings at once.
+    pub fn new(workers: usize) -> Rankings {
+        Rankings {
+            state: Mutex::default(),
+            read: Condvar::new(),
+            max_busy: (workers / 2).max(1),
+        }
+    }
+
     /// The ranking of `period`'s bucket starting at `start`: a fresh one kept, the one being
     /// read by another request once it is done, or read now by `read`.
     pub fn get(
@@ -170,32 +224,48 @@ impl Rankings {
         period: Period,
         start: i64,
         read: impl FnOnce() -> Result<Ranking, StoreError>,
-    ) -> Result<Arc<Ranking>, StoreError> {
+    ) -> Result<Arc<Ranking>, RankingError> {
         let key = (period, start);
-        let mut slots = self.lock();
-        loop {
-            let slot = slots.entry(key).or_default();
-            let fresh = slot
-                .kept
-                .as_ref()
-                .filter(|(at, _)| at.elapsed() < MAX_AGE)
-                .map(|(at, ranking)| (at.elapsed(), ranking.clone()));
-            match fresh {
+        let mut state = self.lock();
+        let mut waiting = false;
+        let outcome = loop {
+            let busy = state.busy - usize::from(waiting);
+            let slot = state.slots.entry(key).or_default();
+            let servable = slot.servable();
+            match servable {
                 // Ageing: this request reads it again, which the others need not wait for.
-                Some((age, _)) if age >= REFRESH_AFTER && !slot.reading => break,
-                Some((_, ranking)) => return Ok(ranking),
-                None if slot.reading => {
-                    slots = self.read.wait(slots).unwrap_or_else(|e| e.into_inner());
+                Some((age, _)) if age >= REFRESH_AFTER && !slot.reading && busy < self.max_busy => {
+                    break None
                 }
-                None => break,
+                Some((age, ranking)) if age < MAX_AGE || slot.reading || busy >= self.max_busy => {
+                    break Some(Ok(ranking))
+                }
+                Some(_) => break None,
+                None if busy >= self.max_busy => break Some(Err(RankingError::Busy)),
+                None if slot.reading => {
+                    if !waiting {
+                        state.busy += 1;
+                        waiting = true;
+                    }
+                    state = self.read.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                None => break None,
             }
+        };
+        if waiting {
+            state.busy -= 1;
         }
-        slots.entry(key).or_default().reading = true;
-        drop(slots);
+        if let Some(outcome) = outcome {
+            return outcome;
+        }
+        state.slots.entry(key).or_default().reading = true;
+        state.busy += 1;
+        drop(state);
         // Whatever happens to the read (an error, a panic), the waiters are let go.
         let mut reading = Reading {
             rankings: self,
             key,
+            began: Instant::now(),
             ranking: None,
         };
         let ranking = Arc::new(read()?);
@@ -203,8 +273,8 @@ impl Rankings {
         Ok(ranking)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<(Period, i64), Slot>> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -213,32 +283,34 @@ impl Rankings {
 struct Reading<'a> {
     rankings: &'a Rankings,
     key: (Period, i64),
+    began: Instant,
     ranking: Option<Arc<Ranking>>,
 }
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
-        let mut slots = self.rankings.lock();
-        let slot = slots.entry(self.key).or_default();
+        let mut state = self.rankings.lock();
+        state.busy -= 1;
+        let slot = state.slots.entry(self.key).or_default();
         slot.reading = false;
         if let Some(ranking) = self.ranking.take() {
+            slot.took = self.began.elapsed();
             slot.kept = Some((Instant::now(), ranking));
         }
-        slots.retain(|_, slot| {
-            slot.reading
-                || slot
-                    .kept
-                    .as_ref()
-                    .is_some_and(|(at, _)| at.elapsed() < MAX_AGE)
-        });
-        while slots.len() > MAX_KEPT {
-            let oldest = slots
+        // Slow buckets' rankings are kept past MAX_AGE, to be served while they are read
+        // again; the bound on how many are kept holds for them too.
+        state
+            .slots
+            .retain(|_, slot| slot.reading || slot.servable().is_some());
+        while state.slots.len() > MAX_KEPT {
+            let oldest = state
+                .slots
                 .iter()
                 .filter(|(_, slot)| !slot.reading)
                 .filter_map(|(key, slot)| slot.kept.as_ref().map(|(at, _)| (*at, *key)))
                 .min();
             match oldest {
-                Some((_, key)) => slots.remove(&key),
+                Some((_, key)) => state.slots.remove(&key),
                 None => break,
             };
         }
@@ -295,7 +367,7 @@ mod tests {
 
     #[test]
     fn concurrent_requests_share_one_read() {
-        let rankings = Arc::new(Rankings::default());
+        let rankings = Arc::new(Rankings::new(16));
         let reads = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8)
             .map(|_| {
@@ -365,7 +437,7 @@ mod tests {
 
     #[test]
     fn an_ageing_ranking_is_read_again_by_one_request_while_the_others_use_it() {
-        let rankings = Arc::new(Rankings::default());
+        let rankings = Arc::new(Rankings::new(4));
         rankings
             .get(Period::Hour, 0, || Ok(ranking(&[("http://a/", 1)])))
             .unwrap();
@@ -389,5 +461,40 @@ mod tests {
         assert_eq!(reader.join().unwrap(), 2);
         let read = rankings.get(Period::Hour, 0, || panic!("read again at once"));
         assert_eq!(read.unwrap().total, 2);
+    }
+
+    #[test]
+    fn at_most_half_the_workers_read_or_wait_and_slow_buckets_are_served_while_read() {
+        let rankings = Arc::new(Rankings::new(4));
+        let slow = |total: i64| {
+            move || {
+                std::thread::sleep(Duration::from_millis(600));
+                Ok(ranking(&[("http://a/", total)]))
+            }
+        };
+        // Two cold reads of two buckets hold the two places; a third bucket is refused.
+        let readers: Vec<_> = [0, 1]
+            .map(|start| {
+                let rankings = rankings.clone();
+                std::thread::spawn(move || rankings.get(Period::Day, start, slow(1)).unwrap().total)
+            })
+            .into();
+        std::thread::sleep(Duration::from_millis(100));
+        let busy = rankings.get(Period::Day, 2, || panic!("no place to read"));
+        assert_eq!(busy.unwrap_err(), RankingError::Busy);
+        for reader in readers {
+            assert_eq!(reader.join().unwrap(), 1);
+        }
+        // Bucket 0 took longer than a refresh may: past MAX_AGE, its ranking is still served
+        // while one request reads it again.
+        std::thread::sleep(MAX_AGE);
+        let refresh = {
+            let rankings = rankings.clone();
+            std::thread::spawn(move || rankings.get(Period::Day, 0, slow(2)).unwrap().total)
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let kept = rankings.get(Period::Day, 0, || panic!("read twice"));
+        assert_eq!(kept.unwrap().total, 1);
+        assert_eq!(refresh.join().unwrap(), 2);
     }
 }

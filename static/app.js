@@ -25,19 +25,32 @@ const MAX_FILTER_BYTES = 200;
 
 /** The tabs, each with its `/top` period. */
 const PERIODS = {
-  all_time: { api: "all", label: "All Time", live: "Every hit ever counted", pinned: "Every hit ever counted" },
-  last_month: { api: "month", label: "Last Month", live: "This calendar month so far (UTC)", pinned: "The calendar month (UTC) holding" },
-  last_week: { api: "week", label: "Last Week", live: "This week so far (UTC)", pinned: "The week (UTC) holding" },
-  last_day: { api: "day", label: "Last Day", live: "Today so far (UTC)", pinned: "The day (UTC) holding" },
-  last_hour: { api: "hour", label: "Last Hour", live: "This hour so far (UTC)", pinned: "The hour (UTC) holding" },
-  last_minute: { api: "minute", label: "Last Minute", live: "This minute so far", pinned: "The minute (UTC) holding" },
+  all_time: { api: "all", label: "All Time", live: "Every hit ever counted", pinned: "Every hit ever counted", zoned: false },
+  last_month: { api: "month", label: "Last Month", live: "This calendar month so far", pinned: "The calendar month holding", zoned: true },
+  last_week: { api: "week", label: "Last Week", live: "This week so far", pinned: "The week holding", zoned: true },
+  last_day: { api: "day", label: "Last Day", live: "Today so far", pinned: "The day holding", zoned: true },
+  last_hour: { api: "hour", label: "Last Hour", live: "This hour so far", pinned: "The hour holding", zoned: true },
+  last_minute: { api: "minute", label: "Last Minute", live: "This minute so far", pinned: "The minute holding", zoned: true },
 };
 
-const utc = (options) => new Intl.DateTimeFormat("en-US", { timeZone: "UTC", ...options });
-const hhmm = utc({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-const monthDay = utc({ month: "short", day: "numeric" });
-const monthYear = utc({ month: "short", year: "numeric" });
-const stamp = (ms) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+/** The time zone whose calendar HitMe cuts buckets on (`--time-zone`), as `/series` names it. */
+let zone = "UTC";
+const formats = new Map();
+/** An `Intl.DateTimeFormat` of `options` in `zone`, made once. */
+function inZone(options) {
+  const key = `${zone} ${JSON.stringify(options)}`;
+  if (!formats.has(key)) formats.set(key, new Intl.DateTimeFormat("en-US", { timeZone: zone, ...options }));
+  return formats.get(key);
+}
+const hhmm = { format: (ms) => inZone({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(ms) };
+const monthDay = { format: (ms) => inZone({ month: "short", day: "numeric" }).format(ms) };
+const monthYear = { format: (ms) => inZone({ month: "short", year: "numeric" }).format(ms) };
+/** `2026-03-18 14:42 Europe/Berlin`: a moment as the zone's local time. */
+function stamp(ms) {
+  const parts = inZone({ year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(ms);
+  const part = (type) => parts.find((p) => p.type === type)?.value ?? "";
+  return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")} ${zone}`;
+}
 const number = (n) => n.toLocaleString("en-US");
 const plural = (n, one, many) => `${number(n)} ${n === 1 ? one : many}`;
 
@@ -184,7 +197,9 @@ async function refresh() {
     const count = RANGES[range].count;
     const lines = [];
     for (const url of urls) {
-      lines.push(await get("/series", { url, period: range, count, timestamp: at }, meter));
+      const line = await get("/series", { url, period: range, count, timestamp: at }, meter);
+      zone = line.time_zone ?? zone;
+      lines.push(line);
       if (mine !== generation) return;
     }
     Object.assign(state, {
@@ -248,6 +263,8 @@ async function showMore() {
 
 function render() {
   writeHash();
+  setText($("zone-note"), `Buckets are calendar periods in ${zone}: Last Hour is the current hour so far.`);
+  setAttrs($("dashboard"), { "data-time-zone": zone });
   const { data, error } = state;
   // An empty Redis, as opposed to a filter nothing matches.
   const empty = data !== null && !data.q && data.tabs.all_time.urls === 0;
@@ -312,7 +329,8 @@ function renderPeriod() {
   const period = PERIODS[data.period];
   const { total, urls, rows, q } = data;
   setText($("summary"), `${plural(total, "hit", "hits")} on ${plural(urls, "URL", "URLs")}${containing(q)}`);
-  setText($("period-hint"), data.at === null || data.period === "all_time" ? period.live : `${period.pinned} ${stamp(data.at)}`);
+  const inZoneNote = period.zoned ? ` (${zone})` : "";
+  setText($("period-hint"), data.at === null || !period.zoned ? `${period.live}${inZoneNote}` : `${period.pinned} ${stamp(data.at)}`);
   $("period-empty").hidden = urls > 0;
   setText($("period-empty"), q ? `No URL${containing(q)} has hits in ${period.label}.` : `No hits in ${period.label} yet.`);
   $("compare").hidden = urls === 0;
@@ -420,7 +438,7 @@ function renderSeries() {
     "aria-label": `Hits per ${range.unit} over the last ${range.span} for the top ${urls.length} URLs`,
   });
   setText($("series-title"), `Top ${urls.length} ${urls.length === 1 ? "URL" : "URLs"} over time`);
-  setText($("series-hint"), `Hits per ${range.unit} over the last ${range.span} (UTC) for the top URLs of ${PERIODS[data.period].label}${containing(data.q)}`);
+  setText($("series-hint"), `Hits per ${range.unit} over the last ${range.span} (${zone}) for the top URLs of ${PERIODS[data.period].label}${containing(data.q)}`);
   reconcile(
     $("series-legend"),
     lines,

@@ -1,6 +1,8 @@
 //! The HTTP API end to end: the real hitme binary against a real Redis, exact values read
-//! back. Every test that speaks only HTTP runs twice: against a standalone Redis and against
-//! a Redis Cluster (`--redis-cluster`), whose key layout differs but whose answers must not.
+//! back. Every test that speaks only HTTP runs three times: against a standalone Redis,
+//! against a Redis Cluster (`--redis-cluster`), whose key layout differs but whose answers
+//! must not, and against a standalone Redis with buckets cut by a time zone's rules
+//! (`--time-zone`), whose answers must be those of UTC wherever the zone agrees with it.
 
 mod common;
 
@@ -12,7 +14,13 @@ use serde_json::json;
 enum Backend {
     Standalone(Redis),
     Cluster(Cluster),
+    /// A standalone Redis, with HitMe cutting buckets by the rules of `SUITE_ZONE`.
+    Zoned(Redis),
 }
+
+/// A zone on UTC's calendar at every moment the suite uses (GMT, without DST, since 1968),
+/// so that the suite's UTC expectations hold while every bucket goes through the zone rules.
+const SUITE_ZONE: &str = "Atlantic/Reykjavik";
 
 impl Backend {
     fn standalone() -> Backend {
@@ -23,11 +31,31 @@ impl Backend {
         Backend::Cluster(Cluster::start())
     }
 
+    fn zoned() -> Backend {
+        Backend::Zoned(Redis::start())
+    }
+
     /// A HitMe on this backend with `args` added.
     fn hitme(&self, args: &[&str]) -> HitMe {
         match self {
             Backend::Standalone(redis) => HitMe::start_with(&redis.url(), args),
             Backend::Cluster(cluster) => cluster.hitme(args),
+            Backend::Zoned(redis) if args.contains(&"--time-zone") => {
+                HitMe::start_with(&redis.url(), args)
+            }
+            Backend::Zoned(redis) => {
+                let mut all = vec!["--time-zone", SUITE_ZONE];
+                all.extend_from_slice(args);
+                HitMe::start_with(&redis.url(), &all)
+            }
+        }
+    }
+
+    /// The zone HitMe names in its answers when not given one.
+    fn zone(&self) -> &'static str {
+        match self {
+            Backend::Zoned(_) => SUITE_ZONE,
+            _ => "UTC",
         }
     }
 }
@@ -45,6 +73,12 @@ macro_rules! on_every_backend {
             $(#[test]
             fn $name() {
                 super::$name(&super::Backend::cluster());
+            })*
+        }
+        mod zoned {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Backend::zoned());
             })*
         }
     };
@@ -65,6 +99,7 @@ on_every_backend!(
     healthz_and_dashboard,
     bad_input_gets_a_clear_json_error,
     a_huge_declared_body_is_refused_unread,
+    buckets_follow_a_local_calendar_across_dst,
 );
 
 /// 2023-11-15T01:02:03.456Z, a Wednesday.
@@ -145,6 +180,7 @@ fn a_hit_lands_in_every_bucket_with_the_original_key_layout() {
     hitme.hit("http://www.olark.com/", T + 1);
     let keys = [
         "hits:all",
+        "hits:config",
         "hits:day:1700006400000",
         "hits:hour:1700010000000",
         "hits:minute:1700010120000",
@@ -152,9 +188,18 @@ fn a_hit_lands_in_every_bucket_with_the_original_key_layout() {
         "hits:week:1699833600000",
     ];
     assert_eq!(redis.keys(), keys);
-    for key in keys {
+    for key in keys.iter().filter(|k| **k != "hits:config") {
         assert_eq!(redis.hget(key, "http://www.olark.com/"), Some(2), "{key}");
     }
+    // The calendar the buckets were cut on, recorded at startup.
+    assert_eq!(
+        redis.hget_text("hits:config", "time_zone").as_deref(),
+        Some("UTC")
+    );
+    assert_eq!(
+        redis.hget_text("hits:config", "week_start").as_deref(),
+        Some("monday")
+    );
     assert_eq!(
         counts(&hitme, "http://www.olark.com/", T),
         expected("http://www.olark.com/", [2; 6])
@@ -475,7 +520,7 @@ fn series_lists_the_last_buckets_oldest_first(backend: &Backend) {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(
         resp.json(),
-        json!({"status": "OK", "url": url, "period": "hour", "buckets": [
+        json!({"status": "OK", "url": url, "period": "hour", "time_zone": backend.zone(), "buckets": [
             {"start": base, "count": 2},
             {"start": base + hour, "count": 0},
             {"start": base + 2 * hour, "count": 1},
@@ -541,7 +586,7 @@ fn healthz_and_dashboard(backend: &Backend) {
         js.header("Content-Type"),
         Some("text/javascript; charset=utf-8")
     );
-    assert!(js.text().contains("fetch(\"/hits\""));
+    assert!(js.text().contains("get(\"/top\""));
     assert_eq!(hitme.get("/style.css").status, 200);
     let head = request(hitme.addr, "HEAD", "/hits", &[], b"");
     assert_eq!(head.status, 200);
@@ -777,4 +822,96 @@ fn a_huge_declared_body_is_refused_unread(backend: &Backend) {
     }
     hitme.hit("http://still.serving/", T);
     assert_eq!(counts(&hitme, "http://still.serving/", T)["all_time"], 1);
+}
+
+/// 2024-03-10 in New York: 00:00 EST is 05:00Z; at 02:00 EST (07:00Z) clocks jump to 03:00 EDT.
+const NY_MAR10: i64 = 1_710_046_800_000;
+/// 2024-03-10 23:30 EDT, 2024-03-11T03:30Z: the same local day as NY_MAR10, another UTC day.
+const NY_MAR10_2330: i64 = 1_710_127_800_000;
+/// 2024-03-11 00:00 EDT, a Monday.
+const NY_MAR11: i64 = 1_710_129_600_000;
+/// 2024-11-03 01:30 EDT (05:30Z) and, an hour later, 01:30 EST (06:30Z): the repeated hour.
+const NY_NOV3_0130_EDT: i64 = 1_730_611_800_000;
+const NY_NOV3_0130_EST: i64 = 1_730_615_400_000;
+
+fn buckets_follow_a_local_calendar_across_dst(backend: &Backend) {
+    let hitme = backend.hitme(&["--time-zone", "America/New_York"]);
+    let url = "http://ny.example/";
+    for ts in [NY_MAR10 + 1_800_000, NY_MAR10_2330, NY_MAR11 + 1_800_000] {
+        hitme.hit(url, ts);
+    }
+    // 00:30 EST and 23:30 EDT are one local day (of 23 hours) and week (Monday 4 to Sunday
+    // 10), though two UTC days; 00:30 on Monday 11 starts the next day and week.
+    assert_eq!(
+        counts(&hitme, url, NY_MAR10_2330),
+        expected(url, [3, 3, 2, 2, 1, 1])
+    );
+    assert_eq!(
+        counts(&hitme, url, NY_MAR11),
+        expected(url, [3, 3, 1, 1, 1, 0])
+    );
+    // The repeated hour of the fall-back is two hour buckets in one day.
+    hitme.hit(url, NY_NOV3_0130_EDT);
+    hitme.hit(url, NY_NOV3_0130_EST);
+    assert_eq!(
+        counts(&hitme, url, NY_NOV3_0130_EST),
+        expected(url, [5, 2, 2, 2, 1, 1])
+    );
+    // Hours around the jump: 00:00 EST, 01:00 EST, then 03:00 EDT; days of 23 and 24 hours.
+    let series = |query: &str| {
+        let resp = hitme.get(&format!("/series?url={}&{query}", encode(url)));
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        resp.json()
+    };
+    assert_eq!(
+        series(&format!(
+            "period=hour&count=3&timestamp={}",
+            NY_MAR10 + 7_200_000
+        )),
+        json!({"status": "OK", "url": url, "period": "hour", "time_zone": "America/New_York",
+        "buckets": [
+            {"start": NY_MAR10, "count": 1},
+            {"start": NY_MAR10 + 3_600_000, "count": 0},
+            {"start": NY_MAR10 + 7_200_000, "count": 0},
+        ]})
+    );
+    assert_eq!(
+        series(&format!("period=day&count=2&timestamp={NY_MAR11}")),
+        json!({"status": "OK", "url": url, "period": "day", "time_zone": "America/New_York",
+        "buckets": [
+            {"start": NY_MAR10, "count": 2},
+            {"start": NY_MAR11, "count": 1},
+        ]})
+    );
+    // /top cuts the same bucket.
+    let day = top(&hitme, &format!("period=day&timestamp={NY_MAR10_2330}"));
+    assert_eq!(
+        (&day["start"], &day["total"]),
+        (&json!(NY_MAR10), &json!(2))
+    );
+}
+
+#[test]
+fn a_new_york_hit_lands_in_its_local_buckets() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--time-zone", "America/New_York"]);
+    hitme.hit("http://ny.example/", NY_MAR10_2330);
+    // Named by their first millisecond, as the node build names them under TZ=America/New_York.
+    let keys = [
+        "hits:all",
+        "hits:config",
+        "hits:day:1710046800000",    // 2024-03-10 00:00 EST
+        "hits:hour:1710126000000",   // 23:00 EDT
+        "hits:minute:1710127800000", // 23:30 EDT
+        "hits:month:1709269200000",  // 2024-03-01 00:00 EST
+        "hits:week:1709528400000",   // Monday 2024-03-04 00:00 EST
+    ];
+    assert_eq!(redis.keys(), keys);
+    for key in keys.iter().filter(|k| **k != "hits:config") {
+        assert_eq!(redis.hget(key, "http://ny.example/"), Some(1), "{key}");
+    }
+    assert_eq!(
+        redis.hget_text("hits:config", "time_zone").as_deref(),
+        Some("America/New_York")
+    );
 }

@@ -1432,3 +1432,43 @@ fn busy_traffic(at: i64) -> Vec<(&'static str, i64)> {
     spread(&mut hits, minute, at - minute, 4.0);
     hits
 }
+
+/// 2024-01-15 00:00 in Kolkata (+05:30): 2024-01-14T18:30Z.
+const KOLKATA_JAN15: i64 = 1_705_257_000_000;
+
+#[test]
+fn a_site_in_another_time_zone_sees_its_own_calendar() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--time-zone", "Asia/Kolkata"]);
+    // A second before local midnight, and midnight: one UTC day, two local ones.
+    hitme.hit(HOME, KOLKATA_JAN15 - 1_000);
+    hitme.hit(HOME, KOLKATA_JAN15);
+    hitme.hit(HOME, KOLKATA_JAN15 + 60_000);
+
+    let at = KOLKATA_JAN15 + 120_000;
+    let dom = load(&hitme, &format!("#period=last_day&range=hour&at={at}"));
+    assert_eq!(dom.id("dashboard").attr("data-state"), Some("ready"));
+    assert_eq!(
+        dom.id("dashboard").attr("data-time-zone"),
+        Some("Asia/Kolkata")
+    );
+    assert_eq!(
+        dom.text_of("zone-note"),
+        "Buckets are calendar periods in Asia/Kolkata: Last Hour is the current hour so far."
+    );
+    assert_eq!(dom.text_of("summary"), "2 hits on 1 URL");
+    assert_eq!(
+        dom.text_of("period-hint"),
+        "The day holding 2024-01-15 00:02 Asia/Kolkata"
+    );
+    assert!(dom
+        .text_of("series-hint")
+        .starts_with("Hits per hour over the last 24 hours (Asia/Kolkata)"));
+    // The hour buckets start on the half hour UTC, at the local hour, and say so.
+    assert_eq!(point(&dom, HOME, KOLKATA_JAN15), 2);
+    assert_eq!(point(&dom, HOME, KOLKATA_JAN15 - 3_600_000), 1);
+    assert!(
+        dom.html.contains("2024-01-15 00:00 Asia/Kolkata: 2 hits"),
+        "the point's tooltip is in local time"
+    );
+}

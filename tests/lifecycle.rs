@@ -150,3 +150,73 @@ fn passwords_in_the_redis_url_work_and_are_never_logged() {
     assert_eq!(post(&wrong), 503);
     assert!(!wrong.log().contains("wrong@"));
 }
+
+#[test]
+fn a_calendar_other_than_the_recorded_one_is_refused() {
+    let redis = Redis::start();
+    let ny = ["--time-zone", "America/New_York"];
+    let hitme = HitMe::start_with(&redis.url(), &ny);
+    assert_eq!(post(&hitme), 200);
+    drop(hitme);
+    assert_eq!(
+        redis.hget_text("hits:config", "time_zone").as_deref(),
+        Some("America/New_York")
+    );
+
+    // Another zone, or another week start, under the same prefix: refused before counting.
+    for (args, named) in [
+        (vec![], "--time-zone America/New_York (this HitMe: UTC)"),
+        (
+            vec!["--time-zone", "America/New_York", "--week-start", "sunday"],
+            "--week-start monday (this HitMe: sunday)",
+        ),
+    ] {
+        let out = hitme_command(&redis.url(), &args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("another --key-prefix") && stderr.contains("hits:config"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(redis.hget("hits:all", URL), Some(1));
+
+    // The same flags start; so does another prefix, which records its own calendar.
+    let same = HitMe::start_with(&redis.url(), &ny);
+    assert_eq!(post(&same), 200);
+    let other = HitMe::start_with(&redis.url(), &["--key-prefix", "site2"]);
+    assert_eq!(post(&other), 200);
+    assert_eq!(
+        redis.hget_text("site2:config", "time_zone").as_deref(),
+        Some("UTC")
+    );
+    assert_eq!(redis.hget("hits:all", URL), Some(2));
+}
+
+#[test]
+fn a_mismatch_found_once_redis_answers_stops_hitme() {
+    let redis = Redis::start();
+    let _: () = redis::cmd("HSET")
+        .arg("hits:config")
+        .arg("time_zone")
+        .arg("Europe/Berlin")
+        .query(&mut redis.conn())
+        .unwrap();
+    // Redis answers no command for 3 s: the check at startup times out, HitMe starts, and
+    // checks again until Redis answers.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .query(&mut redis.conn())
+        .unwrap();
+    let mut hitme = HitMe::start(&redis.url());
+    let status = hitme.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(2), "log:\n{}", hitme.log());
+    let log = hitme.log();
+    assert!(log.contains("cannot check the calendar recorded"), "{log}");
+    assert!(
+        log.contains("--time-zone Europe/Berlin (this HitMe: UTC)"),
+        "{log}"
+    );
+}

@@ -1,11 +1,10 @@
 //! Property tests: whatever a client sends, parsing never panics and what it accepts is
 //! valid; every timestamp lies in its buckets. `PROPTEST_CASES=N` runs longer.
 
-use hitme::buckets::{
-    bucket_end, bucket_start, series_starts, Period, WeekStart, MAX_TIMESTAMP_MS,
-};
+use hitme::buckets::{Calendar, Period, WeekStart, MAX_TIMESTAMP_MS};
 use hitme::http::canonical::{canonical_url, UrlRules, MAX_URL_BYTES};
 use hitme::http::params::{parse_timestamp, Fields};
+use hitme::zone::Zone;
 use proptest::prelude::*;
 
 fn period() -> impl Strategy<Value = Period> {
@@ -14,6 +13,38 @@ fn period() -> impl Strategy<Value = Period> {
 
 fn week_start() -> impl Strategy<Value = WeekStart> {
     prop::sample::select(vec![WeekStart::Monday, WeekStart::Sunday])
+}
+
+/// Zones with what makes local calendars hard: DST both ways, a 30-minute DST (Lord Howe),
+/// half- and quarter-hour offsets (Kolkata, Kathmandu), a day skipped (Apia, 2011-12-30), a
+/// fall-back across midnight (Sao Paulo until 2019), an offset in seconds (Monrovia until
+/// 1972) and a southern-hemisphere DST (Santiago, which jumps at midnight).
+const ZONES: [&str; 10] = [
+    "America/New_York",
+    "Europe/London",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Pacific/Apia",
+    "America/Sao_Paulo",
+    "Africa/Monrovia",
+    "America/Santiago",
+    "Europe/Berlin",
+];
+
+/// UTC, or one of `ZONES`.
+fn calendar() -> impl Strategy<Value = Calendar> {
+    let zones = std::iter::once(None)
+        .chain(ZONES.iter().map(|z| Some(*z)))
+        .collect::<Vec<_>>();
+    (prop::sample::select(zones), week_start())
+        .prop_map(|(zone, ws)| Calendar::in_zone(ws, zone.map(|name| Zone::named(name).unwrap())))
+}
+
+/// Timestamps anywhere from 1970 to 9999, and more often in the decades with the most
+/// changes of offset.
+fn timestamp() -> impl Strategy<Value = i64> {
+    prop_oneof![0..=MAX_TIMESTAMP_MS, 0..=2_000_000_000_000i64]
 }
 
 /// URL-shaped strings, valid and not, to reach deep into the URL parser.
@@ -28,25 +59,28 @@ fn encode(s: &str) -> String {
 
 proptest! {
     #[test]
-    fn every_timestamp_lies_in_its_bucket(ts in 0..=MAX_TIMESTAMP_MS, p in period(), ws in week_start()) {
-        let start = bucket_start(ts, p, ws);
-        let end = bucket_end(start, p, ws);
-        prop_assert!(start <= ts && ts < end, "{:?}: {} not in [{}, {})", p, ts, start, end);
+    fn every_timestamp_lies_in_exactly_one_bucket(ts in timestamp(), p in period(), cal in calendar()) {
+        let start = cal.start(ts, p);
+        let end = cal.end(start, p);
+        prop_assert!(start <= ts && ts < end, "{:?} in {}: {} not in [{}, {})", p, cal.zone_name(), ts, start, end);
+        // The bucket is one: its start maps back to itself, and the next one starts at its end.
         if start >= 0 {
-            prop_assert_eq!(bucket_start(start, p, ws), start);
+            prop_assert_eq!(cal.start(start, p), start, "{:?} in {}", p, cal.zone_name());
         }
         if end <= MAX_TIMESTAMP_MS {
-            prop_assert_eq!(bucket_start(end, p, ws), end, "the next bucket starts at the end");
+            prop_assert_eq!(cal.start(end, p), end, "{:?} in {}: the next bucket starts at the end", p, cal.zone_name());
+            prop_assert_eq!(cal.start(end - 1, p), start, "{:?} in {}", p, cal.zone_name());
         }
     }
 
     #[test]
-    fn series_are_contiguous(ts in 0..=MAX_TIMESTAMP_MS, p in period(), ws in week_start(), n in 1usize..40) {
-        let starts = series_starts(ts, p, ws, n);
+    fn series_are_contiguous_and_ordered(ts in timestamp(), p in period(), cal in calendar(), n in 1usize..40) {
+        let starts = cal.series(ts, p, n);
         prop_assert!(!starts.is_empty() && starts.len() <= n);
-        prop_assert_eq!(*starts.last().unwrap(), bucket_start(ts, p, ws));
+        prop_assert_eq!(*starts.last().unwrap(), cal.start(ts, p));
         for pair in starts.windows(2) {
-            prop_assert_eq!(bucket_end(pair[0], p, ws), pair[1]);
+            prop_assert!(pair[0] < pair[1]);
+            prop_assert_eq!(cal.end(pair[0], p), pair[1], "{:?} in {}", p, cal.zone_name());
         }
     }
 

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::store::StoreError;
+use crate::top::RankingError;
 
 /// An error answered to the client as `{"status":"error","error":"..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,17 @@ impl From<StoreError> for ApiError {
             StoreError::BadData(message) | StoreError::Internal(message) => {
                 ApiError::internal(message)
             }
+        }
+    }
+}
+
+impl From<RankingError> for ApiError {
+    fn from(err: RankingError) -> Self {
+        match err {
+            RankingError::Store(err) => err.into(),
+            RankingError::Busy => ApiError::unavailable(
+                "HitMe is reading other rankings for /top and keeps its other workers for hits; retry in a second",
+            ),
         }
     }
 }

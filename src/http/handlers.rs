@@ -68,7 +68,7 @@ pub fn read_top(app: &App, fields: Fields) -> Result<Reply, ApiError> {
     let offset = fields.offset()?;
     let filter = fields.filter()?;
     let timestamp = fields.timestamp_or(now_ms())?;
-    let start = app.calendar.starts(timestamp)[period];
+    let start = app.calendar.start(timestamp, period);
     let ranking = app.rankings.get(period, start, || {
         Ranking::read(app.store.as_ref(), period, start)
     })?;
@@ -94,7 +94,7 @@ pub fn read_top(app: &App, fields: Fields) -> Result<Reply, ApiError> {
 }
 
 /// `GET /series?url=URL&period=P&count=N&timestamp=TS`: one URL's counts in the last N buckets
-/// of a period, oldest first.
+/// of a period, oldest first, with the time zone whose calendar cut them.
 pub fn read_series(app: &App, fields: Fields) -> Result<Reply, ApiError> {
     let url = fields.require_url(&app.url_rules)?;
     let period = fields.require_period()?;
@@ -105,7 +105,9 @@ pub fn read_series(app: &App, fields: Fields) -> Result<Reply, ApiError> {
     let mut out = Vec::with_capacity(64 + 40 * starts.len());
     out.extend_from_slice(br#"{"status":"OK","url":"#);
     serde_json::to_writer(&mut out, &url).expect("a string always serialises");
-    out.extend_from_slice(format!(r#","period":"{}","buckets":["#, period.name()).as_bytes());
+    out.extend_from_slice(format!(r#","period":"{}","time_zone":"#, period.name()).as_bytes());
+    serde_json::to_writer(&mut out, app.calendar.zone_name()).expect("a string always serialises");
+    out.extend_from_slice(br#","buckets":["#);
     for (i, (start, count)) in starts.iter().zip(counts).enumerate() {
         let comma = if i == 0 { "" } else { "," };
         out.extend_from_slice(format!(r#"{comma}{{"start":{start},"count":{count}}}"#).as_bytes());

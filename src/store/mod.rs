@@ -13,6 +13,7 @@ pub mod keys;
 mod log_limit;
 pub mod pool;
 pub mod resp;
+pub mod settings;
 pub mod standalone;
 
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ pub trait HitStore: Send + Sync {
     fn scan(&self, period: Period, start: i64, cursor: ScanCursor) -> Result<Chunk, StoreError>;
     /// Whether Redis answers now.
     fn ping(&self) -> Result<(), StoreError>;
+    /// Records each of `settings` (name, value) under `<prefix>:config` unless one is
+    /// recorded already, and returns what is recorded now, in order ([`settings`]).
+    fn claim_settings(&self, settings: &[(&str, &str)]) -> Result<Vec<String>, StoreError>;
 }
 
 /// About how many URLs one chunk of [`HitStore::scan`] reads: large enough that a bucket of

@@ -12,6 +12,7 @@ use super::group_commit::GroupCommit;
 use super::keys::KeyLayout;
 use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
+use super::settings;
 use super::{
     resp, scan_reply, text, Chunk, Hit, HitStore, ScanCursor, StoreConfig, StoreError, UrlCounts,
     SCAN_CHUNK,
@@ -64,7 +65,7 @@ impl Store {
             layout: KeyLayout {
                 prefix: config.prefix.clone(),
             },
-            calendar: config.calendar,
+            calendar: config.calendar.clone(),
             retention: config.retention,
             counters,
             failures_logged: OncePerSecond::default(),
@@ -275,6 +276,15 @@ impl HitStore for Store {
     /// Whether Redis answers a PING now.
     fn ping(&self) -> Result<(), StoreError> {
         self.with_connection(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
+    }
+
+    /// One pipeline: an `HSETNX` per setting, then an `HMGET` of them all.
+    fn claim_settings(&self, settings: &[(&str, &str)]) -> Result<Vec<String>, StoreError> {
+        let mut pipe = redis::pipe();
+        for command in settings::claim_commands(&settings::key(&self.layout.prefix), settings) {
+            pipe.add_command(command);
+        }
+        self.with_connection(|conn| settings::claimed(pipe.query(&mut conn.redis)?))
     }
 }
 

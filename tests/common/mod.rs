@@ -134,6 +134,14 @@ impl Redis {
             .unwrap()
     }
 
+    pub fn hget_text(&self, key: &str, field: &str) -> Option<String> {
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query(&mut self.conn())
+            .unwrap()
+    }
+
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut self.conn()).unwrap();
         keys.sort();
@@ -240,6 +248,11 @@ impl HitMe {
     pub fn signal_and_wait(&mut self, signal: i32, limit: Duration) -> ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+        self.wait_exit(limit)
+    }
+
+    /// Waits (at most `limit`) for hitme to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -330,6 +343,7 @@ pub fn hitme_command(redis_url: &str, args: &[&str]) -> Command {
         "HITME_REDIS_CA_FILE",
         "HITME_THREADS",
         "HITME_POOL_SIZE",
+        "HITME_TIME_ZONE",
         "HITME_KEY_PREFIX",
         "HITME_WEEK_START",
         "HITME_GROUP_COMMIT",

@@ -58,6 +58,18 @@ pub fn slot_of_tag(tag: &str) -> u16 {
     crc % SLOTS as u16
 }
 
+/// The cluster slot of a whole key: that of its hash tag (the text between its first `{`
+/// and the next `}`, when not empty), or of the key.
+pub fn slot_of_key(key: &str) -> u16 {
+    let tag = key.find('{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.find('}')
+            .filter(|&close| close > 0)
+            .map(|close| &rest[..close])
+    });
+    slot_of_tag(tag.unwrap_or(key))
+}
+
 /// Key names in cluster mode.
 #[derive(Debug, Clone)]
 pub struct ClusterKeys {
@@ -106,6 +118,17 @@ mod tests {
     use super::*;
     use crate::buckets::{Calendar, WeekStart};
     use std::collections::BTreeSet;
+
+    #[test]
+    fn key_slots_follow_hash_tags_as_redis_computes_them() {
+        // The examples of Redis's CLUSTER KEYSLOT documentation.
+        assert_eq!(slot_of_key("somekey"), 11058);
+        assert_eq!(slot_of_key("foo{hash_tag}"), 2515);
+        assert_eq!(slot_of_key("bar{hash_tag}"), 2515);
+        // An empty tag is no tag: the whole key counts.
+        assert_eq!(slot_of_key("a{}b"), slot_of_tag("a{}b"));
+        assert_eq!(slot_of_key("hits:config"), slot_of_tag("hits:config"));
+    }
 
     #[test]
     fn slots_match_redis() {

@@ -109,10 +109,11 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInf
 use redis::{Cmd, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
 
 use self::conn::{Conn, Connector, Replication, SharedConnector};
-use self::keys::{index_shard, slot_of_tag, url_tag, ClusterKeys, INDEX_SHARDS};
+use self::keys::{index_shard, slot_of_key, slot_of_tag, url_tag, ClusterKeys, INDEX_SHARDS};
 use super::expiry::{expire_at, Retention};
 use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
+use super::settings;
 use super::{
     scan_reply, text, Chunk, Hit, HitStore, ScanCursor, StoreConfig, StoreError, UrlCounts,
     SCAN_CHUNK,
@@ -190,7 +191,7 @@ impl ClusterStore {
             keys: ClusterKeys {
                 prefix: prefix.clone(),
             },
-            calendar: config.calendar,
+            calendar: config.calendar.clone(),
             retention: config.retention,
             counters,
             hit_sha: redis::Script::new(HIT_SCRIPT).get_hash().to_string(),
@@ -369,7 +370,10 @@ impl HitStore for ClusterStore {
         let (next, urls) = self.run(&mut conn, |conn, connector| {
             let reply = conn.read(connector, &[(slot, sscan)], true)?.pop();
             let (next, members) = scan_reply(reply.unwrap_or(Value::Nil))?;
-            let urls = members.into_iter().map(text).collect::<RedisResult<Vec<_>>>()?;
+            let urls = members
+                .into_iter()
+                .map(text)
+                .collect::<RedisResult<Vec<_>>>()?;
             Ok((next, urls))
         })?;
         let reads: Vec<(u16, Cmd)> = urls
@@ -407,6 +411,19 @@ impl HitStore for ClusterStore {
             }),
         };
         Ok(Chunk { counts, next })
+    }
+
+    /// An `HSETNX` per setting and an `HMGET`, in one request to the node of `<prefix>:config`.
+    fn claim_settings(&self, settings: &[(&str, &str)]) -> Result<Vec<String>, StoreError> {
+        let key = settings::key(&self.keys.prefix);
+        let slot = slot_of_key(&key);
+        let commands: Vec<(u16, Cmd)> = settings::claim_commands(&key, settings)
+            .into_iter()
+            .map(|command| (slot, command))
+            .collect();
+        self.with_connection(|conn, connector| {
+            settings::claimed(conn.read(connector, &commands, true)?)
+        })
     }
 
     /// Whether every master answers a PING now.
