@@ -107,8 +107,9 @@ impl From<RankingError> for ApiError {
     }
 }
 
-/// Cuts client-supplied text echoed in errors to a readable length.
-fn truncate(s: &str, max: usize) -> &str {
+/// Cuts client-supplied text echoed in errors to a readable length: at most `max` bytes,
+/// on a character boundary.
+pub(super) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

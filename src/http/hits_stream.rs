@@ -1,24 +1,34 @@
 //! `GET /hits` as a stream: every URL's count in each period's bucket, written as the buckets
 //! are read from Redis chunk by chunk, so neither HitMe nor Redis ever holds a whole large
-//! bucket for it.
+//! bucket for it. A reader thread fetches the next chunks while the worker writes the last
+//! ones out, at most `AHEAD` chunks ahead.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use crate::buckets::Period;
 use crate::period::PerPeriod;
-use crate::store::{HitStore, ScanCursor, StoreError};
+use crate::store::{Chunk, HitStore, ScanCursor, StoreError};
+
+/// Chunks read ahead of what is written: enough to keep Redis busy while the worker writes.
+const AHEAD: usize = 2;
+
+/// The reader's chunks, bucket by bucket, in order; each bucket's last chunk has no `next`.
+type Chunks = Receiver<Result<(Period, i64, Chunk), StoreError>>;
 
 /// The JSON text of `GET /hits`, produced as it is read.
 pub struct AllCountsStream {
-    store: Arc<dyn HitStore>,
-    /// The buckets still to write, all-time first.
-    buckets: std::vec::IntoIter<(Period, i64)>,
-    /// The bucket being written, and where its next chunk starts (`None`: it is complete).
-    current: Option<(Period, i64, Option<ScanCursor>)>,
-    /// The URLs of the current bucket written so far: a chunked read may return one twice.
-    written: HashSet<String>,
+    chunks: Chunks,
+    /// The bucket being written, if one is open.
+    current: Option<(Period, i64)>,
+    /// Hashes of the URLs of the current bucket written so far: a chunked read may return one
+    /// twice. Eight bytes a URL rather than the URL (two of a bucket's URLs sharing a 64-bit
+    /// hash, about 1 in 10^7 at a million URLs, would lose one of them).
+    written: HashSet<u64>,
     out: Vec<u8>,
     sent: usize,
     done: bool,
@@ -29,9 +39,26 @@ impl AllCountsStream {
     /// that an unavailable Redis is an error before anything is sent.
     pub fn open(store: Arc<dyn HitStore>, starts: PerPeriod<i64>) -> Result<Self, StoreError> {
         let buckets: Vec<(Period, i64)> = starts.into_iter().collect();
+        let (send, chunks) = sync_channel(AHEAD);
+        std::thread::Builder::new()
+            .name("hitme-hits-reader".into())
+            .spawn(move || {
+                for (period, start) in buckets {
+                    let mut cursor = Some(ScanCursor::START);
+                    while let Some(at) = cursor {
+                        let chunk = store.scan(period, start, at);
+                        cursor = chunk.as_ref().ok().and_then(|c| c.next);
+                        let failed = chunk.is_err();
+                        // Gone: the client left, and the stream with it.
+                        if send.send(chunk.map(|c| (period, start, c))).is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Internal(format!("cannot start a thread for /hits: {e}")))?;
         let mut stream = AllCountsStream {
-            store,
-            buckets: buckets.into_iter(),
+            chunks,
             current: None,
             written: HashSet::new(),
             out: br#"{"status":"OK""#.to_vec(),
@@ -39,48 +66,43 @@ impl AllCountsStream {
             done: false,
         };
         stream.produce()?;
-        stream.produce()?;
         Ok(stream)
     }
 
-    /// Appends the next piece of the answer to `out`: an object's opening, one chunk of its
-    /// URLs, its closing, or the end.
+    /// Appends the next piece of the answer to `out`: one chunk of a bucket's URLs (opening
+    /// its object first, closing it after its last chunk), or the end.
     fn produce(&mut self) -> Result<(), StoreError> {
-        match self.current {
-            None => match self.buckets.next() {
-                Some((period, start)) => {
-                    self.out.extend_from_slice(b",\"");
-                    self.out.extend_from_slice(period.json_name().as_bytes());
-                    self.out.extend_from_slice(b"\":{");
-                    self.current = Some((period, start, Some(ScanCursor::START)));
-                    self.written.clear();
-                }
-                None => {
-                    self.out.push(b'}');
-                    self.done = true;
-                }
-            },
-            Some((period, start, Some(cursor))) => {
-                let chunk = self.store.scan(period, start, cursor)?;
-                for (url, count) in chunk.counts {
-                    if self.written.contains(&url) {
-                        continue;
-                    }
-                    if !self.written.is_empty() {
-                        self.out.push(b',');
-                    }
-                    serde_json::to_writer(&mut self.out, &url).expect("a string always serialises");
-                    self.out.push(b':');
-                    self.out
-                        .extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
-                    self.written.insert(url);
-                }
-                self.current = Some((period, start, chunk.next));
+        let Ok(next) = self.chunks.recv() else {
+            // Every bucket read.
+            self.out.push(b'}');
+            self.done = true;
+            return Ok(());
+        };
+        let (period, start, chunk) = next?;
+        if self.current != Some((period, start)) {
+            self.out.extend_from_slice(b",\"");
+            self.out.extend_from_slice(period.json_name().as_bytes());
+            self.out.extend_from_slice(b"\":{");
+            self.current = Some((period, start));
+            self.written.clear();
+        }
+        for (url, count) in chunk.counts {
+            let mut hasher = DefaultHasher::new();
+            url.hash(&mut hasher);
+            if !self.written.insert(hasher.finish()) {
+                continue;
             }
-            Some((_, _, None)) => {
-                self.out.push(b'}');
-                self.current = None;
+            if self.written.len() > 1 {
+                self.out.push(b',');
             }
+            serde_json::to_writer(&mut self.out, &url).expect("a string always serialises");
+            self.out.push(b':');
+            self.out
+                .extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+        }
+        if chunk.next.is_none() {
+            self.out.push(b'}');
+            self.current = None;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode;
 
 use super::canonical::{canonical_url, UrlRules};
-use super::error::ApiError;
+use super::error::{truncate, ApiError};
 use super::images::MAX_LABEL_CHARS;
 use crate::buckets::{Period, MAX_TIMESTAMP_MS};
 
@@ -236,13 +236,6 @@ fn whole_number(
 /// `parseInt`, Python's `int()`): the seed's own `ab_data` files end in a newline.
 fn trim_blanks(value: &str) -> &str {
     value.trim_matches([' ', '\t', '\r', '\n'])
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((end, _)) => &s[..end],
-        None => s,
-    }
 }
 
 /// Decodes one form value: `+` is a space, `%XX` a byte; the result must be UTF-8.
