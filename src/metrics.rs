@@ -21,6 +21,7 @@ pub struct Metrics {
     latency: HistogramVec,
     in_flight: IntGauge,
     accept_restarts: IntCounter,
+    hits_batched: IntCounter,
     redis_errors: IntCounter,
     unconfirmed_hits: IntCounter,
     pool_connections: IntGauge,
@@ -75,6 +76,11 @@ impl Metrics {
             "Times the accept loop died (e.g. out of file descriptors) and was restored.",
         )
         .expect("valid metric");
+        let hits_batched = IntCounter::new(
+            "hitme_hits_batched_total",
+            "Hits a worker recorded in one round trip with others it had taken together.",
+        )
+        .expect("valid metric");
         let redis_errors = IntCounter::new(
             "hitme_redis_errors_total",
             "Redis commands that failed: no connection, timeout or error reply.",
@@ -102,6 +108,7 @@ impl Metrics {
             Box::new(latency.clone()),
             Box::new(in_flight.clone()),
             Box::new(accept_restarts.clone()),
+            Box::new(hits_batched.clone()),
             Box::new(redis_errors.clone()),
             Box::new(unconfirmed_hits.clone()),
             Box::new(pool_connections.clone()),
@@ -117,6 +124,7 @@ impl Metrics {
             latency,
             in_flight,
             accept_restarts,
+            hits_batched,
             redis_errors,
             unconfirmed_hits,
             pool_connections,
@@ -141,6 +149,13 @@ impl Metrics {
 
     pub fn accept_loop_restarted(&self) {
         self.accept_restarts.inc();
+    }
+
+    /// `n` hits went to Redis in one round trip.
+    pub fn hits_batched(&self, n: usize) {
+        if n > 1 {
+            self.hits_batched.inc_by(n as u64);
+        }
     }
 
     /// The counters for the store to keep.

@@ -13,15 +13,18 @@ use crate::acceptor::Acceptor;
 use crate::config::Config;
 use crate::http::canonical::UrlRules;
 use crate::http::error::ApiError;
-use crate::http::{self, Answer, App, Reply};
+use crate::http::{self, Answer, App, Handled, Reply};
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::store::settings::{self, Refusal};
-use crate::store::{self, HitStore};
+use crate::store::{self, HitStore, StoreError};
 use crate::top::Rankings;
 
 /// How often an idle worker looks up to see whether HitMe is stopping.
 const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// The most requests a worker takes at once: those queued when it takes one, up to this.
+const MAX_BATCH: usize = 16;
 
 /// Stack of a thread that answers a request whose oversized body was left unread.
 const DRAIN_STACK_BYTES: usize = 64 * 1024;
@@ -200,11 +203,28 @@ impl Worker {
         }
     }
 
-    /// Answers the next request `server` has, if any within `IDLE_POLL`; false when HitMe is
-    /// stopping and nothing is left.
+    /// Answers the next request `server` has, if any within `IDLE_POLL`, with those queued
+    /// behind it; false when HitMe is stopping and nothing is left.
     fn serve_next(&self, server: &Arc<Server>) -> bool {
         match server.recv_timeout(IDLE_POLL) {
-            Ok(Some(request)) => self.answer(request),
+            Ok(Some(request)) => {
+                // Requests already waiting behind a keep-alive one are taken too (never
+                // waited for), so that their hits share one round trip to Redis. Not behind
+                // a request on a connection of its own (ab without -k): there it was
+                // measured to cost more than it saves (BENCHMARKS.md, "What was tried").
+                let batch = if keeps_alive(&request) { MAX_BATCH } else { 1 };
+                let mut requests = vec![request];
+                while requests.len() < batch {
+                    match server.try_recv() {
+                        Ok(Some(request)) => requests.push(request),
+                        _ => break,
+                    }
+                }
+                match requests.len() {
+                    1 => self.answer(requests.pop().expect("one request")),
+                    _ => self.answer_batch(requests),
+                }
+            }
             Ok(None) => return !self.acceptor.is_stopping(),
             Err(_) if self.acceptor.is_stopping() => {}
             Err(e) => restore_accepting(&self.app, &self.acceptor, server, &e.to_string()),
@@ -213,34 +233,67 @@ impl Worker {
     }
 
     fn answer(&self, mut request: Request) {
+        let started = Instant::now();
         let answer = {
-            let started = Instant::now();
             let _in_flight = self.app.metrics.in_flight();
-            let answer =
-                guarded(|| http::handle(&mut request, &self.app)).unwrap_or_else(|panic| {
-                    log::error!(
-                        "bug: handler panicked on {} {}: {panic}",
-                        request.method(),
-                        path_of(&request)
-                    );
-                    Answer {
-                        reply: Reply::error(&ApiError::internal(
-                            "internal error; it has been logged, please report it",
-                        )),
-                        route: "other",
-                        body_unread: false,
-                        keep_alive: false,
-                        cors: None,
-                        preflight: false,
-                    }
-                });
-            // Counted before the response goes out, so a client that reads /metrics after an
-            // answer always finds that answer counted.
-            self.app
-                .metrics
-                .observe(answer.route, answer.reply.status, started.elapsed());
-            answer
+            guarded(|| http::handle(&mut request, &self.app))
+                .unwrap_or_else(|panic| panicked(&request, &panic))
         };
+        self.send(request, answer, started);
+    }
+
+    /// Answers requests taken together: each is handled as it comes, except that the hits
+    /// among them are recorded together, in one round trip, and each answered once its own
+    /// MULTI/EXEC has returned.
+    fn answer_batch(&self, requests: Vec<Request>) {
+        let mut waiting = Vec::with_capacity(requests.len());
+        let mut hits = Vec::with_capacity(requests.len());
+        for mut request in requests {
+            let started = Instant::now();
+            let in_flight = self.app.metrics.in_flight();
+            let handled = guarded(|| http::handle_deferring_hits(&mut request, &self.app, true))
+                .unwrap_or_else(|panic| Handled::Answered(panicked(&request, &panic)));
+            match handled {
+                Handled::Hit(hit, answer) => {
+                    hits.push(hit);
+                    waiting.push((request, answer, started, in_flight));
+                }
+                Handled::Answered(answer) => {
+                    drop(in_flight);
+                    self.send(request, answer, started);
+                }
+            }
+        }
+        if hits.is_empty() {
+            return;
+        }
+        self.app.metrics.hits_batched(hits.len());
+        let outcomes = guarded(|| self.app.store.record_hits(hits)).unwrap_or_else(|panic| {
+            log::error!("bug: recording a batch of hits panicked: {panic}");
+            let bug =
+                StoreError::Internal("internal error; it has been logged, please report it".into());
+            vec![Err(bug); waiting.len()]
+        });
+        for ((request, answer, started, in_flight), outcome) in waiting.into_iter().zip(outcomes) {
+            drop(in_flight);
+            let answer = match outcome {
+                Ok(()) => answer,
+                Err(err) => Answer {
+                    reply: Reply::error(&ApiError::from(err)),
+                    ..answer
+                },
+            };
+            self.send(request, answer, started);
+        }
+    }
+
+    /// Counts `answer` and sends it.
+    fn send(&self, request: Request, answer: Answer, started: Instant) {
+        // Counted before the response goes out, so a client that reads /metrics after an
+        // answer always finds that answer counted.
+        self.app
+            .metrics
+            .observe(answer.route, answer.reply.status, started.elapsed());
         if log::log_enabled!(log::Level::Debug) {
             log::debug!(
                 "{} {} -> {}",
@@ -255,6 +308,41 @@ impl Worker {
         } else {
             respond(request, answer.reply, headers);
         }
+    }
+}
+
+/// Whether the client keeps its connection open after this request: HTTP/1.1 unless it
+/// says `Connection: close`, HTTP/1.0 only if it asks for keep-alive.
+fn keeps_alive(request: &Request) -> bool {
+    let connection = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Connection"))
+        .map(|h| h.value.as_str());
+    match request.http_version() {
+        tiny_http::HTTPVersion(1, 0) => {
+            connection.is_some_and(|c| c.eq_ignore_ascii_case("keep-alive"))
+        }
+        _ => !connection.is_some_and(|c| c.eq_ignore_ascii_case("close")),
+    }
+}
+
+/// The answer to a request whose handler panicked: a 500, and the bug logged.
+fn panicked(request: &Request, panic: &str) -> Answer {
+    log::error!(
+        "bug: handler panicked on {} {}: {panic}",
+        request.method(),
+        path_of(request)
+    );
+    Answer {
+        reply: Reply::error(&ApiError::internal(
+            "internal error; it has been logged, please report it",
+        )),
+        route: "other",
+        body_unread: false,
+        keep_alive: false,
+        cors: None,
+        preflight: false,
     }
 }
 

@@ -23,6 +23,14 @@ pub fn record_hit(
     body: &[u8],
     body_is_json: bool,
 ) -> Result<Reply, ApiError> {
+    app.store
+        .record_hit(hit_of(app, query, body, body_is_json)?)?;
+    Ok(Reply::ok())
+}
+
+/// The hit a `POST /hit` asks to record: its fields from the body (JSON or a form) over those
+/// of the query, checked.
+pub fn hit_of(app: &App, query: Fields, body: &[u8], body_is_json: bool) -> Result<Hit, ApiError> {
     let fields = if body.is_empty() {
         query
     } else if body_is_json {
@@ -32,8 +40,7 @@ pub fn record_hit(
     };
     let url = fields.require_url(&app.url_rules)?;
     let timestamp_ms = fields.timestamp_or(now_ms())?;
-    app.store.record_hit(Hit { url, timestamp_ms })?;
-    Ok(Reply::ok())
+    Ok(Hit { url, timestamp_ms })
 }
 
 /// `GET /hit?url=URL&timestamp=TS`: one URL's six counts.

@@ -26,7 +26,7 @@ use self::route::{Action, Lookup, Route};
 use crate::buckets::Calendar;
 use crate::metrics::Metrics;
 use crate::store::pool::PoolProbe;
-use crate::store::HitStore;
+use crate::store::{Hit, HitStore};
 use crate::top::Rankings;
 
 /// The largest request body accepted; a hit needs only a URL and a timestamp.
@@ -90,14 +90,32 @@ impl Answer {
     }
 }
 
+/// A request handled, or a hit to record first.
+pub enum Handled {
+    Answered(Answer),
+    /// A valid `POST /hit`: once the hit is recorded, `answer` (an OK) goes out; if recording
+    /// fails, the failure's error in its place.
+    Hit(Hit, Answer),
+}
+
 /// Answers one request. Never panics on client input; errors become JSON replies.
 pub fn handle(request: &mut Request, app: &App) -> Answer {
+    match handle_deferring_hits(request, app, false) {
+        Handled::Answered(answer) => answer,
+        Handled::Hit(..) => unreachable!("hits are recorded unless deferred"),
+    }
+}
+
+/// As [`handle`], but with `defer` a valid `POST /hit` is not recorded: its hit comes back
+/// with the answer to send once it is, so that a worker can record several in one round trip.
+pub fn handle_deferring_hits(request: &mut Request, app: &App, defer: bool) -> Handled {
     let (path, query) = match request.url().split_once('?') {
         Some((path, query)) => (path, query),
         None => (request.url(), ""),
     };
     let route = Route::of(path);
     let mut body_unread = false;
+    let mut deferred = None;
     let action = route.action(request.method(), path);
     let is_preflight = matches!(action, Ok(Action::Preflight(_)));
     let result = match action {
@@ -112,18 +130,28 @@ pub fn handle(request: &mut Request, app: &App) -> Answer {
         // The query is read first: a bad one is refused before the body is read.
         Ok(Action::RecordHit) => Fields::from_form(query.as_bytes()).and_then(|query| {
             let body = read_body(request).inspect_err(|_| body_unread = true)?;
-            handlers::record_hit(app, query, &body, is_json(request))
+            match defer {
+                false => handlers::record_hit(app, query, &body, is_json(request)),
+                true => handlers::hit_of(app, query, &body, is_json(request)).map(|hit| {
+                    deferred = Some(hit);
+                    Reply::ok()
+                }),
+            }
         }),
         Ok(Action::Lookup(action)) => look_up(action, query, app),
     };
     let cors = app.cors.allow(header(request, "Origin"));
-    Answer {
+    let answer = Answer {
         reply: result.unwrap_or_else(|err| Reply::error(&err)),
         route: route.label(),
         body_unread,
         keep_alive: wants_http10_keep_alive(request),
         preflight: cors.is_some() && is_preflight,
         cors,
+    };
+    match deferred {
+        Some(hit) => Handled::Hit(hit, answer),
+        None => Handled::Answered(answer),
     }
 }
 

@@ -40,6 +40,11 @@ pub type UrlCounts = PerPeriod<i64>;
 pub trait HitStore: Send + Sync {
     /// Records one hit in every bucket, atomically, in one round trip.
     fn record_hit(&self, hit: Hit) -> Result<(), StoreError>;
+    /// Records several hits, each atomically on its own; one outcome per hit, in order. A
+    /// backend that can send them in one round trip does.
+    fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
+        hits.into_iter().map(|hit| self.record_hit(hit)).collect()
+    }
     /// The counts of one URL in the buckets holding `timestamp_ms`.
     fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError>;
     /// The counts of one URL in the `period` buckets starting at `starts`.

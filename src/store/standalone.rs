@@ -225,6 +225,19 @@ impl HitStore for Store {
         }
     }
 
+    /// Records hits a worker took together: each its own MULTI/EXEC, all in one write and
+    /// one round trip on one connection.
+    fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
+        let hits: Vec<QueuedHit> = hits
+            .into_iter()
+            .map(|hit| QueuedHit {
+                starts: self.calendar.starts(hit.timestamp_ms),
+                url: hit.url,
+            })
+            .collect();
+        self.commit(&hits)
+    }
+
     /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
     fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError> {
         let mut pipe = redis::pipe();
