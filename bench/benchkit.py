@@ -16,9 +16,26 @@ awkward in bash:
                                          plot.p-style graph per target from ab's -g files
   benchkit.py bodyurl FILE               print the url= field of a form-encoded ab body,
                                          decoded: the Redis field its hits count in
+
+For --urls N (reads at scale), each printing key=value lines for the report:
+
+  benchkit.py fill PORT PREFIX N WEEKSTART  write N URLs straight into a Redis, in the
+                                         standalone layout, one hash per current bucket
+  benchkit.py topbench PORT TS WARM      time GET /top for each period: one cold request,
+                                         then WARM sequential ones
+  benchkit.py pollers PORT TS N DEADLINE N dashboards, each GET /top of the six periods once
+                                         a second, until SIGTERM or DEADLINE seconds
+  benchkit.py hitscheck FILE REDISPORT PREFIX TS WEEKSTART
+                                         compare a /hits answer with the Redis hashes
+  benchkit.py slowlog PORT               SLOWLOG LEN and its slowest entries
+  benchkit.py urlsreport DIR SETTINGS    the --urls table with its goals (results.md, stdout)
 """
 
 import csv
+import datetime
+import http.client
+import json
+import math
 import os
 import random
 import re
@@ -26,6 +43,8 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
+import time
 import urllib.parse
 
 # Columns of the raw CSV, one row per run. BENCHMARKS.md explains each one.
@@ -361,7 +380,45 @@ def machine_facts():
     return facts
 
 
-def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir):
+def floor_section(s, targets, floor):
+    """HitMe against the design floor: the ratios the goals are stated in, and the CPU each
+    request costs the server, Redis and the load generator, per target."""
+    md = ["\n## Against the design floor\n"]
+    if floor not in targets:
+        return md + ["The floor did not run (`--no-floor`).\n"]
+    md.append(f"`{floor}` is HitMe's own server without HitMe's work (same socket, tiny_http "
+              f"and worker threads, a fixed answer, no Redis): what the design costs. Ratios "
+              f"are each target's figure over the floor's in the same run. CPU per request is "
+              f"the median run's CPU seconds over its requests.\n")
+    md.append("| tool | c | target | req/s | ÷ floor | p99 ms | p99 ÷ floor | server µs/req "
+              "| Redis µs/req | client µs/req |")
+    md.append("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+    def per_req(m, k):
+        v, n = m.get(k), m.get("requests")
+        return f"{v / n * 1e6:.1f}" if v is not None and n else "-"
+
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if a is not None and b else "-"
+
+    for tool in ("ab", "wrk"):
+        for c in sorted({c for (tl, c, _) in s if tl == tool}):
+            f = s.get((tool, c, floor))
+            for t in targets:
+                m = s.get((tool, c, t))
+                if not m:
+                    continue
+                md.append(
+                    f"| {tool} | {c} | {t} | {fnum(m['rps'], 'int')} | "
+                    f"{ratio(m['rps'], f['rps'] if f else None) if t != floor else '1'} | "
+                    f"{fnum(m['p99_ms'], 'ms')} | "
+                    f"{ratio(m['p99_ms'], f['p99_ms'] if f else None) if t != floor else '1'} | "
+                    f"{per_req(m, 'server_cpu_s')} | {per_req(m, 'redis_cpu_s')} | "
+                    f"{per_req(m, 'client_cpu_s')} |")
+    return md
+
+
+def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir, floor="floor"):
     rows = load_runs(csv_path)
     s = summarize(rows)
     targets = in_order(rows, "target")
@@ -415,6 +472,8 @@ def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir):
             md.append(f"| {t} | " + " | ".join(cells) + " |")
     else:
         md.append("No level between 1024 and 4096 was run.")
+
+    md += floor_section(s, targets, floor)
 
     md.append(f"\n## All runs: medians of {reps} repetition{'s' if reps > 1 else ''}\n")
     md.append("Ratios to `" + ref + "` in brackets where it has a non-zero figure. CPU is "
@@ -523,8 +582,10 @@ def gnuplot(bench_dir, script, **var):
     return True
 
 
-def write_results(outdir, title, settings_path, md, gfiles, graphs):
-    """results.md (settings, machine, the tables, the files, the graphs); tables to stdout."""
+def write_results(outdir, title, settings_path, md, gfiles, graphs, files=None):
+    """results.md (settings, machine, the tables, the files, the graphs); tables to stdout.
+
+    files: the lines of the Files section, when not the sweep's."""
     tables = "\n".join(md) + "\n"
     head = [title + "\n"]
     head.append("## Settings and machine\n")
@@ -535,9 +596,10 @@ def write_results(outdir, title, settings_path, md, gfiles, graphs):
     for k, v in machine_facts():
         head.append(f"- {k}: {v}")
     head.append("")
-    files = ["- `runs.csv`: one row per run (every repetition), `summary.csv`: the medians",
-             f"- `raw/`: each run's ab or wrk output, {gfiles}, the servers' logs and the "
-             "nginx config"]
+    files = list(files) if files is not None else [
+        "- `runs.csv`: one row per run (every repetition), `summary.csv`: the medians",
+        f"- `raw/`: each run's ab or wrk output, {gfiles}, the servers' logs and the "
+        "nginx config"]
     for g in graphs:
         files.append(f"- `{g}`")
     tail = ["\n## Files\n"] + files + [""]
@@ -687,6 +749,482 @@ def seed_report(csv_path, outdir, ref, settings_path, bench_dir):
                   "ab's `-g` file of every run", graphs)
 
 
+# ------------------------------------------------------------- --urls: reads at scale
+
+# The periods of GET /top, all-time first, and the field of each in GET /hits.
+PERIODS = ["all", "month", "week", "day", "hour", "minute"]
+HITS_FIELD = {"all": "all_time", "month": "last_month", "week": "last_week",
+              "day": "last_day", "hour": "last_hour", "minute": "last_minute"}
+DAY_MS = 86_400_000
+# Counts of the filled URLs: URL i has max(1, floor(PEAK[p] / (i + 1) ** ZIPF)) hits in the
+# bucket of period p, a Zipf-like long tail in which every URL is in every bucket (the most
+# URLs a read of that bucket can meet).
+ZIPF = 0.8
+PEAK = {"all": 1_000_000, "month": 100_000, "week": 30_000, "day": 5_000, "hour": 300,
+        "minute": 20}
+FILL_BATCH = 1000      # fields per HSET
+FILL_IN_FLIGHT = 64    # HSETs sent and not yet answered, at most
+
+
+class RedisError(Exception):
+    pass
+
+
+class Resp:
+    """A minimal Redis client (RESP2) over one loopback TCP connection."""
+
+    def __init__(self, port, timeout=120):
+        self.sock = socket.create_connection(("127.0.0.1", int(port)), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.sock.makefile("rb")
+
+    @staticmethod
+    def encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def reply(self):
+        line = self.f.readline()
+        if not line.endswith(b"\r\n"):
+            raise RedisError("connection closed")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RedisError(rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2]
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise RedisError(f"unexpected reply {line[:40]!r}")
+
+    def call(self, *args):
+        self.sock.sendall(self.encode(args))
+        return self.reply()
+
+    def info(self, section):
+        text = self.call("INFO", section).decode()
+        return dict(l.split(":", 1) for l in text.splitlines() if ":" in l and l[0] != "#")
+
+
+def bucket_starts(ms, week_start="monday"):
+    """The start (ms) of the bucket of each period holding ms, as HitMe computes them: UTC,
+    weeks from Monday (or Sunday), months from the 1st; None for all-time."""
+    day = ms - ms % DAY_MS
+    dt = datetime.datetime.fromtimestamp(ms // 1000, tz=datetime.timezone.utc)
+    into_week = dt.weekday() if week_start == "monday" else (dt.weekday() + 1) % 7
+    month = datetime.datetime(dt.year, dt.month, 1, tzinfo=datetime.timezone.utc)
+    return {"all": None, "month": int(month.timestamp()) * 1000,
+            "week": day - into_week * DAY_MS, "day": day, "hour": ms - ms % 3_600_000,
+            "minute": ms - ms % 60_000}
+
+
+def bucket_key(prefix, period, start):
+    return f"{prefix}:all" if period == "all" else f"{prefix}:{period}:{start}"
+
+
+def fill_url(i):
+    return b"http://site.example/page/%d" % i
+
+
+def fill(port, prefix, n, week_start):
+    """N URLs straight into Redis: one HSET of FILL_BATCH fields at a time per bucket hash,
+    pipelined (at most FILL_IN_FLIGHT unanswered), every reply checked."""
+    now = int(time.time() * 1000)
+    starts = bucket_starts(now, week_start)
+    keys = [(p, bucket_key(prefix, p, starts[p]).encode()) for p in PERIODS]
+    r = Resp(port)
+    added, pending = 0, 0
+    t0 = time.monotonic()
+    for lo in range(0, n, FILL_BATCH):
+        hi = min(n, lo + FILL_BATCH)
+        fields = []
+        for i in range(lo, hi):
+            u = fill_url(i)
+            fields.append(b"$%d\r\n%s\r\n" % (len(u), u))
+        weights = [(i + 1) ** -ZIPF for i in range(lo, hi)]
+        for p, key in keys:
+            peak = PEAK[p]
+            parts = [b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * (hi - lo), len(key), key)]
+            for f, w in zip(fields, weights):
+                v = b"%d" % max(1, int(peak * w))
+                parts.append(f)
+                parts.append(b"$%d\r\n%s\r\n" % (len(v), v))
+            r.sock.sendall(b"".join(parts))
+            pending += 1
+            while pending > FILL_IN_FLIGHT:
+                added += r.reply()
+                pending -= 1
+    while pending:
+        added += r.reply()
+        pending -= 1
+    secs = time.monotonic() - t0
+    print(f"fill_urls={n}")
+    print(f"fill_ts={now}")
+    print(f"fill_seconds={secs:.2f}")
+    print(f"fill_fields_added={added}")
+    print(f"fill_week_start={week_start}")
+    for p, key in keys:
+        print(f"bucket_{p}={'' if starts[p] is None else starts[p]}")
+        print(f"key_{p}={key.decode()}")
+        print(f"hlen_{p}={r.call('HLEN', key)}")
+    enc = r.call("OBJECT", "ENCODING", keys[0][1])
+    print(f"fill_encoding={enc.decode() if enc else ''}")
+    print(f"redis_used_memory_after_fill={r.info('memory')['used_memory']}")
+    print(f"fill_example={fill_url(0).decode()} {max(1, int(PEAK['all']))} all-time, "
+          f"{fill_url(n - 1).decode()} {max(1, int(PEAK['all'] * n ** -ZIPF))}")
+
+
+def http_get(port, path, timeout):
+    """One GET on a new connection: (status, body, seconds); status 0 on a transport error
+    (the body is then the error)."""
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        status = resp.status
+    except (OSError, http.client.HTTPException) as e:
+        status, body = 0, str(e).encode()
+    finally:
+        conn.close()
+    return status, body, time.perf_counter() - t0
+
+
+def pctl(vals, q):
+    """Nearest-rank percentile: the smallest value with at least q of the values at or below
+    it (of 50 values, p50 is the 25th and p99 the 50th, the largest)."""
+    s = sorted(vals)
+    return s[max(0, math.ceil(q * len(s)) - 1)] if s else None
+
+
+def ms(v):
+    return "" if v is None else f"{v * 1000:.2f}"
+
+
+def topbench(port, ts, warm, pause=3.0, timeout=300):
+    """GET /top?period=P&timestamp=TS for each period: after `pause` seconds (longer than the
+    2 s a ranking is kept), one cold request, then `warm` sequential ones."""
+    for p in PERIODS:
+        path = f"/top?period={p}&timestamp={ts}"
+        time.sleep(pause)
+        status, body, cold = http_get(port, path, timeout)
+        print(f"top_{p}_status={status}")
+        if status != 200:
+            print(f"hitme: /top?period={p}: HTTP {status}, recorded n/a", file=sys.stderr)
+            # 404: no /top in this build. Anything else: say what it was and go on.
+            why = "no /top (404)" if status == 404 else body[:200].decode(errors="replace")
+            print(f"top_{p}_note={why}")
+            continue
+        print(f"top_{p}_cold_ms={ms(cold)}")
+        try:
+            a = json.loads(body)
+            print(f"top_{p}_urls={a.get('urls', '')}")
+            print(f"top_{p}_total={a.get('total', '')}")
+            print(f"top_{p}_start={'' if a.get('start') is None else a.get('start')}")
+            print(f"top_{p}_page={len(a.get('top') or [])}")
+        except ValueError:
+            print(f"top_{p}_note=the answer is not JSON")
+        times, bad = [], 0
+        t0 = time.monotonic()
+        for _ in range(warm):
+            st, _, t = http_get(port, path, timeout)
+            times.append(t)
+            bad += st != 200
+        print(f"top_{p}_warm_n={warm}")
+        print(f"top_{p}_warm_seconds={time.monotonic() - t0:.3f}")
+        print(f"top_{p}_warm_non200={bad}")
+        for q, name in ((0.5, "p50"), (0.99, "p99")):
+            print(f"top_{p}_warm_{name}_ms={ms(pctl(times, q))}")
+        print(f"top_{p}_warm_max_ms={ms(max(times) if times else None)}")
+        sys.stdout.flush()
+        print(f"hitme: /top?period={p}: cold {ms(cold)} ms, warm p50 {ms(pctl(times, 0.5))} "
+              f"ms, p99 {ms(pctl(times, 0.99))} ms", file=sys.stderr)
+
+
+def pollers(port, ts, n, deadline, timeout=30):
+    """N dashboards: each GETs /top for the six periods, one after the other, once a second
+    (the next round starts a second after the last one started, or at once when a round took
+    longer), until SIGTERM or `deadline` seconds. Prints what they saw."""
+    import signal
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    lock = threading.Lock()
+    times, statuses, late = [], {}, [0]
+    end = time.monotonic() + deadline
+
+    def poll(k):
+        # Staggered over the first second, as dashboards opened at different moments are.
+        if stop.wait(k / n):
+            return
+        while not stop.is_set() and time.monotonic() < end:
+            t0 = time.monotonic()
+            for p in PERIODS:
+                if stop.is_set():
+                    return
+                st, _, t = http_get(port, f"/top?period={p}&timestamp={ts}", timeout)
+                with lock:
+                    times.append(t)
+                    statuses[st] = statuses.get(st, 0) + 1
+            took = time.monotonic() - t0
+            if took > 1:
+                with lock:
+                    late[0] += 1
+            stop.wait(max(0.0, 1 - took))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=poll, args=(k,), daemon=True) for k in range(n)]
+    for t in threads:
+        t.start()
+    while not stop.is_set() and time.monotonic() < end:
+        stop.wait(0.2)
+    stop.set()
+    # A poller in the middle of a request finishes it; one still waiting after 15 s is left
+    # out (its thread dies with the process).
+    joined_by = time.monotonic() + 15
+    for t in threads:
+        t.join(max(0.0, joined_by - time.monotonic()))
+    with lock:
+        print(f"pollers_n={n}")
+        print(f"pollers_seconds={time.monotonic() - started:.1f}")
+        print(f"pollers_requests={len(times)}")
+        print(f"pollers_ok={statuses.get(200, 0)}")
+        print(f"pollers_statuses={' '.join(f'{k}:{v}' for k, v in sorted(statuses.items()))}")
+        print(f"pollers_late_rounds={late[0]}")
+        for q, name in ((0.5, "p50"), (0.99, "p99")):
+            print(f"pollers_{name}_ms={ms(pctl(times, q))}")
+        print(f"pollers_max_ms={ms(max(times) if times else None)}")
+
+
+HITSCHECK_MAX_BYTES = 64 << 20
+
+
+def hscan_all(r, key):
+    """A hash's fields and counts, read with HSCAN a thousand at a time (an HGETALL of a big
+    hash would itself land in the SLOWLOG being measured)."""
+    out, cursor = {}, b"0"
+    while True:
+        cursor, items = r.call("HSCAN", key, cursor, "COUNT", 1000)
+        for i in range(0, len(items), 2):
+            out[items[i].decode()] = int(items[i + 1])
+        if cursor == b"0":
+            return out
+
+
+def hitscheck(path, port, prefix, ts, week_start):
+    """Whether a /hits answer lists, per period, exactly the URLs and counts of its bucket
+    hash. Skipped above HITSCHECK_MAX_BYTES (parsing it would weigh on the machine)."""
+    size = os.path.getsize(path)
+    if size > HITSCHECK_MAX_BYTES:
+        print(f"hits_check=not checked ({size} bytes, over {HITSCHECK_MAX_BYTES})")
+        return
+    try:
+        with open(path, "rb") as f:
+            answer = json.load(f)
+    except ValueError as e:
+        print(f"hits_check=not JSON: {e}")
+        return
+    starts = bucket_starts(int(ts), week_start)
+    r = Resp(port)
+    off = []
+    for p in PERIODS:
+        got = answer.get(HITS_FIELD[p])
+        want = hscan_all(r, bucket_key(prefix, p, starts[p]))
+        if got != want:
+            n = len(got) if isinstance(got, dict) else "no"
+            off.append(f"{HITS_FIELD[p]}: {n} URLs against {len(want)} in Redis")
+    print("hits_check=" + ("exact (every URL and count of the six buckets)" if not off
+                           else "; ".join(off)))
+
+
+def slowlog(port, top=5):
+    r = Resp(port)
+    print(f"slowlog_len={r.call('SLOWLOG', 'LEN')}")
+    entries = r.call("SLOWLOG", "GET", top) or []
+    for k, e in enumerate(entries, 1):
+        # id, unix time, microseconds, [command, args...], client, client name
+        args = [a.decode(errors="replace") if isinstance(a, bytes) else str(a) for a in e[3]]
+        shown = " ".join(a if len(a) <= 60 else a[:57] + "..." for a in args[:6])
+        if len(args) > 6:
+            shown += f" ... ({len(args)} arguments)"
+        print(f"slowlog_{k}={e[2]} us: {shown}")
+
+
+def read_facts(path):
+    facts = {}
+    for line in _read(path).splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            facts[k.strip()] = v.strip()
+    return facts
+
+
+def urls_report(outdir, settings_path):
+    """The --urls table: each figure next to its goal."""
+    f = read_facts(os.path.join(outdir, "urls.txt"))
+    csv_path = os.path.join(outdir, "runs.csv")
+    rows = []
+    if os.path.exists(csv_path) and os.path.getsize(csv_path):
+        with open(csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    alone = next((r for r in rows if "pollers" not in r["note"]), None)
+    polled = next((r for r in rows if "pollers" in r["note"]), None)
+
+    def num(k):
+        try:
+            return float(f[k])
+        except (KeyError, ValueError):
+            return None
+
+    def verdict(ok):
+        return "-" if ok is None else ("yes" if ok else "**no**")
+
+    def msf(v):
+        return "n/a" if v is None else fnum(v, "ms") + " ms"
+
+    def mib(kib):
+        return "-" if kib is None else f"{kib / 1024:.0f} MiB"
+
+    n = f.get("fill_urls", "?")
+    md = [f"## Reads at scale: {int(n):,} URLs\n" if n.isdigit() else "## Reads at scale\n"]
+    if "fill_ts" in f:
+        md.append(f"Filled straight into Redis: {int(n):,} URLs (`http://site.example/page/<i>`) "
+                  f"in each of the six current buckets (`{f.get('key_all')}`, "
+                  f"`{f.get('key_minute')}`, ...), {int(num('fill_fields_added') or 0):,} hash "
+                  f"fields in {f.get('fill_seconds')} s; counts max(1, floor(C / (i+1)^{ZIPF})) "
+                  f"with C = {', '.join(f'{PEAK[p]:,} ({p})' for p in PERIODS)}. Hash encoding "
+                  f"`{f.get('fill_encoding')}`; Redis used_memory {mib((num('redis_used_memory_after_fill') or 0) / 1024)} "
+                  f"after the fill. Every read asks for the buckets of the fill's moment "
+                  f"(`timestamp={f['fill_ts']}`), so that each meets all {int(n):,} URLs "
+                  f"however long the run takes (plus `http://www.olark.com/`, which the "
+                  f"kit's check that HitMe answers counts, when it lands in the same "
+                  f"buckets).\n")
+    md.append("| measure | figure | goal | met |")
+    md.append("| --- | --- | --- | --- |")
+    peaks = []
+    for p in PERIODS:
+        st = f.get(f"top_{p}_status")
+        if st is None:
+            continue
+        if st != "200":
+            md.append(f"| `/top?period={p}` | n/a: {f.get(f'top_{p}_note', 'HTTP ' + st)} | "
+                      f"cold ≤ 500 ms, warm p50 ≤ 20 ms | - |")
+            continue
+        cold, p50 = num(f"top_{p}_cold_ms"), num(f"top_{p}_warm_p50_ms")
+        urls = f.get(f"top_{p}_urls", "?")
+        md.append(f"| `/top?period={p}` cold ({urls} URLs ranked) | {msf(cold)} | ≤ 500 ms | "
+                  f"{verdict(cold <= 500 if cold is not None else None)} |")
+        wn = f.get(f"top_{p}_warm_n", "?")
+        md.append(f"| `/top?period={p}` warm, p50 / p99 / max of {wn} | {msf(p50)} / "
+                  f"{msf(num(f'top_{p}_warm_p99_ms'))} / {msf(num(f'top_{p}_warm_max_ms'))} | "
+                  f"p50 ≤ 20 ms | {verdict(p50 <= 20 if p50 is not None else None)} |")
+    if "top_peak_rss_kib" in f:
+        peaks.append(("the six `/top` reads", num("top_peak_rss_kib")))
+
+    def hits_row(label, pre, judge):
+        if f"{pre}_total_s" not in f:
+            return
+        secs, size = num(f"{pre}_total_s"), num(f"{pre}_bytes")
+        ok = f.get(f"{pre}_status") == "200" and f.get(f"{pre}_exit") == "0"
+        fig = (f"{secs:.2f} s, {(size or 0) / 1e6:.1f} MB, first byte after "
+               f"{(num(pre + '_ttfb_s') or 0) * 1000:.0f} ms")
+        if not ok:
+            fig += (f" (HTTP {f.get(pre + '_status')}, curl exit {f.get(pre + '_exit')}: "
+                    "incomplete)")
+        md.append(f"| {label} | {fig} | {'≤ 1.5 s' if judge else 'information'} | "
+                  f"{verdict(ok and secs <= 1.5) if judge else '-'} |")
+    hits_row("`GET /hits`, one request", "hits1", True)
+    if "hits1_check" in f:
+        md.append(f"| `GET /hits` answer against Redis | {f['hits1_check']} | "
+                  "every URL, exact | "
+                  f"{verdict(f['hits1_check'].startswith('exact')) if not f['hits1_check'].startswith('not checked') else '-'} |")
+    for k in (1, 2, 3):
+        hits_row(f"`GET /hits`, three at once: request {k}", f"hits3_{k}", False)
+    if "hits3_wall_s" in f:
+        md.append(f"| `GET /hits`, three at once: all done after | {num('hits3_wall_s'):.2f} s "
+                  f"| information | - |")
+    if "hits1_peak_rss_kib" in f:
+        peaks.append(("one `/hits`", num("hits1_peak_rss_kib")))
+    if "hits3_peak_rss_kib" in f:
+        peaks.append(("three `/hits` at once", num("hits3_peak_rss_kib")))
+
+    def ab_fig(r):
+        if r is None:
+            return None, "not run"
+        rps, p99, mx = fval(r, "rps"), fval(r, "p99_ms"), fval(r, "max_ms")
+        fig = (f"{fnum(rps, 'int')} req/s, p99 {fnum(p99, 'ms')} ms, max {fnum(mx, 'ms')} ms, "
+               f"failed {r['failed'] or '-'}, non-2xx {r['non_2xx'] or '-'}, count "
+               f"{r['redis_check']}")
+        return rps, fig
+    c = (alone or polled or {}).get("concurrency", "?")
+    nreq = (alone or polled or {}).get("requests", "?")
+    rps0, fig0 = ab_fig(alone)
+    md.append(f"| `POST /hit` alone (`ab -c {c} -n {nreq}`) | {fig0} | reference for the next "
+              f"row | - |")
+    if alone is not None and fval(alone, "server_peak_rss_kib") is not None:
+        peaks.append(("`POST /hit` alone", fval(alone, "server_peak_rss_kib")))
+    if polled is not None or "pollers_n" in f:
+        rps1, fig1 = ab_fig(polled)
+        ratio = rps1 / rps0 if rps0 and rps1 is not None else None
+        mx = fval(polled, "max_ms") if polled else None
+        clean_run = polled is not None and clean(polled)
+        if ratio is not None:
+            fig1 = fig1.replace(" req/s", f" req/s ({ratio:.2f}×)", 1)
+        md.append(f"| `POST /hit` with {f.get('pollers_n', '?')} `/top` pollers | {fig1} | "
+                  f"≥ 0.8× alone, max ≤ 100 ms, none failed | "
+                  f"{verdict(clean_run and ratio >= 0.8 and mx is not None and mx <= 100) if ratio is not None else '-'} |")
+        if "pollers_requests" in f:
+            md.append(f"| the pollers' `/top` requests meanwhile | {f['pollers_requests']} in "
+                      f"{f.get('pollers_seconds')} s (status:count {f.get('pollers_statuses')}), "
+                      f"p50 / p99 / max {msf(num('pollers_p50_ms'))} / "
+                      f"{msf(num('pollers_p99_ms'))} / {msf(num('pollers_max_ms'))}; "
+                      f"rounds over 1 s: {f.get('pollers_late_rounds')} | information | - |")
+        if polled is not None and fval(polled, "server_peak_rss_kib") is not None:
+            peaks.append(("`POST /hit` with pollers", fval(polled, "server_peak_rss_kib")))
+    if "start_peak_rss_kib" in f:
+        peaks.insert(0, ("start and fill", num("start_peak_rss_kib")))
+    if peaks:
+        top = max(v for _, v in peaks if v is not None)
+        how = ("VmHWM reset before each phase" if f.get("peak_reset") == "yes"
+               else "lifetime VmHWM: it could not be reset between phases")
+        md.append(f"| HitMe peak RSS, highest phase ({how}) | {mib(top)}: "
+                  + ", ".join(f"{name} {mib(v)}" for name, v in peaks)
+                  + f" | ≤ 150 MB (143 MiB) | {verdict(top * 1024 <= 150e6)} |")
+    if "slowlog_len" in f:
+        sl = int(f["slowlog_len"])
+        md.append(f"| Redis `SLOWLOG` (commands over 10 ms) | {sl} entr{'y' if sl == 1 else 'ies'} "
+                  f"| empty | {verdict(sl == 0)} |")
+        entries = [f[k] for k in sorted(x for x in f if re.fullmatch(r"slowlog_\d+", x))]
+        if entries:
+            md.append("\nSlowest `SLOWLOG` entries (microseconds: command):\n")
+            md.extend(f"- {e}" for e in entries)
+    if "redis_used_memory_end" in f:
+        md.append(f"\nRedis used_memory at the end: {mib(num('redis_used_memory_end') / 1024)}.")
+    notes = [r["note"] for r in rows
+             if r.get("note") and not re.fullmatch(r"beside \d+ /top pollers", r["note"])]
+    if notes:
+        md.append("\nNotes from the ab runs: " + "; ".join(notes))
+
+    with open(os.path.join(outdir, "summary.csv"), "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["key", "value"])
+        for k, v in f.items():
+            w.writerow([k, v])
+    files = ["- `urls.txt`: every figure taken (key=value), also in `summary.csv`",
+             "- `runs.csv`: the two ab runs, as the main sweep records them",
+             "- `raw/`: ab's output, curl's for `/hits`, the servers' logs"]
+    write_results(outdir, "# HitMe: reads at scale (`--urls`)", settings_path, md, "", [],
+                  files=files)
+
+
 def main(argv):
     if len(argv) < 2:
         die(__doc__)
@@ -703,6 +1241,23 @@ def main(argv):
         seed_report(argv[2], argv[3], argv[4], argv[5], argv[6])
     elif cmd == "bodyurl":
         bodyurl(argv[2])
+    elif cmd == "fill":
+        # fill PORT PREFIX N WEEKSTART
+        fill(argv[2], argv[3], int(argv[4]), argv[5])
+    elif cmd == "topbench":
+        # topbench PORT TS WARM
+        topbench(argv[2], argv[3], int(argv[4]))
+    elif cmd == "pollers":
+        # pollers PORT TS N DEADLINE_S
+        pollers(argv[2], argv[3], int(argv[4]), float(argv[5]))
+    elif cmd == "hitscheck":
+        # hitscheck FILE REDISPORT PREFIX TS WEEKSTART
+        hitscheck(argv[2], argv[3], argv[4], argv[5], argv[6])
+    elif cmd == "slowlog":
+        slowlog(argv[2])
+    elif cmd == "urlsreport":
+        # urlsreport DIR SETTINGS
+        urls_report(argv[2], argv[3])
     else:
         die(f"unknown command {cmd}")
 
