@@ -178,11 +178,15 @@ struct Slot {
 impl Slot {
     /// The kept ranking, if it may be served while another request reads the bucket again:
     /// within `MAX_AGE`; or, for a bucket whose read takes longer than the time a refresh
-    /// has (`MAX_AGE - REFRESH_AFTER`), the last one read, as fresh as reading allows.
+    /// has (`MAX_AGE - REFRESH_AFTER`), within `MAX_AGE` and two reads, as fresh as reading
+    /// allows.
     fn servable(&self) -> Option<(Duration, Arc<Ranking>)> {
-        let slow = self.took > MAX_AGE - REFRESH_AFTER;
+        let limit = match self.took > MAX_AGE - REFRESH_AFTER {
+            true => MAX_AGE + 2 * self.took,
+            false => MAX_AGE,
+        };
         let (at, ranking) = self.kept.as_ref()?;
-        (at.elapsed() < MAX_AGE || slow).then(|| (at.elapsed(), ranking.clone()))
+        (at.elapsed() < limit).then(|| (at.elapsed(), ranking.clone()))
     }
 }
 
