@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use redis::{ErrorKind, RedisError, RedisResult};
+use redis::{ErrorKind, RedisError, RedisResult, Value};
 
 /// A connection that has been idle this long is checked with a PING before use; busier ones
 /// are not, so a hit costs one round trip, and a failure on them drops them anyway.
@@ -91,4 +91,25 @@ pub fn probe<M: r2d2::ManageConnection>(pool: &r2d2::Pool<M>) -> PoolProbe {
             idle: state.idle_connections,
         }
     })
+}
+
+/// Sends `packed` commands and reads their replies, keeping those after the first `skip`,
+/// and gives up at the first failure: redis-rs's own pipelines wait out the read timeout once
+/// per reply, which turns a frozen Redis into a hang of many timeouts. Error replies come back
+/// as values, for the caller to check.
+pub fn round_trip(
+    redis: &mut redis::Connection,
+    packed: &[u8],
+    skip: usize,
+    keep: usize,
+) -> RedisResult<Vec<Value>> {
+    redis.send_packed_command(packed)?;
+    let mut values = Vec::with_capacity(keep);
+    for i in 0..skip + keep {
+        let value = redis.recv_response()?;
+        if i >= skip {
+            values.push(value);
+        }
+    }
+    Ok(values)
 }

@@ -365,16 +365,9 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Sends `packed` commands and reads `replies` replies, giving up at the first failure:
-    /// redis-rs's own pipelines wait out the read timeout once per reply, which turns a frozen
-    /// Redis into a hang of many timeouts.
+    /// Sends `packed` commands and reads `replies` replies ([`pool::round_trip`]).
     fn round_trip(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
-        self.redis.send_packed_command(packed)?;
-        let mut values = Vec::with_capacity(replies);
-        for _ in 0..replies {
-            values.push(self.redis.recv_response()?);
-        }
-        Ok(values)
+        pool::round_trip(&mut self.redis, packed, 0, replies)
     }
 
     /// Runs a non-atomic pipeline and converts its replies.

@@ -5,6 +5,8 @@ use std::time::Duration;
 use redis::cluster::Connect;
 use redis::{ConnectionLike, IntoConnectionInfo, RedisError, RedisResult, Value};
 
+use crate::store::pool;
+
 /// A connection to one cluster node, bounded by the timeout from the start, and failing at
 /// once after its first I/O error.
 ///
@@ -99,18 +101,7 @@ impl ConnectionLike for NodeConn {
         count: usize,
     ) -> RedisResult<Vec<Value>> {
         self.usable()?;
-        let redis = &mut self.redis;
-        let result = (|| {
-            redis.send_packed_command(cmd)?;
-            let mut values = Vec::with_capacity(count);
-            for i in 0..offset + count {
-                let value = redis.recv_response()?;
-                if i >= offset {
-                    values.push(value);
-                }
-            }
-            Ok(values)
-        })();
+        let result = pool::round_trip(&mut self.redis, cmd, offset, count);
         self.note(result)
     }
 
