@@ -212,18 +212,24 @@ impl Worker {
                 // waited for), so that their hits share one round trip to Redis. Not behind
                 // a request on a connection of its own (ab without -k): there it was
                 // measured to cost more than it saves (BENCHMARKS.md, "What was tried").
-                let batch = if keeps_alive(&request) { MAX_BATCH } else { 1 };
-                let mut requests = vec![request];
-                while requests.len() < batch {
+                let next = match keeps_alive(&request) {
+                    true => server.try_recv().ok().flatten(),
+                    false => None,
+                };
+                // Alone (the common case when idle), it is answered without a batch.
+                let Some(next) = next else {
+                    self.answer(request);
+                    return true;
+                };
+                let mut requests = Vec::with_capacity(MAX_BATCH);
+                requests.extend([request, next]);
+                while requests.len() < MAX_BATCH {
                     match server.try_recv() {
                         Ok(Some(request)) => requests.push(request),
                         _ => break,
                     }
                 }
-                match requests.len() {
-                    1 => self.answer(requests.pop().expect("one request")),
-                    _ => self.answer_batch(requests),
-                }
+                self.answer_batch(requests);
             }
             Ok(None) => return !self.acceptor.is_stopping(),
             Err(_) if self.acceptor.is_stopping() => {}
