@@ -74,6 +74,14 @@ impl Store {
         Ok((store, probe))
     }
 
+    /// A hit as it is written: its URL and bucket starts.
+    fn queued(&self, hit: Hit) -> QueuedHit {
+        QueuedHit {
+            starts: self.calendar.starts(hit.timestamp_ms),
+            url: hit.url,
+        }
+    }
+
     /// Runs `command` on a pooled connection, keeping count of failures.
     fn with_connection<T>(
         &self,
@@ -205,10 +213,7 @@ impl HitStore for Store {
     /// bucket and connection. With group commit, concurrent hits share the round trip, each in
     /// a MULTI/EXEC of its own.
     fn record_hit(&self, hit: Hit) -> Result<(), StoreError> {
-        let hit = QueuedHit {
-            starts: self.calendar.starts(hit.timestamp_ms),
-            url: hit.url,
-        };
+        let hit = self.queued(hit);
         match &self.group {
             Some(group) => {
                 let bug = || {
@@ -228,13 +233,7 @@ impl HitStore for Store {
     /// Records hits a worker took together: each its own MULTI/EXEC, all in one write and
     /// one round trip on one connection.
     fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
-        let hits: Vec<QueuedHit> = hits
-            .into_iter()
-            .map(|hit| QueuedHit {
-                starts: self.calendar.starts(hit.timestamp_ms),
-                url: hit.url,
-            })
-            .collect();
+        let hits: Vec<QueuedHit> = hits.into_iter().map(|hit| self.queued(hit)).collect();
         self.commit(&hits)
     }
 
