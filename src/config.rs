@@ -72,8 +72,10 @@ pub struct Config {
     )]
     pub redis_ca_file: Option<std::path::PathBuf>,
 
-    /// Worker threads handling requests.
-    #[arg(long, env = "HITME_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Worker threads handling requests [default: one per CPU, at least 2]. A worker takes the
+    /// requests queued while it waited on Redis and writes their hits together, so more
+    /// workers than CPUs only add thread switches.
+    #[arg(long, env = "HITME_THREADS", default_value_t = default_threads(), hide_default_value = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
 
     /// Redis connections in the pool [default: the number of threads].
@@ -104,10 +106,10 @@ pub struct Config {
     #[arg(long, env = "HITME_REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub redis_timeout_ms: u64,
 
-    /// Write hits that arrive together to Redis together: one round trip for a batch of
-    /// concurrent hits, each still its own MULTI/EXEC, answered only once committed. Less
-    /// CPU per hit under load, at the cost of workers waiting on each other's batches; batches
-    /// are only as large as the workers waiting, so use more threads (e.g. --threads 16).
+    /// Also join hits taken by different workers into one round trip (each worker already
+    /// writes the hits queued behind the one it takes in one transaction), answered only once
+    /// committed. Workers wait on each other's batches, and batches are only as large as the
+    /// workers waiting, so use more threads (e.g. --threads 16).
     #[arg(long, env = "HITME_GROUP_COMMIT", conflicts_with = "redis_cluster")]
     pub group_commit: bool,
 
@@ -156,6 +158,12 @@ pub struct Config {
 /// How long to keep a bucket after it ends; `None` keeps it forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keep(pub Option<Duration>);
+
+/// One worker per CPU HitMe may use, at least 2 (so that one busy reading a large ranking
+/// never leaves hits unanswered).
+fn default_threads() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 1024) as u32)
+}
 
 fn parse_keep(s: &str) -> Result<Keep, String> {
     if s.trim() == "0" {
@@ -315,8 +323,9 @@ mod tests {
     fn defaults() {
         let c = Config::try_parse_from(["hitme"]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
-        assert_eq!(c.threads, 4);
-        assert_eq!(c.pool_size(), 4);
+        assert_eq!(c.threads, default_threads());
+        assert!(c.threads >= 2);
+        assert_eq!(c.pool_size(), c.threads);
         assert_eq!(c.key_prefix, "hits");
         assert_eq!(c.week_start, WeekStartArg::Monday);
         let hour = Duration::from_secs(3600);

@@ -13,11 +13,11 @@ use crate::acceptor::Acceptor;
 use crate::config::Config;
 use crate::http::canonical::UrlRules;
 use crate::http::error::ApiError;
-use crate::http::{self, Answer, App, Handled, Reply};
+use crate::http::{self, Answer, App, Handled, Reply, StreamLimit};
 use crate::listener;
-use crate::metrics::Metrics;
+use crate::metrics::{InFlight, Metrics};
 use crate::store::settings::{self, Refusal};
-use crate::store::{self, HitStore, StoreError};
+use crate::store::{self, Hit, HitStore, StoreError};
 use crate::top::Rankings;
 
 /// How often an idle worker looks up to see whether HitMe is stopping.
@@ -107,6 +107,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     let app = Arc::new(App {
         store,
         rankings: Rankings::new(config.threads as usize),
+        hits_streams: StreamLimit::new(config.threads as usize),
         pool: opened.pool,
         calendar: config.calendar(),
         url_rules: UrlRules::dropping(&config.drop_query_params),
@@ -208,24 +209,29 @@ impl Worker {
     fn serve_next(&self, server: &Arc<Server>) -> bool {
         match server.recv_timeout(IDLE_POLL) {
             Ok(Some(request)) => {
-                // Requests already waiting behind a keep-alive one are taken too (never
-                // waited for), so that their hits share one round trip to Redis. Not behind
-                // a request on a connection of its own (ab without -k): there it was
-                // measured to cost more than it saves (BENCHMARKS.md, "What was tried").
-                let next = match keeps_alive(&request) {
+                // Behind a hit, the requests already waiting are taken too (never waited for),
+                // so that their hits share one transaction and one round trip to Redis (with a
+                // store that can: not in cluster mode, whose hits go to different masters). Taking
+                // stops at the first request that is not a hit: it may be slow (GET /hits), and
+                // whatever a worker has taken no other worker can answer.
+                let next = match self.app.store.batches_hits() && http::records_hit(&request) {
                     true => server.try_recv().ok().flatten(),
                     false => None,
                 };
-                // Alone (the common case when idle), it is answered without a batch.
                 let Some(next) = next else {
+                    // Alone (the common case when idle), it is answered without a batch.
                     self.answer(request);
                     return true;
                 };
                 let mut requests = Vec::with_capacity(MAX_BATCH);
+                let mut more = http::records_hit(&next);
                 requests.extend([request, next]);
-                while requests.len() < MAX_BATCH {
+                while more && requests.len() < MAX_BATCH {
                     match server.try_recv() {
-                        Ok(Some(request)) => requests.push(request),
+                        Ok(Some(request)) => {
+                            more = http::records_hit(&request);
+                            requests.push(request);
+                        }
                         _ => break,
                     }
                 }
@@ -248,47 +254,79 @@ impl Worker {
         self.send(request, answer, started);
     }
 
-    /// Answers requests taken together: each is handled as it comes, except that the hits
-    /// among them are recorded together, in one round trip, and each answered once its own
-    /// MULTI/EXEC has returned.
+    /// Answers requests taken together, in the order they came: the hits among them are
+    /// recorded together, in one transaction and one round trip, and each answered once it
+    /// has returned. Anything else (only ever last) first has the hits before it recorded
+    /// and answered.
+    ///
+    /// The order matters: tiny_http sends a connection's answers in the order of its
+    /// requests, so an answer sent ahead of an earlier request of the same (pipelining)
+    /// connection held in this batch would wait for it for ever.
     fn answer_batch(&self, requests: Vec<Request>) {
-        let mut waiting = Vec::with_capacity(requests.len());
-        let mut hits = Vec::with_capacity(requests.len());
+        let mut pending = Pending {
+            hits: Vec::with_capacity(requests.len()),
+            answers: Vec::with_capacity(requests.len()),
+        };
         for mut request in requests {
+            if !http::records_hit(&request) {
+                self.record_pending(&mut pending);
+                self.answer(request);
+                continue;
+            }
             let started = Instant::now();
             let in_flight = self.app.metrics.in_flight();
             let handled = guarded(|| http::handle_deferring_hits(&mut request, &self.app, true))
                 .unwrap_or_else(|panic| Handled::Answered(panicked(&request, &panic)));
-            match handled {
+            let (answer, records) = match handled {
                 Handled::Hit(hit, answer) => {
-                    hits.push(hit);
-                    waiting.push((request, answer, started, in_flight));
+                    pending.hits.push(hit);
+                    (answer, true)
                 }
-                Handled::Answered(answer) => {
-                    drop(in_flight);
-                    self.send(request, answer, started);
-                }
+                // A refused hit waits its turn too.
+                Handled::Answered(answer) => (answer, false),
+            };
+            pending.answers.push(PendingAnswer {
+                request,
+                answer,
+                started,
+                in_flight,
+                records,
+            });
+        }
+        self.record_pending(&mut pending);
+    }
+
+    /// Records the pending hits in one round trip and sends the pending answers, in order.
+    fn record_pending(&self, pending: &mut Pending) {
+        let hits = std::mem::take(&mut pending.hits);
+        let mut outcomes = match hits.len() {
+            0 => Vec::new(),
+            n => {
+                self.app.metrics.hits_batched(n);
+                guarded(|| self.app.store.record_hits(hits)).unwrap_or_else(|panic| {
+                    log::error!("bug: recording a batch of hits panicked: {panic}");
+                    let bug = StoreError::Internal(
+                        "internal error; it has been logged, please report it".into(),
+                    );
+                    vec![Err(bug); n]
+                })
             }
         }
-        if hits.is_empty() {
-            return;
-        }
-        self.app.metrics.hits_batched(hits.len());
-        let outcomes = guarded(|| self.app.store.record_hits(hits)).unwrap_or_else(|panic| {
-            log::error!("bug: recording a batch of hits panicked: {panic}");
-            let bug =
-                StoreError::Internal("internal error; it has been logged, please report it".into());
-            vec![Err(bug); waiting.len()]
-        });
-        for ((request, answer, started, in_flight), outcome) in waiting.into_iter().zip(outcomes) {
+        .into_iter();
+        for pending in pending.answers.drain(..) {
+            let PendingAnswer {
+                request,
+                mut answer,
+                started,
+                in_flight,
+                records,
+            } = pending;
             drop(in_flight);
-            let answer = match outcome {
-                Ok(()) => answer,
-                Err(err) => Answer {
-                    reply: Reply::error(&ApiError::from(err)),
-                    ..answer
-                },
-            };
+            if records {
+                if let Some(Err(err)) = outcomes.next() {
+                    answer.reply = Reply::error(&ApiError::from(err));
+                }
+            }
             self.send(request, answer, started);
         }
     }
@@ -317,20 +355,20 @@ impl Worker {
     }
 }
 
-/// Whether the client keeps its connection open after this request: HTTP/1.1 unless it
-/// says `Connection: close`, HTTP/1.0 only if it asks for keep-alive.
-fn keeps_alive(request: &Request) -> bool {
-    let connection = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Connection"))
-        .map(|h| h.value.as_str());
-    match request.http_version() {
-        tiny_http::HTTPVersion(1, 0) => {
-            connection.is_some_and(|c| c.eq_ignore_ascii_case("keep-alive"))
-        }
-        _ => !connection.is_some_and(|c| c.eq_ignore_ascii_case("close")),
-    }
+/// Hits taken together and not yet recorded, with the answers waiting on them.
+struct Pending<'a> {
+    hits: Vec<Hit>,
+    answers: Vec<PendingAnswer<'a>>,
+}
+
+/// An answer held back until the hits taken before it (and its own, if `records`) are
+/// recorded.
+struct PendingAnswer<'a> {
+    request: Request,
+    answer: Answer,
+    started: Instant,
+    in_flight: InFlight<'a>,
+    records: bool,
 }
 
 /// The answer to a request whose handler panicked: a 500, and the bug logged.

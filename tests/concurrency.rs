@@ -3,8 +3,9 @@
 mod common;
 
 use std::io::Write;
+use std::time::Duration;
 
-use common::{read_response, send, HitMe, Redis};
+use common::{read_response, read_responses, send, HitMe, Redis};
 
 const T: i64 = 1_700_010_123_456;
 
@@ -19,36 +20,39 @@ fn concurrent_clients_get_exact_totals_with_group_commit() {
 }
 
 /// Keep-alive clients outnumbering the workers: a worker takes the requests queued behind the
-/// one it picks up and records their hits in one round trip. Bad requests and reads among
-/// them are answered on their own; every hit answered 200 is counted once.
+/// one it picks up and records their hits in one transaction (equal hits as one `HINCRBY`
+/// by their number). Bad requests and reads among them are answered on their own; every
+/// hit answered 200 is counted once, in its own URL's buckets.
 #[test]
 fn keep_alive_clients_share_round_trips_and_get_exact_totals() {
     const CLIENTS: usize = 24;
     const ROUNDS: usize = 40;
+    // The next minute, for some of the hits.
+    const T2: i64 = T + 60_000;
     let redis = Redis::start();
     let hitme = HitMe::start_with(&redis.url(), &["--threads", "2"]);
-    let post = |url: &str| {
-        let body = format!("url={url}&timestamp={T}");
+    let post = |url: &str, timestamp: i64| {
+        let body = format!("url={url}&timestamp={timestamp}");
         format!(
             "POST /hit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
     };
+    let (a, b) = ("http%3A%2F%2Fa.example%2F", "http%3A%2F%2Fb.example%2F");
     let statuses: Vec<Vec<u16>> = std::thread::scope(|s| {
         let clients: Vec<_> = (0..CLIENTS)
             .map(|client| {
                 let (hitme, post) = (&hitme, &post);
                 s.spawn(move || {
-                    let mut stream = send(hitme.addr, post("http%3A%2F%2Fa.example%2F").as_bytes());
+                    let mut stream = send(hitme.addr, post(a, T).as_bytes());
                     let mut statuses = vec![read_response(&mut stream).status];
                     for round in 1..ROUNDS {
                         let request = match (client + round) % 10 {
-                            0 => post("not-a-url"),
-                            1 => {
-                                "GET /hit?url=http%3A%2F%2Fa.example%2F HTTP/1.1\r\nHost: x\r\n\r\n"
-                                    .to_string()
-                            }
-                            _ => post("http%3A%2F%2Fa.example%2F"),
+                            0 => post("not-a-url", T),
+                            1 => format!("GET /hit?url={a} HTTP/1.1\r\nHost: x\r\n\r\n"),
+                            2 => post(b, T),
+                            3 => post(a, T2),
+                            _ => post(a, T),
                         };
                         stream.write_all(request.as_bytes()).unwrap();
                         statuses.push(read_response(&mut stream).status);
@@ -64,27 +68,138 @@ fn keep_alive_clients_share_round_trips_and_get_exact_totals() {
         (0..CLIENTS)
             .flat_map(|client| (1..ROUNDS).map(move |round| (client + round) % 10))
             .filter(|k| *k == kind)
-            .count()
+            .count() as i64
     };
-    let (bad, reads) = (kinds(0), kinds(1));
-    assert_eq!(count(400), bad);
-    assert_eq!(count(200), CLIENTS * ROUNDS - bad);
-    let hits = (CLIENTS * ROUNDS - bad - reads) as i64;
-    assert_eq!(redis.hget("hits:all", "http://a.example/"), Some(hits));
+    let (bad, reads, on_b, next_minute) = (kinds(0), kinds(1), kinds(2), kinds(3));
+    let all = (CLIENTS * ROUNDS) as i64;
+    assert_eq!(count(400) as i64, bad);
+    assert_eq!(count(200) as i64, all - bad);
+    let on_a = all - bad - reads - on_b;
+    assert_eq!(redis.hget("hits:all", "http://a.example/"), Some(on_a));
+    assert_eq!(redis.hget("hits:all", "http://b.example/"), Some(on_b));
     assert_eq!(
         redis.hget("hits:minute:1700010120000", "http://a.example/"),
-        Some(hits)
+        Some(on_a - next_minute)
+    );
+    assert_eq!(
+        redis.hget("hits:minute:1700010180000", "http://a.example/"),
+        Some(next_minute)
+    );
+    assert_eq!(
+        redis.hget("hits:minute:1700010120000", "http://b.example/"),
+        Some(on_b)
     );
     let counted = hitme
         .metric(r#"hitme_http_requests_total{route="/hit",status="200"}"#)
         .unwrap();
-    assert_eq!(counted as usize, CLIENTS * ROUNDS - bad);
+    assert_eq!(counted as i64, all - bad);
     // Two workers for 24 clients: hits did share round trips.
+    let hits = on_a + on_b;
     let batched = hitme.metric("hitme_hits_batched_total").unwrap();
     assert!(
         batched > 0.0 && batched <= hits as f64,
         "{batched} of {hits} hits batched"
     );
+}
+
+/// Requests pipelined on one connection and taken by one worker together are answered in
+/// their order (tiny_http sends a connection's answers in order, so an answer sent ahead of
+/// an earlier one would wait for ever), and a read among hits sees the hits before it.
+#[test]
+fn pipelined_hits_and_reads_taken_together_are_answered_in_order() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--threads", "1"]);
+    let url = "http%3A%2F%2Fpipelined.example%2F";
+    let post = |body: &str| {
+        format!(
+            "POST /hit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // The only worker is kept busy reading a slow body (over 1 KiB, so read as it comes)
+    // while the pipelined requests queue up behind it.
+    let slow_body = format!(
+        "url=http%3A%2F%2Fslow.example%2F&timestamp={T}&pad={}",
+        "x".repeat(2000)
+    );
+    let slow = post(&slow_body);
+    let (head, tail) = slow.split_at(slow.len() - 100);
+    let mut slow = send(hitme.addr, head.as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let hit = post(&format!("url={url}&timestamp={T}"));
+    let read = format!("GET /hit?url={url}&timestamp={T} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let pipelined = [hit.as_str(), &hit, &read, &hit, &hit].concat();
+    let mut stream = send(hitme.addr, pipelined.as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    slow.write_all(tail.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut slow).status, 200);
+
+    let answers = read_responses(&mut stream, 5);
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [200; 5]);
+    assert_eq!(answers[2].json()["all_time"], 2, "{}", answers[2].text());
+    assert_eq!(redis.hget("hits:all", "http://pipelined.example/"), Some(4));
+    assert_eq!(
+        redis.hget("hits:minute:1700010120000", "http://pipelined.example/"),
+        Some(4)
+    );
+    // Taken as one batch: two hits recorded together before the read, two after it.
+    assert_eq!(hitme.metric("hitme_hits_batched_total"), Some(4.0));
+}
+
+/// A `GET /hits` answer holds its worker until it is written, so with 2 workers only one
+/// may be written at a time: another is refused with a 503 that says what to do, hits are
+/// still answered meanwhile, and once the first answer is out `GET /hits` works again.
+#[test]
+fn a_second_hits_stream_is_refused_while_one_holds_a_worker() {
+    const URLS: usize = 200_000;
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--threads", "2"]);
+    // About 20 MB of answer: more than the socket buffers of a client that does not read.
+    let url =
+        |i: usize| format!("https://www.example.com/a/rather/long/path/to/page/number/{i:08}");
+    let mut conn = redis.conn();
+    for chunk in (0..URLS).collect::<Vec<_>>().chunks(10_000) {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg("hits:all");
+        for i in chunk {
+            cmd.arg(url(*i)).arg(1);
+        }
+        let () = cmd.query(&mut conn).unwrap();
+    }
+    let mut stalled = send(hitme.addr, b"GET /hits HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut refused = None;
+    common::wait_until(
+        Duration::from_secs(30),
+        "a second GET /hits refused",
+        || {
+            let resp = hitme.get("/hits");
+            let busy = resp.status == 503;
+            refused = Some(resp);
+            busy
+        },
+    );
+    let refused = refused.unwrap();
+    assert_eq!(
+        refused.json(),
+        serde_json::json!({"status": "error", "error": "GET /hits is already being answered to as many clients at once as HitMe allows (1), so that its other workers stay free for hits; retry in a few seconds, or page through one period with GET /top"})
+    );
+    hitme.hit("http://meanwhile.example/", T);
+    assert_eq!(redis.hget("hits:all", "http://meanwhile.example/"), Some(1));
+
+    let all = read_response(&mut stalled);
+    assert_eq!(all.status, 200);
+    let all = all.json();
+    let all_time = all["all_time"].as_object().unwrap();
+    assert!(
+        all_time.len() == URLS || all_time.len() == URLS + 1,
+        "{} URLs",
+        all_time.len()
+    );
+    assert_eq!(all_time[&url(URLS - 1)], 1);
+    common::wait_until(Duration::from_secs(10), "GET /hits answered again", || {
+        hitme.get("/hits").status == 200
+    });
 }
 
 fn exact_totals(args: &[&str]) {

@@ -63,7 +63,13 @@ pub fn read_hit(app: &App, fields: Fields) -> Result<Reply, ApiError> {
 /// answer starts, so an unavailable Redis is still a 503.
 pub fn read_hits(app: &App, fields: Fields) -> Result<Reply, ApiError> {
     let timestamp = fields.timestamp_or(now_ms())?;
-    let stream = AllCountsStream::open(app.store.clone(), app.calendar.starts(timestamp))?;
+    let permit = app.hits_streams.take().ok_or_else(|| {
+        ApiError::unavailable(format!(
+            "GET /hits is already being answered to as many clients at once as HitMe allows ({}), so that its other workers stay free for hits; retry in a few seconds, or page through one period with GET /top",
+            app.hits_streams.max()
+        ))
+    })?;
+    let stream = AllCountsStream::open(app.store.clone(), app.calendar.starts(timestamp), permit)?;
     Ok(Reply::with(JSON, Body::Stream(Box::new(stream))))
 }
 

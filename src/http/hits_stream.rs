@@ -1,12 +1,14 @@
 //! `GET /hits` as a stream: every URL's count in each period's bucket, written as the buckets
 //! are read from Redis chunk by chunk, so neither HitMe nor Redis ever holds a whole large
 //! bucket for it. A reader thread fetches the next chunks while the worker writes the last
-//! ones out, at most `AHEAD` chunks ahead.
+//! ones out, at most `AHEAD` chunks ahead. A worker writes a stream to its end, so at most
+//! half of them (`StreamLimit`) may be streaming at once; the others stay free for hits.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
@@ -20,8 +22,49 @@ const AHEAD: usize = 2;
 /// The reader's chunks, bucket by bucket, in order; each bucket's last chunk has no `next`.
 type Chunks = Receiver<Result<(Period, i64, Chunk), StoreError>>;
 
+/// How many `GET /hits` answers may be streaming at once.
+pub struct StreamLimit {
+    streaming: AtomicUsize,
+    max: usize,
+}
+
+impl StreamLimit {
+    /// At most half of `workers` (at least one) streaming at once.
+    pub fn new(workers: usize) -> Arc<StreamLimit> {
+        Arc::new(StreamLimit {
+            streaming: AtomicUsize::new(0),
+            max: (workers / 2).max(1),
+        })
+    }
+
+    /// A place for one more stream, held until it is dropped; `None` when all are taken.
+    pub fn take(self: &Arc<Self>) -> Option<StreamPermit> {
+        self.streaming
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| StreamPermit(self.clone()))
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// One stream's place in its [`StreamLimit`], given back when the stream ends.
+pub struct StreamPermit(Arc<StreamLimit>);
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        self.0.streaming.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The JSON text of `GET /hits`, produced as it is read.
 pub struct AllCountsStream {
+    /// Held for as long as the answer is being written.
+    _permit: StreamPermit,
     chunks: Chunks,
     /// The bucket being written, if one is open.
     current: Option<(Period, i64)>,
@@ -37,7 +80,11 @@ pub struct AllCountsStream {
 impl AllCountsStream {
     /// Starts the answer for the buckets starting at `starts`, reading the first chunk now so
     /// that an unavailable Redis is an error before anything is sent.
-    pub fn open(store: Arc<dyn HitStore>, starts: PerPeriod<i64>) -> Result<Self, StoreError> {
+    pub fn open(
+        store: Arc<dyn HitStore>,
+        starts: PerPeriod<i64>,
+        permit: StreamPermit,
+    ) -> Result<Self, StoreError> {
         let buckets: Vec<(Period, i64)> = starts.into_iter().collect();
         let (send, chunks) = sync_channel(AHEAD);
         std::thread::Builder::new()
@@ -58,6 +105,7 @@ impl AllCountsStream {
             })
             .map_err(|e| StoreError::Internal(format!("cannot start a thread for /hits: {e}")))?;
         let mut stream = AllCountsStream {
+            _permit: permit,
             chunks,
             current: None,
             written: HashSet::new(),
@@ -126,5 +174,27 @@ impl Read for AllCountsStream {
         buf[..n].copy_from_slice(&rest[..n]);
         self.sent += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_the_workers_may_stream_and_a_place_comes_back_when_a_stream_ends() {
+        let limit = StreamLimit::new(4);
+        let (first, second) = (limit.take().unwrap(), limit.take().unwrap());
+        assert!(limit.take().is_none());
+        drop(first);
+        let third = limit.take().unwrap();
+        assert!(limit.take().is_none());
+        drop((second, third));
+        assert_eq!(limit.streaming.load(Ordering::Acquire), 0);
+        // Even a single worker may stream.
+        let single = StreamLimit::new(1);
+        let only = single.take().unwrap();
+        assert!(single.take().is_none());
+        drop(only);
     }
 }

@@ -20,6 +20,7 @@ use tiny_http::{Header, Request};
 use self::canonical::UrlRules;
 use self::cors::Cors;
 use self::error::ApiError;
+pub use self::hits_stream::StreamLimit;
 use self::params::Fields;
 pub use self::reply::{keep_alive_header, Body, Reply};
 use self::route::{Action, Lookup, Route};
@@ -37,6 +38,8 @@ pub struct App {
     pub store: Arc<dyn HitStore>,
     /// `/top`'s rankings, shared between requests.
     pub rankings: Rankings,
+    /// How many `GET /hits` answers may be streaming at once.
+    pub hits_streams: Arc<StreamLimit>,
     /// The store's connection pool, for `/metrics`.
     pub pool: PoolProbe,
     /// How timestamps fall into buckets, for `/series`.
@@ -96,6 +99,15 @@ pub enum Handled {
     /// A valid `POST /hit`: once the hit is recorded, `answer` (an OK) goes out; if recording
     /// fails, the failure's error in its place.
     Hit(Hit, Answer),
+}
+
+/// Whether `request` is a `POST /hit`, which a worker may record together with others.
+pub fn records_hit(request: &Request) -> bool {
+    let path = request.url().split('?').next().unwrap_or("");
+    matches!(
+        Route::of(path).action(request.method(), path),
+        Ok(Action::RecordHit)
+    )
 }
 
 /// Answers one request. Never panics on client input; errors become JSON replies.
@@ -245,6 +257,7 @@ mod tests {
         App {
             store: opened.store.into(),
             rankings: Rankings::default(),
+            hits_streams: StreamLimit::new(4),
             pool: opened.pool,
             calendar: config.calendar,
             url_rules: UrlRules::default(),

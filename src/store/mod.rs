@@ -40,10 +40,17 @@ pub type UrlCounts = PerPeriod<i64>;
 pub trait HitStore: Send + Sync {
     /// Records one hit in every bucket, atomically, in one round trip.
     fn record_hit(&self, hit: Hit) -> Result<(), StoreError>;
-    /// Records several hits, each atomically on its own; one outcome per hit, in order. A
-    /// backend that can send them in one round trip does.
+    /// Records several hits, each atomically (a backend may write them in one transaction, so
+    /// that they count together or not at all); one outcome per hit, in order. A backend that
+    /// can send them in one round trip does.
     fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
         hits.into_iter().map(|hit| self.record_hit(hit)).collect()
+    }
+    /// Whether [`HitStore::record_hits`] costs less than a `record_hit` per hit, so that a
+    /// worker should take the hits queued behind one together. Where it does not, hits taken
+    /// together would only wait on each other while other workers idle.
+    fn batches_hits(&self) -> bool {
+        false
     }
     /// The counts of one URL in the buckets holding `timestamp_ms`.
     fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError>;

@@ -106,89 +106,88 @@ impl Store {
         }
     }
 
-    /// Writes hits, each its own MULTI/EXEC, in one round trip on one connection; one outcome
-    /// per hit, in order. A single hit is a batch of one.
+    /// Writes hits in one MULTI/EXEC, so they count together or not at all, in one round
+    /// trip on one connection; one outcome per hit, in order. Hits for the same URL in the
+    /// same buckets are written once, as one `HINCRBY` by their number: a batch of hits on a
+    /// popular page costs Redis about what one hit does. A single hit is a batch of one.
     fn commit(&self, hits: &[QueuedHit]) -> Vec<Result<(), StoreError>> {
-        let committed = self.with_connection(|conn| {
-            let mut out = std::mem::take(&mut conn.out);
-            out.clear();
-            let mut expiry_set = conn.expiry_set;
-            let commands: Vec<usize> = hits
-                .iter()
-                .map(|hit| self.pack_hit(&mut out, &mut expiry_set, hit))
-                .collect();
-            let replies = conn.round_trip(&out, commands.iter().map(|n| n + 2).sum());
-            conn.out = out;
-            let mut replies = replies?.into_iter();
-            let outcomes: Vec<RedisResult<()>> = commands
-                .iter()
-                .map(|n| check_transaction(&mut replies, *n))
-                .collect();
-            // The expiries are remembered only if every transaction ran: one that failed may
-            // have held the only EXPIREAT of its bucket.
-            if outcomes.iter().all(|o| o.is_ok()) {
-                conn.expiry_set = expiry_set;
-            }
-            // A reply out of step poisons the connection for whatever comes next.
-            conn.health.broken |= outcomes
-                .iter()
-                .any(|o| matches!(o, Err(e) if !pool::is_error_reply(e)));
-            Ok(outcomes)
-        });
-        match committed {
-            Ok(outcomes) => {
-                let outcomes: Vec<Result<(), StoreError>> = outcomes
-                    .into_iter()
-                    .map(|o| o.map_err(StoreError::standalone))
-                    .collect();
-                let failed = outcomes.iter().filter(|o| o.is_err()).count() as u64;
-                if let Some(Err(e)) = outcomes.iter().find(|o| o.is_err()) {
-                    self.failed(failed, e);
-                }
-                outcomes
-            }
-            Err(e) => hits.iter().map(|_| Err(e.clone())).collect(),
+        let result = match self.pool.get() {
+            Ok(mut conn) => conn
+                .run(|conn| self.write_transaction(conn, hits))
+                .map_err(StoreError::standalone),
+            Err(e) => Err(StoreError::standalone_pool(e)),
+        };
+        if let Err(e) = &result {
+            self.failed(hits.len() as u64, e);
         }
+        vec![result; hits.len()]
     }
 
-    /// Writes one hit's transaction into `out` and returns how many commands it holds between
-    /// MULTI and EXEC. `expiry_set` (the connection's memory of expiring buckets) is updated
-    /// for the buckets whose EXPIREAT it includes.
-    fn pack_hit(
+    /// Sends `hits` as one transaction on `conn` and checks its replies.
+    fn write_transaction(&self, conn: &mut Conn, hits: &[QueuedHit]) -> RedisResult<()> {
+        let mut out = std::mem::take(&mut conn.out);
+        out.clear();
+        let mut expiry_set = conn.expiry_set;
+        let commands = self.pack_transaction(&mut out, &mut expiry_set, hits);
+        let replies = conn.round_trip(&out, commands + 2);
+        conn.out = out;
+        check_transaction(&mut replies?.into_iter(), commands)?;
+        // Remembered only once the transaction ran: a failed one may have held the only
+        // EXPIREAT of its bucket.
+        conn.expiry_set = expiry_set;
+        Ok(())
+    }
+
+    /// Writes the transaction of `hits` into `out` and returns how many commands it holds
+    /// between MULTI and EXEC. `expiry_set` (the connection's memory of expiring buckets) is
+    /// updated for the buckets whose EXPIREAT it includes.
+    fn pack_transaction(
         &self,
         out: &mut Vec<u8>,
         expiry_set: &mut PerPeriod<i64>,
-        hit: &QueuedHit,
+        hits: &[QueuedHit],
     ) -> usize {
-        let url = hit.url.as_bytes();
         let mut digits = PerPeriod::<itoa::Buffer>::default();
+        let mut commands = 0;
         resp::simple(out, &[b"MULTI"]);
-        for (period, start) in hit.starts.iter() {
-            resp::command(out, 4);
-            resp::arg(out, &[b"HINCRBY"]);
-            resp::arg(out, &self.key_parts(&mut digits, period, *start));
-            resp::arg(out, &[url]);
-            resp::arg(out, &[b"1"]);
-        }
-        let mut commands = 6;
-        let now = clock::now_secs();
-        for (period, keep) in self.retention.iter() {
-            let (Some(keep), start) = (keep, hit.starts[period]) else {
-                continue;
-            };
-            if expiry_set[period] == start {
+        for (i, hit) in hits.iter().enumerate() {
+            // Batches are small (a worker's queue, at most `MAX_BATCH`, or a group commit's),
+            // so finding equal hits by comparison costs less than any map.
+            let same = |other: &QueuedHit| other.url == hit.url && other.starts == hit.starts;
+            if hits[..i].iter().any(same) {
                 continue;
             }
-            let expire_at = expire_at(&self.calendar, period, start, *keep);
-            resp::command(out, 3);
-            resp::arg(out, &[b"EXPIREAT"]);
-            resp::arg(out, &self.key_parts(&mut digits, period, start));
-            resp::arg(out, &[itoa::Buffer::new().format(expire_at).as_bytes()]);
-            commands += 1;
-            // A bucket already past its retention is deleted at once; a later hit in it
-            // must delete it again rather than leave a key that never expires.
-            if expire_at > now {
-                expiry_set[period] = start;
+            let mut times = itoa::Buffer::new();
+            let times = times.format(1 + hits[i + 1..].iter().filter(|other| same(other)).count());
+            for (period, start) in hit.starts.iter() {
+                resp::command(out, 4);
+                resp::arg(out, &[b"HINCRBY"]);
+                resp::arg(out, &self.key_parts(&mut digits, period, *start));
+                resp::arg(out, &[hit.url.as_bytes()]);
+                resp::arg(out, &[times.as_bytes()]);
+                commands += 1;
+            }
+        }
+        let now = clock::now_secs();
+        for hit in hits {
+            for (period, keep) in self.retention.iter() {
+                let (Some(keep), start) = (keep, hit.starts[period]) else {
+                    continue;
+                };
+                if expiry_set[period] == start {
+                    continue;
+                }
+                let expire_at = expire_at(&self.calendar, period, start, *keep);
+                resp::command(out, 3);
+                resp::arg(out, &[b"EXPIREAT"]);
+                resp::arg(out, &self.key_parts(&mut digits, period, start));
+                resp::arg(out, &[itoa::Buffer::new().format(expire_at).as_bytes()]);
+                commands += 1;
+                // A bucket already past its retention is deleted at once; a later hit in it
+                // must delete it again rather than leave a key that never expires.
+                if expire_at > now {
+                    expiry_set[period] = start;
+                }
             }
         }
         resp::simple(out, &[b"EXEC"]);
@@ -210,8 +209,7 @@ impl Store {
 impl HitStore for Store {
     /// Records one hit in every bucket: one MULTI/EXEC round trip, so a hit counts everywhere
     /// or nowhere. Buckets with a retention get their expiry in the same transaction, once per
-    /// bucket and connection. With group commit, concurrent hits share the round trip, each in
-    /// a MULTI/EXEC of its own.
+    /// bucket and connection. With group commit, concurrent hits share the transaction.
     fn record_hit(&self, hit: Hit) -> Result<(), StoreError> {
         let hit = self.queued(hit);
         match &self.group {
@@ -230,11 +228,14 @@ impl HitStore for Store {
         }
     }
 
-    /// Records hits a worker took together: each its own MULTI/EXEC, all in one write and
-    /// one round trip on one connection.
+    /// Records hits a worker took together in one MULTI/EXEC ([`Store::commit`]).
     fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
         let hits: Vec<QueuedHit> = hits.into_iter().map(|hit| self.queued(hit)).collect();
         self.commit(&hits)
+    }
+
+    fn batches_hits(&self) -> bool {
+        true
     }
 
     /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.

@@ -472,7 +472,19 @@ fn read_chunks(reader: &mut impl BufRead, body: &mut Vec<u8>) {
 }
 
 pub fn read_response_to(stream: &mut TcpStream, head: bool) -> Resp {
+    read_one_response(&mut BufReader::new(stream), head)
+}
+
+/// Reads `n` answers from one connection, to requests sent together (pipelined): one
+/// reader for all, as a fresh one per answer would lose what it read ahead.
+pub fn read_responses(stream: &mut TcpStream, n: usize) -> Vec<Resp> {
     let mut reader = BufReader::new(stream);
+    (0..n)
+        .map(|_| read_one_response(&mut reader, false))
+        .collect()
+}
+
+fn read_one_response(mut reader: &mut impl BufRead, head: bool) -> Resp {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).expect("a status line");
     let status = status_line
