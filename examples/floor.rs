@@ -5,7 +5,7 @@
 //! HitMe does on top of this is HitMe's cost; this is what the design itself costs.
 //! `scripts/bench` builds it and runs it as the target `floor`.
 //!
-//!     cargo run --release --example floor -- --listen 127.0.0.1:8081 --threads 4
+//!     cargo run --release --example floor -- --listen 127.0.0.1:8081 --threads 2
 
 use std::io::Read;
 use std::sync::Arc;
@@ -22,8 +22,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8081")]
     listen: String,
-    /// Worker threads, as HitMe's --threads.
-    #[arg(long, default_value_t = 4)]
+    /// Worker threads, as HitMe's --threads (and its default).
+    #[arg(long, default_value_t = hitme::config::default_threads() as usize)]
     threads: usize,
     /// As HitMe's --client-timeout-ms.
     #[arg(long, default_value_t = 15_000)]

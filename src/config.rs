@@ -72,11 +72,13 @@ pub struct Config {
     )]
     pub redis_ca_file: Option<std::path::PathBuf>,
 
-    /// Worker threads handling requests [default: one per CPU, at least 2]. A worker takes the
-    /// requests queued while it waited on Redis and writes their hits together, so more
-    /// workers than CPUs only add thread switches.
-    #[arg(long, env = "HITME_THREADS", default_value_t = default_threads(), hide_default_value = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub threads: u32,
+    /// Worker threads handling requests [default: one per CPU, at least 2; with
+    /// --redis-cluster four per CPU, at least 8]. A worker takes the requests queued while it
+    /// waited on Redis and writes their hits together, so more workers than CPUs only add
+    /// thread switches; in cluster mode hits are written one at a time (each waits on a
+    /// master and its replica), so more workers keep the CPUs busy.
+    #[arg(long, env = "HITME_THREADS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
 
     /// Redis connections in the pool [default: the number of threads].
     #[arg(long, env = "HITME_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -161,7 +163,7 @@ pub struct Keep(pub Option<Duration>);
 
 /// One worker per CPU HitMe may use, at least 2 (so that one busy reading a large ranking
 /// never leaves hits unanswered).
-fn default_threads() -> u32 {
+pub fn default_threads() -> u32 {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 1024) as u32)
 }
 
@@ -245,8 +247,17 @@ impl Config {
         (self.client_timeout_ms > 0).then(|| Duration::from_millis(self.client_timeout_ms))
     }
 
+    /// The worker threads: `--threads`, or the default for the backend.
+    pub fn threads(&self) -> u32 {
+        let cpus = default_threads();
+        self.threads.unwrap_or(match self.redis_cluster {
+            Some(_) => (cpus * 4).clamp(8, 1024),
+            None => cpus,
+        })
+    }
+
     pub fn pool_size(&self) -> u32 {
-        self.pool_size.unwrap_or(self.threads)
+        self.pool_size.unwrap_or(self.threads())
     }
 
     /// The store to open. Flags of the other backend were refused while parsing.
@@ -323,9 +334,9 @@ mod tests {
     fn defaults() {
         let c = Config::try_parse_from(["hitme"]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
-        assert_eq!(c.threads, default_threads());
-        assert!(c.threads >= 2);
-        assert_eq!(c.pool_size(), c.threads);
+        assert_eq!(c.threads(), default_threads());
+        assert!(c.threads() >= 2);
+        assert_eq!(c.pool_size(), c.threads());
         assert_eq!(c.key_prefix, "hits");
         assert_eq!(c.week_start, WeekStartArg::Monday);
         let hour = Duration::from_secs(3600);
@@ -360,8 +371,20 @@ mod tests {
     fn flags_override_and_bad_values_are_refused() {
         let c =
             Config::try_parse_from(["hitme", "--threads", "8", "--week-start", "sunday"]).unwrap();
-        assert_eq!(c.pool_size(), 8);
+        assert_eq!((c.threads(), c.pool_size()), (8, 8));
         assert_eq!(c.week_start, WeekStartArg::Sunday);
+        let cluster =
+            Config::try_parse_from(["hitme", "--redis-cluster", "127.0.0.1:7000"]).unwrap();
+        assert_eq!(cluster.threads(), (default_threads() * 4).clamp(8, 1024));
+        let cluster = Config::try_parse_from([
+            "hitme",
+            "--redis-cluster",
+            "127.0.0.1:7000",
+            "--threads",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(cluster.threads(), 3);
         assert!(Config::try_parse_from(["hitme", "--threads", "0"]).is_err());
         assert!(Config::try_parse_from(["hitme", "--key-prefix", "a b"]).is_err());
         assert!(Config::try_parse_from(["hitme", "--bogus"]).is_err());

@@ -106,8 +106,8 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     check_settings(&store, &config)?;
     let app = Arc::new(App {
         store,
-        rankings: Rankings::new(config.threads as usize),
-        hits_streams: StreamLimit::new(config.threads as usize),
+        rankings: Rankings::new(config.threads() as usize),
+        hits_streams: StreamLimit::new(config.threads() as usize),
         pool: opened.pool,
         calendar: config.calendar(),
         url_rules: UrlRules::dropping(&config.drop_query_params),
@@ -129,7 +129,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
 
     log::info!(
         "hitme listening on http://{addr} (threads {}, redis pool {}, redis {})",
-        config.threads,
+        config.threads(),
         config.pool_size(),
         config.redis_description(),
     );
@@ -141,8 +141,8 @@ pub fn run(config: Config) -> Result<(), Fatal> {
             .spawn(move || watch_accept_loop(app, acceptor))
             .map_err(|e| Fatal(format!("cannot start the accept-loop watchdog: {e}")))?;
     }
-    let workers = ThreadPool::with_name("hitme-worker".into(), config.threads as usize);
-    for _ in 0..config.threads {
+    let workers = ThreadPool::with_name("hitme-worker".into(), config.threads() as usize);
+    for _ in 0..config.threads() {
         let worker = Worker {
             app: app.clone(),
             acceptor: acceptor.clone(),
