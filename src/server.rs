@@ -211,10 +211,11 @@ impl Worker {
             Ok(Some(request)) => {
                 // Behind a hit, the requests already waiting are taken too (never waited for),
                 // so that their hits share one transaction and one round trip to Redis (with a
-                // store that can: not in cluster mode, whose hits go to different masters). Taking
-                // stops at the first request that is not a hit: it may be slow (GET /hits), and
-                // whatever a worker has taken no other worker can answer.
-                let next = match self.app.store.batches_hits() && http::records_hit(&request) {
+                // store that can: not in cluster mode, whose hits go to different masters).
+                // Taking stops at the first that is not a hit with its body read: it may be
+                // slow (GET /hits, a body still coming), and the hits taken before it would
+                // wait, when whatever a worker has taken no other worker can answer.
+                let next = match self.app.store.batches_hits() && http::is_ready_hit(&request) {
                     true => server.try_recv().ok().flatten(),
                     false => None,
                 };
@@ -224,12 +225,12 @@ impl Worker {
                     return true;
                 };
                 let mut requests = Vec::with_capacity(MAX_BATCH);
-                let mut more = http::records_hit(&next);
+                let mut more = http::is_ready_hit(&next);
                 requests.extend([request, next]);
                 while more && requests.len() < MAX_BATCH {
                     match server.try_recv() {
                         Ok(Some(request)) => {
-                            more = http::records_hit(&request);
+                            more = http::is_ready_hit(&request);
                             requests.push(request);
                         }
                         _ => break,
@@ -268,7 +269,7 @@ impl Worker {
             answers: Vec::with_capacity(requests.len()),
         };
         for mut request in requests {
-            if !http::records_hit(&request) {
+            if !http::is_ready_hit(&request) {
                 self.record_pending(&mut pending);
                 self.answer(request);
                 continue;

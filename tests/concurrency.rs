@@ -147,6 +147,53 @@ fn pipelined_hits_and_reads_taken_together_are_answered_in_order() {
     assert_eq!(hitme.metric("hitme_hits_batched_total"), Some(4.0));
 }
 
+/// A hit whose body is still coming (over 1 KiB, read by the worker as it arrives) ends a
+/// batch: the hits taken before it are recorded and answered first, never held while its
+/// client takes its time.
+#[test]
+fn a_hit_whose_body_is_still_coming_does_not_hold_the_hits_taken_before_it() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--threads", "1"]);
+    let post = |body: &str| {
+        format!(
+            "POST /hit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let slow_body = |host: &str| {
+        format!(
+            "url=http%3A%2F%2F{host}%2F&timestamp={T}&pad={}",
+            "x".repeat(2000)
+        )
+    };
+    // The only worker waits for a first slow body while the others queue behind it.
+    let first = post(&slow_body("first.example"));
+    let (first_head, first_tail) = first.split_at(first.len() - 100);
+    let mut first = send(hitme.addr, first_head.as_bytes());
+    std::thread::sleep(Duration::from_millis(300));
+    let quick_hit = post(&format!("url=http%3A%2F%2Fquick.example%2F&timestamp={T}"));
+    let mut quick = send(hitme.addr, quick_hit.as_bytes());
+    std::thread::sleep(Duration::from_millis(200));
+    let second = post(&slow_body("second.example"));
+    let (second_head, second_tail) = second.split_at(second.len() - 100);
+    let mut second = send(hitme.addr, second_head.as_bytes());
+    std::thread::sleep(Duration::from_millis(500));
+    // The worker now takes the quick hit and the second slow one together.
+    first.write_all(first_tail.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut first).status, 200);
+    // Answered while the second body is incomplete (the read would time out otherwise).
+    quick
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(read_response(&mut quick).status, 200);
+    assert_eq!(redis.hget("hits:all", "http://quick.example/"), Some(1));
+    assert_eq!(redis.hget("hits:all", "http://second.example/"), None);
+    second.write_all(second_tail.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut second).status, 200);
+    assert_eq!(redis.hget("hits:all", "http://second.example/"), Some(1));
+    assert_eq!(redis.hget("hits:all", "http://first.example/"), Some(1));
+}
+
 /// A `GET /hits` answer holds its worker until it is written, so with 2 workers only one
 /// may be written at a time: another is refused with a 503 that says what to do, hits are
 /// still answered meanwhile, and once the first answer is out `GET /hits` works again.

@@ -101,13 +101,31 @@ pub enum Handled {
     Hit(Hit, Answer),
 }
 
-/// Whether `request` is a `POST /hit`, which a worker may record together with others.
-pub fn records_hit(request: &Request) -> bool {
+/// The largest body tiny_http reads in full before it queues a request (without
+/// `Expect: 100-continue`); a larger one is read by the worker, as the client sends it.
+const BODY_READ_AHEAD: usize = 1024;
+
+/// Whether `request` is a `POST /hit` whose body is already in memory, so that a worker may
+/// take it and record it together with others without ever waiting on its client.
+pub fn is_ready_hit(request: &Request) -> bool {
     let path = request.url().split('?').next().unwrap_or("");
-    matches!(
-        Route::of(path).action(request.method(), path),
-        Ok(Action::RecordHit)
-    )
+    let upgrade = header(request, "Connection").is_some_and(|c| {
+        c.as_bytes()
+            .windows(7)
+            .any(|w| w.eq_ignore_ascii_case(b"upgrade"))
+    });
+    let body_read = !upgrade
+        && match request.body_length() {
+            Some(0) => true,
+            Some(n) => n <= BODY_READ_AHEAD && header(request, "Expect").is_none(),
+            // No length: no body, unless it is chunked.
+            None => header(request, "Transfer-Encoding").is_none(),
+        };
+    body_read
+        && matches!(
+            Route::of(path).action(request.method(), path),
+            Ok(Action::RecordHit)
+        )
 }
 
 /// Answers one request. Never panics on client input; errors become JSON replies.
