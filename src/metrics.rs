@@ -41,9 +41,9 @@ impl StoreCounters {
         self.redis_errors.inc_by(n);
     }
 
-    /// A hit was answered before enough replicas confirmed it (cluster mode).
-    pub fn unconfirmed_hit(&self) {
-        self.unconfirmed_hits.inc();
+    /// `n` hits were answered before enough replicas confirmed them (cluster mode).
+    pub fn unconfirmed_hits(&self, n: usize) {
+        self.unconfirmed_hits.inc_by(n as u64);
     }
 }
 

@@ -210,12 +210,12 @@ impl Worker {
         match server.recv_timeout(IDLE_POLL) {
             Ok(Some(request)) => {
                 // Behind a hit, the requests already waiting are taken too (never waited for),
-                // so that their hits share one transaction and one round trip to Redis (with a
-                // store that can: not in cluster mode, whose hits go to different masters).
+                // so that their hits share one round trip to Redis (in cluster mode, those for
+                // the same URL).
                 // Taking stops at the first that is not a hit with its body read: it may be
                 // slow (GET /hits, a body still coming), and the hits taken before it would
                 // wait, when whatever a worker has taken no other worker can answer.
-                let next = match self.app.store.batches_hits() && http::is_ready_hit(&request) {
+                let next = match http::is_ready_hit(&request) {
                     true => server.try_recv().ok().flatten(),
                     false => None,
                 };

@@ -634,6 +634,58 @@ fn replica_of(cluster: &Cluster, master: u16) -> u16 {
     port.expect("the replica's port").parse().unwrap()
 }
 
+/// Hits a worker takes together: equal ones (same URL, same buckets) are one script that adds
+/// their number, with one `WAIT`; a different one is its own. Counts stay exact.
+#[test]
+fn equal_hits_taken_together_are_one_script_in_cluster_mode() {
+    use std::io::Write;
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--threads", "1"]);
+    let (a, b) = ("http://together.example/", "http://apart.example/");
+    // Loads the script on the URLs' masters and indexes both URLs.
+    hitme.hit(a, T);
+    hitme.hit(b, T);
+    let masters: Vec<u16> = cluster.masters().keys().copied().collect();
+    for port in &masters {
+        let () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut cluster.node(*port))
+            .unwrap();
+    }
+    let post = |url: &str, pad: usize| {
+        let body = format!("url={}&timestamp={T}&pad={}", encode(url), "x".repeat(pad));
+        format!(
+            "POST /hit HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // The only worker waits for a slow body (over 1 KiB) while the others queue behind it.
+    let slow = post(a, 2000);
+    let (head, tail) = slow.split_at(slow.len() - 100);
+    let mut slow = common::send(hitme.addr, head.as_bytes());
+    std::thread::sleep(Duration::from_millis(300));
+    let queued: Vec<_> = [a, a, a, b, a]
+        .into_iter()
+        .map(|url| {
+            let stream = common::send(hitme.addr, post(url, 0).as_bytes());
+            std::thread::sleep(Duration::from_millis(100));
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    slow.write_all(tail.as_bytes()).unwrap();
+    assert_eq!(common::read_response(&mut slow).status, 200);
+    for mut stream in queued {
+        assert_eq!(common::read_response(&mut stream).status, 200);
+    }
+    assert_eq!(counts(&hitme, a, T), expected(a, [6; 6]));
+    assert_eq!(counts(&hitme, b, T), expected(b, [2; 6]));
+    let calls = |name: &str| -> u64 { masters.iter().map(|p| calls_of(&cluster, *p, name)).sum() };
+    // The slow hit alone, then the four equal ones as one, and the different one.
+    assert_eq!((calls("evalsha"), calls("wait")), (3, 3));
+    assert_eq!(hitme.metric("hitme_hits_batched_total"), Some(5.0));
+}
+
 /// How many times the node on `port` ran each command since its stats were reset.
 fn command_calls(cluster: &Cluster, port: u16) -> BTreeMap<String, u64> {
     let info: String = redis::cmd("INFO")

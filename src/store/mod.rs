@@ -46,12 +46,6 @@ pub trait HitStore: Send + Sync {
     fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
         hits.into_iter().map(|hit| self.record_hit(hit)).collect()
     }
-    /// Whether [`HitStore::record_hits`] costs less than a `record_hit` per hit, so that a
-    /// worker should take the hits queued behind one together. Where it does not, hits taken
-    /// together would only wait on each other while other workers idle.
-    fn batches_hits(&self) -> bool {
-        false
-    }
     /// The counts of one URL in the buckets holding `timestamp_ms`.
     fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError>;
     /// The counts of one URL in the `period` buckets starting at `starts`.

@@ -234,10 +234,6 @@ impl HitStore for Store {
         self.commit(&hits)
     }
 
-    fn batches_hits(&self) -> bool {
-        true
-    }
-
     /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
     fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError> {
         let mut pipe = redis::pipe();

@@ -28,7 +28,7 @@
 //! # Cost per hit
 //!
 //! One command (`EVALSHA` of [`HIT_SCRIPT`]), one round trip, one node, atomic: six
-//! `HINCRBY`, one `SISMEMBER`, and `EXPIREAT` on a bucket key only when the hit created the
+//! `HINCRBY` (by the number of equal hits a worker took together, usually 1), one `SISMEMBER`, and `EXPIREAT` on a bucket key only when the hit created the
 //! URL's count in it, so expiry costs nothing once set and needs no per-connection memory.
 //! The first hit of a URL ever costs two more round trips: `SADD` to its index shard, then
 //! `SREM` from `unindexed`. Reads: `GET /hit` is six `HGET`s in one batch, `/series` one
@@ -122,20 +122,21 @@ use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
 use crate::period::PerPeriod;
 
-/// Records one hit for the URL `ARGV[1]`, atomically, in one slot.
+/// Records `ARGV[7]` equal hits (1 if absent) for the URL `ARGV[1]`, atomically, in one slot.
 ///
 /// KEYS: the all-time hash, the month, week, day, hour and minute hashes, the `unindexed` set.
 /// ARGV: the URL, then per period (month to minute) the `EXPIREAT` time in seconds, `0` to
-/// keep the bucket forever. A bucket key gets its expiry when this hit created it; a time in
+/// keep the bucket forever, then the number of hits. A bucket key gets its expiry when these
+/// hits created the URL's count in it (the count is then their number); a time in
 /// the past deletes it at once, so a hit older than the retention counts only where kept.
 /// Returns 1 when the URL still has to be added to the URL index, else 0.
 ///
 /// Every key it touches is in KEYS, as Redis Cluster requires. No `#!lua` shebang (a Redis 7
 /// feature): nothing in it needs one.
-pub const HIT_SCRIPT: &str = r#"local url = ARGV[1]
-local first = redis.call('HINCRBY', KEYS[1], url, 1) == 1
+pub const HIT_SCRIPT: &str = r#"local url, n = ARGV[1], tonumber(ARGV[7] or '1')
+local first = redis.call('HINCRBY', KEYS[1], url, n) == n
 for i = 2, 6 do
-  if redis.call('HINCRBY', KEYS[i], url, 1) == 1 and ARGV[i] ~= '0' then
+  if redis.call('HINCRBY', KEYS[i], url, n) == n and ARGV[i] ~= '0' then
     redis.call('EXPIREAT', KEYS[i], ARGV[i])
   end
 end
@@ -207,9 +208,9 @@ impl ClusterStore {
     /// the replica catches up could lose it. The replica may be dead or hung: the slot map is
     /// read again, and once the cluster marks the replica failed the next hits stop waiting
     /// for it.
-    fn unconfirmed(&self, conn: &mut Conn, url: &str, replication: Replication) {
+    fn unconfirmed(&self, conn: &mut Conn, url: &str, times: usize, replication: Replication) {
         conn.refresh = true;
-        self.counters.unconfirmed_hit();
+        self.counters.unconfirmed_hits(times);
         if self.unconfirmed_logged.allows() {
             log::warn!(
                 "a hit for {url} was counted, but {} of {} replicas confirmed it within {:?}; a failover now could lose it (further ones are logged at most once a second)",
@@ -257,12 +258,11 @@ impl ClusterStore {
             None => 0,
         })
     }
-}
 
-impl HitStore for ClusterStore {
-    /// Records one hit: one `EVALSHA` in the URL's slot; on the URL's first hit (or while a
-    /// failed index update awaits repair) also its index entry. See the module documentation.
-    fn record_hit(&self, hit: Hit) -> Result<(), StoreError> {
+    /// Records `times` equal hits: one `EVALSHA` in the URL's slot; on the URL's first hit
+    /// (or while a failed index update awaits repair) also its index entry. See the module
+    /// documentation.
+    fn record_times(&self, hit: &Hit, times: usize) -> Result<(), StoreError> {
         let url = hit.url.as_str();
         let tag = url_tag(url);
         let starts = self.calendar.starts(hit.timestamp_ms);
@@ -274,7 +274,8 @@ impl HitStore for ClusterStore {
                 .arg(keys.len())
                 .arg(&keys[..])
                 .arg(url)
-                .arg(&expiries[..]);
+                .arg(&expiries[..])
+                .arg(times);
             cmd
         };
         let evalsha = script("EVALSHA", &self.hit_sha);
@@ -294,7 +295,7 @@ impl HitStore for ClusterStore {
             Ok((needs_index, replication))
         })?;
         if replication.confirmed < replication.asked {
-            self.unconfirmed(&mut conn, url, replication);
+            self.unconfirmed(&mut conn, url, times, replication);
         }
         if needs_index == 1 {
             let index = self.keys.index(index_shard(url));
@@ -314,6 +315,45 @@ impl HitStore for ClusterStore {
             }
         }
         Ok(())
+    }
+}
+
+impl HitStore for ClusterStore {
+    /// Records one hit: one `EVALSHA` in the URL's slot; on the URL's first hit (or while a
+    /// failed index update awaits repair) also its index entry. See the module documentation.
+    fn record_hit(&self, hit: Hit) -> Result<(), StoreError> {
+        self.record_times(&hit, 1)
+    }
+
+    /// Records hits a worker took together. Equal hits (same URL, same buckets) are one
+    /// `EVALSHA` that counts them all, with one `WAIT`: a batch on a popular page costs the
+    /// cluster about what one hit does. Different hits go one after the other, each its own
+    /// script: a pipeline of scripts for several slots could not tell, after a redirection,
+    /// which of them ran.
+    fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
+        let starts: Vec<PerPeriod<i64>> = hits
+            .iter()
+            .map(|hit| self.calendar.starts(hit.timestamp_ms))
+            .collect();
+        let mut outcomes: Vec<Option<Result<(), StoreError>>> = vec![None; hits.len()];
+        for i in 0..hits.len() {
+            if outcomes[i].is_some() {
+                continue;
+            }
+            let same: Vec<usize> = (i..hits.len())
+                .filter(|j| {
+                    outcomes[*j].is_none() && hits[*j].url == hits[i].url && starts[*j] == starts[i]
+                })
+                .collect();
+            let outcome = self.record_times(&hits[i], same.len());
+            for j in same {
+                outcomes[j] = Some(outcome.clone());
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.expect("every hit recorded"))
+            .collect()
     }
 
     /// The counts of one URL in the buckets holding `timestamp_ms`: six `HGET`s in its slot,
