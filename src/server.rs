@@ -15,7 +15,7 @@ use crate::http::canonical::UrlRules;
 use crate::http::error::ApiError;
 use crate::http::{self, Answer, App, Handled, Reply, StreamLimit};
 use crate::listener;
-use crate::metrics::{InFlight, Metrics};
+use crate::metrics::Metrics;
 use crate::store::settings::{self, Refusal};
 use crate::store::{self, Hit, HitStore, StoreError};
 use crate::top::Rankings;
@@ -23,7 +23,8 @@ use crate::top::Rankings;
 /// How often an idle worker looks up to see whether HitMe is stopping.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
-/// The most requests a worker takes at once: those queued when it takes one, up to this.
+/// The most hits a worker takes at once: those queued when it takes one, up to this (and
+/// after them at most one request that is not a hit).
 const MAX_BATCH: usize = 16;
 
 /// Stack of a thread that answers a request whose oversized body was left unread.
@@ -209,34 +210,36 @@ impl Worker {
     fn serve_next(&self, server: &Arc<Server>) -> bool {
         match server.recv_timeout(IDLE_POLL) {
             Ok(Some(request)) => {
-                // Behind a hit, the requests already waiting are taken too (never waited for),
-                // so that their hits share one round trip to Redis (in cluster mode, those for
-                // the same URL).
-                // Taking stops at the first that is not a hit with its body read: it may be
-                // slow (GET /hits, a body still coming), and the hits taken before it would
-                // wait, when whatever a worker has taken no other worker can answer.
+                // Behind a hit, the hits already waiting are taken too (never waited for), so
+                // that they share one round trip to Redis (in cluster mode, those for the same
+                // URL). Taking stops at the first request that is not a hit with its body
+                // read: it may be slow (GET /hits, a body still coming), and whatever a worker
+                // has taken no other worker can answer, so it comes last.
                 let next = match http::is_ready_hit(&request) {
                     true => server.try_recv().ok().flatten(),
                     false => None,
                 };
-                let Some(next) = next else {
+                let Some(mut next) = next else {
                     // Alone (the common case when idle), it is answered without a batch.
                     self.answer(request);
                     return true;
                 };
-                let mut requests = Vec::with_capacity(MAX_BATCH);
-                let mut more = http::is_ready_hit(&next);
-                requests.extend([request, next]);
-                while more && requests.len() < MAX_BATCH {
-                    match server.try_recv() {
-                        Ok(Some(request)) => {
-                            more = http::is_ready_hit(&request);
-                            requests.push(request);
-                        }
-                        _ => break,
+                let mut hits = Vec::with_capacity(MAX_BATCH);
+                hits.push(request);
+                let last = loop {
+                    if !http::is_ready_hit(&next) {
+                        break Some(next);
                     }
-                }
-                self.answer_batch(requests);
+                    hits.push(next);
+                    if hits.len() == MAX_BATCH {
+                        break None;
+                    }
+                    match server.try_recv() {
+                        Ok(Some(request)) => next = request,
+                        _ => break None,
+                    }
+                };
+                self.answer_batch(hits, last);
             }
             Ok(None) => return !self.acceptor.is_stopping(),
             Err(_) if self.acceptor.is_stopping() => {}
@@ -255,73 +258,32 @@ impl Worker {
         self.send(request, answer, started);
     }
 
-    /// Answers requests taken together, in the order they came: the hits among them are
-    /// recorded together, in one transaction and one round trip, and each answered once it
-    /// has returned. Anything else (only ever last) first has the hits before it recorded
-    /// and answered.
+    /// Answers hits taken together, then `last`, in the order they came: the hits are
+    /// recorded in one round trip (in one transaction with a standalone Redis), and each is
+    /// answered once it has returned; a refused one waits its turn.
     ///
     /// The order matters: tiny_http sends a connection's answers in the order of its
     /// requests, so an answer sent ahead of an earlier request of the same (pipelining)
     /// connection held in this batch would wait for it for ever.
-    fn answer_batch(&self, requests: Vec<Request>) {
-        let mut pending = Pending {
-            hits: Vec::with_capacity(requests.len()),
-            answers: Vec::with_capacity(requests.len()),
-        };
+    fn answer_batch(&self, requests: Vec<Request>, last: Option<Request>) {
+        let mut hits = Vec::with_capacity(requests.len());
+        let mut waiting = Vec::with_capacity(requests.len());
         for mut request in requests {
-            if !http::is_ready_hit(&request) {
-                self.record_pending(&mut pending);
-                self.answer(request);
-                continue;
-            }
             let started = Instant::now();
             let in_flight = self.app.metrics.in_flight();
             let handled = guarded(|| http::handle_deferring_hits(&mut request, &self.app, true))
                 .unwrap_or_else(|panic| Handled::Answered(panicked(&request, &panic)));
             let (answer, records) = match handled {
                 Handled::Hit(hit, answer) => {
-                    pending.hits.push(hit);
+                    hits.push(hit);
                     (answer, true)
                 }
-                // A refused hit waits its turn too.
                 Handled::Answered(answer) => (answer, false),
             };
-            pending.answers.push(PendingAnswer {
-                request,
-                answer,
-                started,
-                in_flight,
-                records,
-            });
+            waiting.push((request, answer, started, in_flight, records));
         }
-        self.record_pending(&mut pending);
-    }
-
-    /// Records the pending hits in one round trip and sends the pending answers, in order.
-    fn record_pending(&self, pending: &mut Pending) {
-        let hits = std::mem::take(&mut pending.hits);
-        let mut outcomes = match hits.len() {
-            0 => Vec::new(),
-            n => {
-                self.app.metrics.hits_batched(n);
-                guarded(|| self.app.store.record_hits(hits)).unwrap_or_else(|panic| {
-                    log::error!("bug: recording a batch of hits panicked: {panic}");
-                    let bug = StoreError::Internal(
-                        "internal error; it has been logged, please report it".into(),
-                    );
-                    vec![Err(bug); n]
-                })
-            }
-        }
-        .into_iter();
-        for pending in pending.answers.drain(..) {
-            let PendingAnswer {
-                request,
-                mut answer,
-                started,
-                in_flight,
-                records,
-            } = pending;
+        let mut outcomes = self.record(hits).into_iter();
+        for (request, mut answer, started, in_flight, records) in waiting {
             drop(in_flight);
             if records {
                 if let Some(Err(err)) = outcomes.next() {
@@ -330,6 +292,24 @@ impl Worker {
             }
             self.send(request, answer, started);
         }
+        if let Some(request) = last {
+            self.answer(request);
+        }
+    }
+
+    /// Records hits taken together in one round trip; one outcome per hit, in order.
+    fn record(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
+        let n = hits.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        self.app.metrics.hits_batched(n);
+        guarded(|| self.app.store.record_hits(hits)).unwrap_or_else(|panic| {
+            log::error!("bug: recording a batch of hits panicked: {panic}");
+            let bug =
+                StoreError::Internal("internal error; it has been logged, please report it".into());
+            vec![Err(bug); n]
+        })
     }
 
     /// Counts `answer` and sends it.
@@ -354,22 +334,6 @@ impl Worker {
             respond(request, answer.reply, headers);
         }
     }
-}
-
-/// Hits taken together and not yet recorded, with the answers waiting on them.
-struct Pending<'a> {
-    hits: Vec<Hit>,
-    answers: Vec<PendingAnswer<'a>>,
-}
-
-/// An answer held back until the hits taken before it (and its own, if `records`) are
-/// recorded.
-struct PendingAnswer<'a> {
-    request: Request,
-    answer: Answer,
-    started: Instant,
-    in_flight: InFlight<'a>,
-    records: bool,
 }
 
 /// The answer to a request whose handler panicked: a 500, and the bug logged.

@@ -33,6 +33,32 @@ pub struct Hit {
     pub timestamp_ms: i64,
 }
 
+/// A hit with its bucket starts, as a store writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketedHit {
+    pub url: String,
+    pub starts: PerPeriod<i64>,
+}
+
+impl BucketedHit {
+    pub fn new(hit: Hit, calendar: &Calendar) -> BucketedHit {
+        BucketedHit {
+            starts: calendar.starts(hit.timestamp_ms),
+            url: hit.url,
+        }
+    }
+}
+
+/// The equal hits of a batch (same URL, same buckets), which a store writes once, by their
+/// number: each group's first hit and how many hits it stands for, in batch order. Batches
+/// are small (a worker's queue, or a group commit's), so comparing costs less than any map.
+pub fn equal_hits(hits: &[BucketedHit]) -> impl Iterator<Item = (&BucketedHit, usize)> {
+    hits.iter()
+        .enumerate()
+        .filter(|(i, hit)| !hits[..*i].contains(hit))
+        .map(|(i, hit)| (hit, hits[i..].iter().filter(|other| *other == hit).count()))
+}
+
 /// One URL's count in each period.
 pub type UrlCounts = PerPeriod<i64>;
 

@@ -14,8 +14,8 @@ use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
 use super::settings;
 use super::{
-    resp, scan_reply, text, Chunk, Hit, HitStore, ScanCursor, StoreConfig, StoreError, UrlCounts,
-    SCAN_CHUNK,
+    equal_hits, resp, scan_reply, text, BucketedHit, Chunk, Hit, HitStore, ScanCursor, StoreConfig,
+    StoreError, UrlCounts, SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::clock;
@@ -31,13 +31,7 @@ pub struct Store {
     counters: StoreCounters,
     failures_logged: OncePerSecond,
     /// Set with `--group-commit`: concurrent hits share a round trip.
-    group: Option<GroupCommit<QueuedHit, Result<(), StoreError>>>,
-}
-
-/// A hit with its bucket starts, as it is written (alone, or in a group commit's batch).
-struct QueuedHit {
-    url: String,
-    starts: PerPeriod<i64>,
+    group: Option<GroupCommit<BucketedHit, Result<(), StoreError>>>,
 }
 
 impl Store {
@@ -74,14 +68,6 @@ impl Store {
         Ok((store, probe))
     }
 
-    /// A hit as it is written: its URL and bucket starts.
-    fn queued(&self, hit: Hit) -> QueuedHit {
-        QueuedHit {
-            starts: self.calendar.starts(hit.timestamp_ms),
-            url: hit.url,
-        }
-    }
-
     /// Runs `command` on a pooled connection, keeping count of failures.
     fn with_connection<T>(
         &self,
@@ -110,7 +96,7 @@ impl Store {
     /// trip on one connection; one outcome per hit, in order. Hits for the same URL in the
     /// same buckets are written once, as one `HINCRBY` by their number: a batch of hits on a
     /// popular page costs Redis about what one hit does. A single hit is a batch of one.
-    fn commit(&self, hits: &[QueuedHit]) -> Vec<Result<(), StoreError>> {
+    fn commit(&self, hits: &[BucketedHit]) -> Vec<Result<(), StoreError>> {
         let result = match self.pool.get() {
             Ok(mut conn) => conn
                 .run(|conn| self.write_transaction(conn, hits))
@@ -124,7 +110,7 @@ impl Store {
     }
 
     /// Sends `hits` as one transaction on `conn` and checks its replies.
-    fn write_transaction(&self, conn: &mut Conn, hits: &[QueuedHit]) -> RedisResult<()> {
+    fn write_transaction(&self, conn: &mut Conn, hits: &[BucketedHit]) -> RedisResult<()> {
         let mut out = std::mem::take(&mut conn.out);
         out.clear();
         let mut expiry_set = conn.expiry_set;
@@ -145,20 +131,14 @@ impl Store {
         &self,
         out: &mut Vec<u8>,
         expiry_set: &mut PerPeriod<i64>,
-        hits: &[QueuedHit],
+        hits: &[BucketedHit],
     ) -> usize {
         let mut digits = PerPeriod::<itoa::Buffer>::default();
         let mut commands = 0;
         resp::simple(out, &[b"MULTI"]);
-        for (i, hit) in hits.iter().enumerate() {
-            // Batches are small (a worker's queue, at most `MAX_BATCH`, or a group commit's),
-            // so finding equal hits by comparison costs less than any map.
-            let same = |other: &QueuedHit| other.url == hit.url && other.starts == hit.starts;
-            if hits[..i].iter().any(same) {
-                continue;
-            }
-            let mut times = itoa::Buffer::new();
-            let times = times.format(1 + hits[i + 1..].iter().filter(|other| same(other)).count());
+        for (hit, times) in equal_hits(hits) {
+            let mut digits_of_times = itoa::Buffer::new();
+            let times = digits_of_times.format(times);
             for (period, start) in hit.starts.iter() {
                 resp::command(out, 4);
                 resp::arg(out, &[b"HINCRBY"]);
@@ -211,7 +191,7 @@ impl HitStore for Store {
     /// or nowhere. Buckets with a retention get their expiry in the same transaction, once per
     /// bucket and connection. With group commit, concurrent hits share the transaction.
     fn record_hit(&self, hit: Hit) -> Result<(), StoreError> {
-        let hit = self.queued(hit);
+        let hit = BucketedHit::new(hit, &self.calendar);
         match &self.group {
             Some(group) => {
                 let bug = || {
@@ -230,7 +210,10 @@ impl HitStore for Store {
 
     /// Records hits a worker took together in one MULTI/EXEC ([`Store::commit`]).
     fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
-        let hits: Vec<QueuedHit> = hits.into_iter().map(|hit| self.queued(hit)).collect();
+        let hits: Vec<BucketedHit> = hits
+            .into_iter()
+            .map(|hit| BucketedHit::new(hit, &self.calendar))
+            .collect();
         self.commit(&hits)
     }
 

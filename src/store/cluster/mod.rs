@@ -28,8 +28,9 @@
 //! # Cost per hit
 //!
 //! One command (`EVALSHA` of [`HIT_SCRIPT`]), one round trip, one node, atomic: six
-//! `HINCRBY` (by the number of equal hits a worker took together, usually 1), one `SISMEMBER`, and `EXPIREAT` on a bucket key only when the hit created the
-//! URL's count in it, so expiry costs nothing once set and needs no per-connection memory.
+//! `HINCRBY` (by the number of equal hits a worker took together, usually 1), one
+//! `SISMEMBER`, and `EXPIREAT` on a bucket key only when the hit created the URL's count in
+//! it, so expiry costs nothing once set and needs no per-connection memory.
 //! The first hit of a URL ever costs two more round trips: `SADD` to its index shard, then
 //! `SREM` from `unindexed`. Reads: `GET /hit` is six `HGET`s in one batch, `/series` one
 //! `HGET` per bucket in one batch (one slot, one node, one round trip each); `GET /hits`
@@ -115,8 +116,8 @@ use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
 use super::settings;
 use super::{
-    scan_reply, text, Chunk, Hit, HitStore, ScanCursor, StoreConfig, StoreError, UrlCounts,
-    SCAN_CHUNK,
+    equal_hits, scan_reply, text, BucketedHit, Chunk, Hit, HitStore, ScanCursor, StoreConfig,
+    StoreError, UrlCounts, SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
@@ -262,12 +263,11 @@ impl ClusterStore {
     /// Records `times` equal hits: one `EVALSHA` in the URL's slot; on the URL's first hit
     /// (or while a failed index update awaits repair) also its index entry. See the module
     /// documentation.
-    fn record_times(&self, hit: &Hit, times: usize) -> Result<(), StoreError> {
+    fn record_times(&self, hit: &BucketedHit, times: usize) -> Result<(), StoreError> {
         let url = hit.url.as_str();
         let tag = url_tag(url);
-        let starts = self.calendar.starts(hit.timestamp_ms);
-        let keys = self.keys.hit_keys(&tag, &starts);
-        let expiries = self.expiries(&starts);
+        let keys = self.keys.hit_keys(&tag, &hit.starts);
+        let expiries = self.expiries(&hit.starts);
         let script = |name: &str, body: &str| {
             let mut cmd = redis::cmd(name);
             cmd.arg(body)
@@ -322,7 +322,7 @@ impl HitStore for ClusterStore {
     /// Records one hit: one `EVALSHA` in the URL's slot; on the URL's first hit (or while a
     /// failed index update awaits repair) also its index entry. See the module documentation.
     fn record_hit(&self, hit: Hit) -> Result<(), StoreError> {
-        self.record_times(&hit, 1)
+        self.record_times(&BucketedHit::new(hit, &self.calendar), 1)
     }
 
     /// Records hits a worker took together. Equal hits (same URL, same buckets) are one
@@ -331,28 +331,21 @@ impl HitStore for ClusterStore {
     /// script: a pipeline of scripts for several slots could not tell, after a redirection,
     /// which of them ran.
     fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
-        let starts: Vec<PerPeriod<i64>> = hits
-            .iter()
-            .map(|hit| self.calendar.starts(hit.timestamp_ms))
-            .collect();
-        let mut outcomes: Vec<Option<Result<(), StoreError>>> = vec![None; hits.len()];
-        for i in 0..hits.len() {
-            if outcomes[i].is_some() {
-                continue;
-            }
-            let same: Vec<usize> = (i..hits.len())
-                .filter(|j| {
-                    outcomes[*j].is_none() && hits[*j].url == hits[i].url && starts[*j] == starts[i]
-                })
-                .collect();
-            let outcome = self.record_times(&hits[i], same.len());
-            for j in same {
-                outcomes[j] = Some(outcome.clone());
-            }
-        }
-        outcomes
+        let hits: Vec<BucketedHit> = hits
             .into_iter()
-            .map(|o| o.expect("every hit recorded"))
+            .map(|hit| BucketedHit::new(hit, &self.calendar))
+            .collect();
+        let recorded: Vec<(&BucketedHit, Result<(), StoreError>)> = equal_hits(&hits)
+            .map(|(hit, times)| (hit, self.record_times(hit, times)))
+            .collect();
+        hits.iter()
+            .map(|hit| {
+                let (_, outcome) = recorded
+                    .iter()
+                    .find(|(first, _)| *first == hit)
+                    .expect("every hit is in a group");
+                outcome.clone()
+            })
             .collect()
     }
 
