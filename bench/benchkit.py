@@ -25,6 +25,10 @@ For --urls N (reads at scale), each printing key=value lines for the report:
                                          then WARM sequential ones
   benchkit.py pollers PORT TS N DEADLINE N dashboards, each GET /top of the six periods once
                                          a second, until SIGTERM or DEADLINE seconds
+  benchkit.py readers PORT TS SECONDS N  a hit probe (one POST /hit every 20 ms) alone for
+                                         SECONDS, then beside a slow /hits reader (64 bytes
+                                         every 0.5 s), 3 /top pollers and bursts of three
+                                         concurrent /hits (each whole with at least N URLs)
   benchkit.py hitscheck FILE REDISPORT PREFIX TS WEEKSTART
                                          compare a /hits answer with the Redis hashes
   benchkit.py slowlog PORT               SLOWLOG LEN and its slowest entries
@@ -1004,6 +1008,123 @@ def pollers(port, ts, n, deadline, timeout=30):
         print(f"pollers_max_ms={ms(max(times) if times else None)}")
 
 
+READERS_PROBE_URL = "http://probe.bench.example/"
+
+
+def post_hit(port, url, timeout):
+    """One POST /hit on a new connection: (status, seconds); status 0 on a transport error."""
+    body = urllib.parse.urlencode({"url": url})
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=timeout)
+    try:
+        conn.request("POST", "/hit", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        resp = conn.getresponse()
+        resp.read()
+        status = resp.status
+    except (OSError, http.client.HTTPException):
+        status = 0
+    finally:
+        conn.close()
+    return status, time.perf_counter() - t0
+
+
+def readers(port, ts, seconds, urls, timeout=60):
+    """The reads-beside-hits scenario: a probe posting one hit every 20 ms, first alone for
+    `seconds`, then for `seconds` beside one client reading GET /hits slowly (64 bytes every
+    half second), three /top pollers over the periods (one GET every 100 ms each) and bursts
+    of three concurrent GET /hits (the next burst once the last is answered). Every loop is
+    bounded by `seconds`. Prints the probe's latencies in both phases and what the readers saw."""
+    import socket
+
+    def probe(phase, stop):
+        times, statuses = [], {}
+        while not stop.is_set():
+            st, t = post_hit(port, READERS_PROBE_URL, timeout)
+            times.append(t)
+            statuses[st] = statuses.get(st, 0) + 1
+            stop.wait(0.02)
+        print(f"readers_{phase}_probe_n={len(times)}")
+        print(f"readers_{phase}_probe_ok={statuses.get(200, 0)}")
+        print(f"readers_{phase}_probe_statuses={' '.join(f'{k}:{v}' for k, v in sorted(statuses.items()))}")
+        for q, name in ((0.5, "p50"), (0.99, "p99")):
+            print(f"readers_{phase}_probe_{name}_ms={ms(pctl(times, q))}")
+        print(f"readers_{phase}_probe_max_ms={ms(max(times) if times else None)}")
+
+    stop = threading.Event()
+    t = threading.Thread(target=probe, args=("alone", stop))
+    t.start()
+    time.sleep(seconds)
+    stop.set()
+    t.join()
+
+    stop = threading.Event()
+    seen = {"slow_bytes": 0, "top": {}, "bursts": 0, "hits": {}, "hits_whole": 0}
+    lock = threading.Lock()
+
+    def slow_reader():
+        s = socket.create_connection(("127.0.0.1", int(port)), timeout=timeout)
+        s.sendall(f"GET /hits?timestamp={ts} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        try:
+            while not stop.is_set():
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                seen["slow_bytes"] += len(chunk)
+                stop.wait(0.5)
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    def poller(period):
+        while not stop.is_set():
+            st, _, _ = http_get(port, f"/top?period={period}&limit=20&timestamp={ts}", timeout)
+            with lock:
+                seen["top"][st] = seen["top"].get(st, 0) + 1
+            stop.wait(0.1)
+
+    def one_hits():
+        st, body, _ = http_get(port, f"/hits?timestamp={ts}", timeout)
+        whole = False
+        if st == 200:
+            try:
+                whole = len(json.loads(body)["all_time"]) >= urls
+            except (ValueError, KeyError, TypeError):
+                pass
+        with lock:
+            seen["hits"][st] = seen["hits"].get(st, 0) + 1
+            seen["hits_whole"] += whole
+
+    def bursts():
+        while not stop.is_set():
+            three = [threading.Thread(target=one_hits) for _ in range(3)]
+            for b in three:
+                b.start()
+            for b in three:
+                b.join()
+            seen["bursts"] += 1
+
+    threads = [threading.Thread(target=slow_reader, daemon=True)]
+    threads += [threading.Thread(target=poller, args=(p,), daemon=True) for p in ("all", "day", "hour")]
+    threads.append(threading.Thread(target=bursts, daemon=True))
+    for th in threads:
+        th.start()
+    time.sleep(1)  # the readers under way first
+    t = threading.Thread(target=probe, args=("readers", stop))
+    t.start()
+    time.sleep(seconds)
+    stop.set()
+    t.join()
+    for th in threads:
+        th.join(timeout)
+    print(f"readers_seconds={seconds}")
+    print(f"readers_slow_bytes={seen['slow_bytes']}")
+    print(f"readers_top_statuses={' '.join(f'{k}:{v}' for k, v in sorted(seen['top'].items()))}")
+    print(f"readers_bursts={seen['bursts']}")
+    print(f"readers_hits_statuses={' '.join(f'{k}:{v}' for k, v in sorted(seen['hits'].items()))}")
+    print(f"readers_hits_whole={seen['hits_whole']}")
+
+
 HITSCHECK_MAX_BYTES = 64 << 20
 
 
@@ -1198,6 +1319,30 @@ def urls_report(outdir, settings_path):
         md.append(f"| HitMe peak RSS, highest phase ({how}) | {mib(top)}: "
                   + ", ".join(f"{name} {mib(v)}" for name, v in peaks)
                   + f" | ≤ 150 MB (143 MiB) | {verdict(top * 1024 <= 150e6)} |")
+    if "readers_readers_probe_n" in f:
+        md.append("")
+        md.append(f"Hits beside readers ({f.get('readers_seconds')} s each, a new connection per "
+                  "request): a probe posting one hit every 20 ms, alone, then beside a slow "
+                  "`/hits` reader (64 bytes every 0.5 s), 3 `/top` pollers and bursts of three "
+                  "concurrent `/hits`.\n")
+        md.append("| figure | measured | goal | met |")
+        md.append("| --- | --- | --- | --- |")
+        for phase, label in (("alone", "probe alone"), ("readers", "probe beside the readers")):
+            p99, mx = num(f"readers_{phase}_probe_p99_ms"), num(f"readers_{phase}_probe_max_ms")
+            goal = phase == "readers"
+            met = (verdict(p99 is not None and mx is not None and p99 <= 20 and mx <= 100)
+                   if goal else "-")
+            md.append(f"| {label}: p50 / p99 / max of {f.get(f'readers_{phase}_probe_n')} hits "
+                      f"(status:count {f.get(f'readers_{phase}_probe_statuses')}) | "
+                      f"{msf(num(f'readers_{phase}_probe_p50_ms'))} / {msf(p99)} / {msf(mx)} | "
+                      f"{'p99 ≤ 20 ms, max ≤ 100 ms' if goal else 'information'} | {met} |")
+        whole, statuses = f.get("readers_hits_whole", "0"), f.get("readers_hits_statuses", "")
+        answered = sum(int(x.split(":")[1]) for x in statuses.split() if x)
+        md.append(f"| `/hits` in {f.get('readers_bursts')} bursts of three (status:count "
+                  f"{statuses}) | {whole} of {answered} whole | every one whole | "
+                  f"{verdict(answered > 0 and int(whole) == answered)} |")
+        md.append(f"| `/top` polls meanwhile (status:count {f.get('readers_top_statuses')}) | "
+                  f"the slow reader took {f.get('readers_slow_bytes')} bytes | information | - |")
     if "slowlog_len" in f:
         sl = int(f["slowlog_len"])
         md.append(f"| Redis `SLOWLOG` (commands over 10 ms) | {sl} entr{'y' if sl == 1 else 'ies'} "
@@ -1250,6 +1395,9 @@ def main(argv):
     elif cmd == "pollers":
         # pollers PORT TS N DEADLINE_S
         pollers(argv[2], argv[3], int(argv[4]), float(argv[5]))
+    elif cmd == "readers":
+        # readers PORT TS SECONDS URLS
+        readers(argv[2], argv[3], float(argv[4]), int(argv[5]))
     elif cmd == "hitscheck":
         # hitscheck FILE REDISPORT PREFIX TS WEEKSTART
         hitscheck(argv[2], argv[3], argv[4], argv[5], argv[6])

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hitme::acceptor::Acceptor;
-use hitme::http::{Reply, MAX_BODY_BYTES};
+use hitme::http::{Response, MAX_BODY_BYTES};
 use hitme::listener;
 
 /// HitMe's threads and socket answering without Redis.
@@ -56,8 +56,8 @@ fn main() -> Result<(), String> {
                     .as_reader()
                     .take(MAX_BODY_BYTES as u64)
                     .read_to_end(&mut body);
-                let reply = Reply::ok();
-                let _ = request.respond(reply.into_response(Vec::new()));
+                let response = Response::ok();
+                let _ = request.respond(response.into_tiny(Vec::new()));
             }
         });
     }

@@ -1,8 +1,8 @@
 //! The dashboard's static files, embedded in the binary so HitMe runs from any directory.
 
 /// One embedded file.
-#[derive(Debug, Clone, Copy)]
-pub struct Asset {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Asset {
     pub content_type: &'static str,
     pub bytes: &'static [u8],
 }
@@ -30,7 +30,7 @@ const FILES: [(&str, Asset); 7] = embedded![
 ];
 
 /// The asset served at `path`; `/` is the dashboard.
-pub fn lookup(path: &str) -> Option<Asset> {
+pub(crate) fn lookup(path: &str) -> Option<Asset> {
     let path = if path == "/" { "/index.html" } else { path };
     FILES
         .iter()

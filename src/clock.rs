@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch (0 if the clock is set before it).
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -11,6 +11,6 @@ pub fn now_ms() -> i64 {
 }
 
 /// Whole seconds since the Unix epoch.
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     now_ms().div_euclid(1000)
 }

@@ -75,12 +75,22 @@ pub struct Config {
     /// Worker threads handling requests [default: one per CPU, at least 2; with
     /// --redis-cluster four per CPU, at least 8]. A worker takes the requests queued while it
     /// waited on Redis and writes their hits together, so more workers than CPUs only add
-    /// thread switches; in cluster mode hits are written one at a time (each waits on a
-    /// master and its replica), so more workers keep the CPUs busy.
+    /// thread switches; in cluster mode a worker waits on a master and its replica for each
+    /// URL it writes, so more workers keep the CPUs busy.
     #[arg(long, env = "HITME_THREADS", value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
 
-    /// Redis connections in the pool [default: the number of threads].
+    /// Threads of the read pool, which answers the reads that scan buckets (GET /hits, a
+    /// GET /top whose ranking must be read), so that the workers never wait on them.
+    #[arg(long, env = "HITME_READ_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub read_threads: u32,
+
+    /// Milliseconds a read may wait for a read-pool thread before it is answered 503 (it is
+    /// answered 503 at once when 32 reads per read thread are already waiting).
+    #[arg(long, env = "HITME_READ_QUEUE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub read_queue_ms: u64,
+
+    /// Redis connections in the pool [default: the number of threads and read threads].
     #[arg(long, env = "HITME_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub pool_size: Option<u32>,
 
@@ -124,7 +134,7 @@ pub struct Config {
         value_name = "ORIGIN,...",
         value_parser = Cors::parse
     )]
-    pub cors_origins: Cors,
+    pub(crate) cors_origins: Cors,
 
     /// Query parameters removed from URLs before they are counted, comma-separated; "" keeps
     /// every parameter.
@@ -257,11 +267,11 @@ impl Config {
     }
 
     pub fn pool_size(&self) -> u32 {
-        self.pool_size.unwrap_or(self.threads())
+        self.pool_size.unwrap_or(self.threads() + self.read_threads)
     }
 
     /// The store to open. Flags of the other backend were refused while parsing.
-    pub fn store_config(&self) -> StoreConfig {
+    pub(crate) fn store_config(&self) -> StoreConfig {
         let backend = match &self.redis_cluster {
             Some(seeds) => Backend::Cluster {
                 seeds: seeds.clone(),
@@ -336,7 +346,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.threads(), default_threads());
         assert!(c.threads() >= 2);
-        assert_eq!(c.pool_size(), c.threads());
+        assert_eq!(c.pool_size(), c.threads() + 2);
         assert_eq!(c.key_prefix, "hits");
         assert_eq!(c.week_start, WeekStartArg::Monday);
         let hour = Duration::from_secs(3600);
@@ -371,7 +381,7 @@ mod tests {
     fn flags_override_and_bad_values_are_refused() {
         let c =
             Config::try_parse_from(["hitme", "--threads", "8", "--week-start", "sunday"]).unwrap();
-        assert_eq!((c.threads(), c.pool_size()), (8, 8));
+        assert_eq!((c.threads(), c.pool_size()), (8, 10));
         assert_eq!(c.week_start, WeekStartArg::Sunday);
         let cluster =
             Config::try_parse_from(["hitme", "--redis-cluster", "127.0.0.1:7000"]).unwrap();

@@ -1,20 +1,34 @@
 //! HitMe: a Redis-backed HTTP hit counter.
 //!
 //! A fixed pool of worker threads pulls requests off a `tiny_http` listener; each checks out
-//! a pooled Redis connection and counts the hit in time-bucketed hashes in one atomic round trip.
+//! a pooled Redis connection and counts the hit in time-bucketed hashes in one atomic round
+//! trip. The map:
+//!
+//! - [`server`]: the workers, batching of hits, and a graceful stop; [`read_pool`], the
+//!   threads that answer the reads that scan; [`acceptor`] and [`listener`], the socket.
+//! - [`http`]: a request parsed once into a command (one module per endpoint), and answered.
+//! - [`store`]: the Redis backends, standalone and cluster; [`top`], rankings shared between
+//!   `/top` requests.
+//! - [`buckets`], [`zone`], [`period`], [`clock`]: time and its buckets.
+//! - [`config`], [`metrics`], [`assets`]: flags, `/metrics`, the dashboard's files.
+//!
+//! What is `pub` is what the binary, the examples and the integration tests use.
+
+#![deny(unreachable_pub)]
 
 pub mod acceptor;
-pub mod assets;
+pub(crate) mod assets;
 pub mod buckets;
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
 pub mod http;
 pub mod listener;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod period;
-pub mod server;
+pub(crate) mod read_pool;
+pub(crate) mod server;
 pub mod store;
-pub mod top;
+pub(crate) mod top;
 pub mod zone;
 
 pub use config::Config;

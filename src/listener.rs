@@ -9,6 +9,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// `Server::http` asks for 128, which makes bursts of clients wait seconds for SYN retries.
 const BACKLOG: i32 = 65_535;
 
+/// How long a write may wait for a client that takes nothing: past it the write fails and
+/// the answer is cut short (a client reading a long `GET /hits` slowly or not at all cannot
+/// hold a thread for ever). Set on the listening socket, whose connections inherit it, so it
+/// costs no system call per connection. Only an answer larger than the socket's buffers can
+/// ever wait.
+pub const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Binds `addr` (host:port) with a large backlog and `SO_REUSEADDR`, and `SO_REUSEPORT` when
 /// asked so that several processes can share the address.
 pub fn bind(addr: &str, reuse_port: bool) -> Result<TcpListener, String> {
@@ -35,6 +42,9 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> 
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(reuse_port)?;
+    // Accepted connections inherit it (Linux copies the listener's socket options); never a
+    // read timeout here, which would end tiny_http's accept loop.
+    socket.set_write_timeout(Some(WRITE_STALL))?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())

@@ -15,7 +15,7 @@ const LATENCY_BUCKETS: [f64; 13] = [
 ];
 
 /// Every metric HitMe exports. Recording is a few atomic operations per request.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
@@ -26,29 +26,31 @@ pub struct Metrics {
     unconfirmed_hits: IntCounter,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
+    reads_refused: IntCounterVec,
+    responses_cut: IntCounterVec,
 }
 
 /// The counters the store keeps itself, handed to it when it is opened.
 #[derive(Clone)]
-pub struct StoreCounters {
+pub(crate) struct StoreCounters {
     redis_errors: IntCounter,
     unconfirmed_hits: IntCounter,
 }
 
 impl StoreCounters {
     /// `n` Redis commands failed (connection, timeout, error reply).
-    pub fn redis_failed(&self, n: u64) {
+    pub(crate) fn redis_failed(&self, n: u64) {
         self.redis_errors.inc_by(n);
     }
 
     /// `n` hits were answered before enough replicas confirmed them (cluster mode).
-    pub fn unconfirmed_hits(&self, n: usize) {
+    pub(crate) fn unconfirmed_hits(&self, n: usize) {
         self.unconfirmed_hits.inc_by(n as u64);
     }
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "hitme_http_requests_total",
@@ -101,6 +103,22 @@ impl Metrics {
             "Redis connections idle in the pool.",
         )
         .expect("valid metric");
+        let reads_refused = IntCounterVec::new(
+            Opts::new(
+                "hitme_reads_refused_total",
+                "Reads (GET /hits, a /top whose ranking must be read) answered 503 because the read pool's queue was full or they waited past --read-queue-ms.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let responses_cut = IntCounterVec::new(
+            Opts::new(
+                "hitme_http_responses_cut_total",
+                "Streamed answers (GET /hits) cut short: the client took them too slowly, or Redis failed midway.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
 
         let registry = Registry::new();
         for collector in [
@@ -113,6 +131,8 @@ impl Metrics {
             Box::new(unconfirmed_hits.clone()),
             Box::new(pool_connections.clone()),
             Box::new(pool_idle.clone()),
+            Box::new(reads_refused.clone()),
+            Box::new(responses_cut.clone()),
         ] {
             registry
                 .register(collector)
@@ -129,16 +149,28 @@ impl Metrics {
             unconfirmed_hits,
             pool_connections,
             pool_idle,
+            reads_refused,
+            responses_cut,
         }
     }
 
+    /// A read was refused: `queue_full` or `waited`.
+    pub(crate) fn read_refused(&self, reason: &'static str) {
+        self.reads_refused.with_label_values(&[reason]).inc();
+    }
+
+    /// A streamed answer was cut short: `slow_client` or `failed`.
+    pub(crate) fn response_cut(&self, reason: &'static str) {
+        self.responses_cut.with_label_values(&[reason]).inc();
+    }
+
     /// Counts a request as in flight until the guard is dropped.
-    pub fn in_flight(&self) -> InFlight<'_> {
+    pub(crate) fn in_flight(&self) -> InFlight<'_> {
         self.in_flight.inc();
         InFlight(&self.in_flight)
     }
 
-    pub fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
+    pub(crate) fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
         self.requests
             .with_label_values(&[route, status_label(status)])
             .inc();
@@ -147,19 +179,19 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn accept_loop_restarted(&self) {
+    pub(crate) fn accept_loop_restarted(&self) {
         self.accept_restarts.inc();
     }
 
     /// `n` hits went to Redis in one round trip.
-    pub fn hits_batched(&self, n: usize) {
+    pub(crate) fn hits_batched(&self, n: usize) {
         if n > 1 {
             self.hits_batched.inc_by(n as u64);
         }
     }
 
     /// The counters for the store to keep.
-    pub fn store_counters(&self) -> StoreCounters {
+    pub(crate) fn store_counters(&self) -> StoreCounters {
         StoreCounters {
             redis_errors: self.redis_errors.clone(),
             unconfirmed_hits: self.unconfirmed_hits.clone(),
@@ -167,7 +199,7 @@ impl Metrics {
     }
 
     /// The metrics in the Prometheus text format, with the pool's state as of now.
-    pub fn render(&self, pool: &PoolProbe) -> Vec<u8> {
+    pub(crate) fn render(&self, pool: &PoolProbe) -> Vec<u8> {
         let pool = pool();
         self.pool_connections.set(pool.connections.into());
         self.pool_idle.set(pool.idle.into());
@@ -186,7 +218,7 @@ impl Default for Metrics {
 }
 
 /// Decrements the in-flight gauge when a request is done, however it ends.
-pub struct InFlight<'a>(&'a IntGauge);
+pub(crate) struct InFlight<'a>(&'a IntGauge);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {

@@ -13,9 +13,10 @@ use crate::acceptor::Acceptor;
 use crate::config::Config;
 use crate::http::canonical::UrlRules;
 use crate::http::error::ApiError;
-use crate::http::{self, Answer, App, Handled, Reply, StreamLimit};
+use crate::http::{self, App, Body, Command, Lane, Response};
 use crate::listener;
 use crate::metrics::Metrics;
+use crate::read_pool::ReadPool;
 use crate::store::settings::{self, Refusal};
 use crate::store::{self, Hit, HitStore, StoreError};
 use crate::top::Rankings;
@@ -107,8 +108,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     check_settings(&store, &config)?;
     let app = Arc::new(App {
         store,
-        rankings: Rankings::new(config.threads() as usize),
-        hits_streams: StreamLimit::new(config.threads() as usize),
+        rankings: Rankings::new(),
         pool: opened.pool,
         calendar: config.calendar(),
         url_rules: UrlRules::dropping(&config.drop_query_params),
@@ -129,44 +129,49 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     }
 
     log::info!(
-        "hitme listening on http://{addr} (threads {}, redis pool {}, redis {})",
+        "hitme listening on http://{addr} (threads {}, read threads {}, redis pool {}, redis {})",
         config.threads(),
+        config.read_threads,
         config.pool_size(),
         config.redis_description(),
     );
 
+    let worker = Worker {
+        app,
+        acceptor: acceptor.clone(),
+        reads: Arc::new(ReadPool::new(
+            config.read_threads as usize,
+            Duration::from_millis(config.read_queue_ms),
+        )),
+    };
     {
-        let (app, acceptor) = (app.clone(), acceptor.clone());
+        let worker = worker.clone();
         std::thread::Builder::new()
             .name("hitme-watchdog".into())
-            .spawn(move || watch_accept_loop(app, acceptor))
+            .spawn(move || watch_accept_loop(worker))
             .map_err(|e| Fatal(format!("cannot start the accept-loop watchdog: {e}")))?;
     }
     let workers = ThreadPool::with_name("hitme-worker".into(), config.threads() as usize);
     for _ in 0..config.threads() {
-        let worker = Worker {
-            app: app.clone(),
-            acceptor: acceptor.clone(),
-        };
+        let worker = worker.clone();
         workers.execute(move || worker.run());
     }
     workers.join();
     acceptor.join_retired();
+    worker.reads.join();
     log::info!("stopped");
     Ok(())
 }
 
 /// Restores accepting after `failed`'s accept loop died, and keeps answering `failed`'s open
 /// connections on a thread of its own.
-fn restore_accepting(app: &Arc<App>, acceptor: &Arc<Acceptor>, failed: &Arc<Server>, why: &str) {
-    let Some(retired) = acceptor.replace(failed, why) else {
+fn restore_accepting(worker: &Worker, failed: &Arc<Server>, why: &str) {
+    let Some(retired) = worker.acceptor.replace(failed, why) else {
         return;
     };
-    app.metrics.accept_loop_restarted();
-    let worker = Worker {
-        app: app.clone(),
-        acceptor: acceptor.clone(),
-    };
+    worker.app.metrics.accept_loop_restarted();
+    let acceptor = worker.acceptor.clone();
+    let worker = worker.clone();
     let spawned = std::thread::Builder::new()
         .name("hitme-retired".into())
         .spawn(move || while worker.serve_next(&retired) {});
@@ -180,19 +185,21 @@ fn restore_accepting(app: &Arc<App>, acceptor: &Arc<Acceptor>, failed: &Arc<Serv
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(200);
 
 /// Checks the accept loop until HitMe stops, restoring it when it has died silently.
-fn watch_accept_loop(app: Arc<App>, acceptor: Arc<Acceptor>) {
-    while !acceptor.is_stopping() {
-        if let Some(dead) = acceptor.dead_accept_loop() {
-            restore_accepting(&app, &acceptor, &dead, "its thread ended");
+fn watch_accept_loop(worker: Worker) {
+    while !worker.acceptor.is_stopping() {
+        if let Some(dead) = worker.acceptor.dead_accept_loop() {
+            restore_accepting(&worker, &dead, "its thread ended");
         }
         std::thread::sleep(WATCHDOG_PERIOD);
     }
 }
 
 /// One worker thread's loop and everything it needs.
+#[derive(Clone)]
 struct Worker {
     app: Arc<App>,
     acceptor: Arc<Acceptor>,
+    reads: Arc<ReadPool>,
 }
 
 impl Worker {
@@ -209,150 +216,177 @@ impl Worker {
     /// behind it; false when HitMe is stopping and nothing is left.
     fn serve_next(&self, server: &Arc<Server>) -> bool {
         match server.recv_timeout(IDLE_POLL) {
-            Ok(Some(request)) => {
-                // Behind a hit, the hits already waiting are taken too (never waited for), so
-                // that they share one round trip to Redis (in cluster mode, those for the same
-                // URL). Taking stops at the first request that is not a hit with its body
-                // read: it may be slow (GET /hits, a body still coming), and whatever a worker
-                // has taken no other worker can answer, so it comes last.
-                let next = match http::is_ready_hit(&request) {
-                    true => server.try_recv().ok().flatten(),
-                    false => None,
-                };
-                let Some(mut next) = next else {
-                    // Alone (the common case when idle), it is answered without a batch.
-                    self.answer(request);
-                    return true;
-                };
-                let mut hits = Vec::with_capacity(MAX_BATCH);
-                hits.push(request);
-                let last = loop {
-                    if !http::is_ready_hit(&next) {
-                        break Some(next);
-                    }
-                    hits.push(next);
-                    if hits.len() == MAX_BATCH {
-                        break None;
-                    }
-                    match server.try_recv() {
-                        Ok(Some(request)) => next = request,
-                        _ => break None,
-                    }
-                };
-                self.answer_batch(hits, last);
-            }
+            Ok(Some(request)) => self.serve(request, server),
             Ok(None) => return !self.acceptor.is_stopping(),
             Err(_) if self.acceptor.is_stopping() => {}
-            Err(e) => restore_accepting(&self.app, &self.acceptor, server, &e.to_string()),
+            Err(e) => restore_accepting(self, server, &e.to_string()),
         }
         true
     }
 
-    fn answer(&self, mut request: Request) {
+    /// Answers `request`. Behind a hit, the hits already waiting are taken too (never waited
+    /// for), so that they share one round trip to Redis (in cluster mode, those for the same
+    /// URL). Taking stops at the first request that is not a hit with its body in memory:
+    /// whatever a worker has taken no other worker can answer, so it comes last.
+    fn serve(&self, mut request: Request, server: &Server) {
         let started = Instant::now();
-        let answer = {
-            let _in_flight = self.app.metrics.in_flight();
-            guarded(|| http::handle(&mut request, &self.app))
-                .unwrap_or_else(|panic| panicked(&request, &panic))
+        // Queued hits are taken only behind a hit whose body was already in memory; one whose
+        // body came as its client sent it is recorded alone.
+        let body_was_in_memory = http::body_in_memory(&request);
+        let hit = match self.parse(&mut request) {
+            Ok(Command::RecordHit(cmd)) => cmd.hit,
+            parsed => return self.dispatch(request, parsed, started),
         };
-        self.send(request, answer, started);
+        let next = match body_was_in_memory {
+            true => server.try_recv().ok().flatten(),
+            false => None,
+        };
+        let Some(mut next) = next else {
+            // Alone (the common case when idle), it is recorded without a batch.
+            let _in_flight = self.app.metrics.in_flight();
+            let recorded = guarded(|| self.app.store.record_hit(hit))
+                .unwrap_or_else(|panic| Err(store_bug(&panic)));
+            let response =
+                recorded.map_or_else(|err| Response::error(&err.into()), |()| Response::ok());
+            return send(&self.app, request, response, started);
+        };
+        let mut hits = Vec::with_capacity(MAX_BATCH);
+        let mut taken = Vec::with_capacity(MAX_BATCH);
+        hits.push(hit);
+        taken.push((request, started));
+        let last = loop {
+            let started = Instant::now();
+            if !http::body_in_memory(&next) {
+                break Some((next, None, started));
+            }
+            match self.parse(&mut next) {
+                Ok(Command::RecordHit(cmd)) => {
+                    hits.push(cmd.hit);
+                    taken.push((next, started));
+                }
+                parsed => break Some((next, Some(parsed), started)),
+            }
+            if hits.len() == MAX_BATCH {
+                break None;
+            }
+            match server.try_recv() {
+                Ok(Some(request)) => next = request,
+                _ => break None,
+            }
+        };
+        // The order matters: tiny_http sends a connection's answers in the order of its
+        // requests, so an answer sent ahead of an earlier request of the same (pipelining)
+        // connection held in this batch would wait for it for ever.
+        for ((request, started), recorded) in taken.into_iter().zip(self.record(hits)) {
+            let response =
+                recorded.map_or_else(|err| Response::error(&err.into()), |()| Response::ok());
+            send(&self.app, request, response, started);
+        }
+        if let Some((mut request, parsed, started)) = last {
+            let parsed = parsed.unwrap_or_else(|| self.parse(&mut request));
+            self.dispatch(request, parsed, started);
+        }
     }
 
-    /// Answers hits taken together, then `last`, in the order they came: the hits are
-    /// recorded in one round trip (in one transaction with a standalone Redis), and each is
-    /// answered once it has returned; a refused one waits its turn.
-    ///
-    /// The order matters: tiny_http sends a connection's answers in the order of its
-    /// requests, so an answer sent ahead of an earlier request of the same (pipelining)
-    /// connection held in this batch would wait for it for ever.
-    fn answer_batch(&self, requests: Vec<Request>, last: Option<Request>) {
-        let mut hits = Vec::with_capacity(requests.len());
-        let mut waiting = Vec::with_capacity(requests.len());
-        for mut request in requests {
-            let started = Instant::now();
-            let in_flight = self.app.metrics.in_flight();
-            let handled = guarded(|| http::handle_deferring_hits(&mut request, &self.app, true))
-                .unwrap_or_else(|panic| Handled::Answered(panicked(&request, &panic)));
-            let (answer, records) = match handled {
-                Handled::Hit(hit, answer) => {
-                    hits.push(hit);
-                    (answer, true)
-                }
-                Handled::Answered(answer) => (answer, false),
-            };
-            waiting.push((request, answer, started, in_flight, records));
-        }
-        let mut outcomes = self.record(hits).into_iter();
-        for (request, mut answer, started, in_flight, records) in waiting {
-            drop(in_flight);
-            if records {
-                if let Some(Err(err)) = outcomes.next() {
-                    answer.reply = Reply::error(&ApiError::from(err));
-                }
+    /// Parses `request`; a panic is a 500, and the bug logged.
+    fn parse(&self, request: &mut Request) -> Result<Command, ApiError> {
+        let parsed = guarded(|| http::parse(request, &self.app));
+        parsed.unwrap_or_else(|panic| Err(handler_bug(request, &panic)))
+    }
+
+    /// Answers a parsed request here, or hands it to the read pool.
+    fn dispatch(&self, request: Request, parsed: Result<Command, ApiError>, started: Instant) {
+        let mut command = match parsed {
+            Ok(command) => command,
+            Err(err) => return send(&self.app, request, Response::error(&err), started),
+        };
+        match command.lane(&self.app) {
+            Lane::Worker => {
+                let response = apply(&self.app, command, &request);
+                send(&self.app, request, response, started);
             }
-            self.send(request, answer, started);
+            Lane::Reads => self.hand_to_reads(request, command, started),
         }
-        if let Some(request) = last {
-            self.answer(request);
+    }
+
+    /// Queues a read for the read pool; it is refused when too many wait already, or when it
+    /// has waited past `--read-queue-ms` by the time a read thread takes it.
+    fn hand_to_reads(&self, request: Request, command: Command, started: Instant) {
+        if !self.reads.has_room() {
+            self.app.metrics.read_refused("queue_full");
+            let refused = ApiError::reads_queue_full(self.reads.max_queued());
+            return send(&self.app, request, Response::error(&refused), started);
         }
+        let (app, max_wait) = (self.app.clone(), self.reads.max_wait);
+        let read = move || {
+            let waited = started.elapsed();
+            let response = if waited > max_wait {
+                app.metrics.read_refused("waited");
+                Response::error(&ApiError::read_waited(waited))
+            } else {
+                apply(&app, command, &request)
+            };
+            send(&app, request, response, started);
+        };
+        self.reads.run(read);
     }
 
     /// Records hits taken together in one round trip; one outcome per hit, in order.
     fn record(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
         let n = hits.len();
-        if n == 0 {
-            return Vec::new();
-        }
+        let _in_flight = self.app.metrics.in_flight();
         self.app.metrics.hits_batched(n);
-        guarded(|| self.app.store.record_hits(hits)).unwrap_or_else(|panic| {
-            log::error!("bug: recording a batch of hits panicked: {panic}");
-            let bug =
-                StoreError::Internal("internal error; it has been logged, please report it".into());
-            vec![Err(bug); n]
-        })
-    }
-
-    /// Counts `answer` and sends it.
-    fn send(&self, request: Request, answer: Answer, started: Instant) {
-        // Counted before the response goes out, so a client that reads /metrics after an
-        // answer always finds that answer counted.
-        self.app
-            .metrics
-            .observe(answer.route, answer.reply.status, started.elapsed());
-        if log::log_enabled!(log::Level::Debug) {
-            log::debug!(
-                "{} {} -> {}",
-                request.method(),
-                path_of(&request),
-                answer.reply.status
-            );
-        }
-        let headers = answer.headers(&self.app);
-        if answer.body_unread {
-            respond_and_drain_elsewhere(request, answer.reply, headers);
-        } else {
-            respond(request, answer.reply, headers);
-        }
+        guarded(|| self.app.store.record_hits(hits))
+            .unwrap_or_else(|panic| vec![Err(store_bug(&panic)); n])
     }
 }
 
-/// The answer to a request whose handler panicked: a 500, and the bug logged.
-fn panicked(request: &Request, panic: &str) -> Answer {
+/// Applies `command`; a panic is a 500, and the bug logged.
+fn apply(app: &App, command: Command, request: &Request) -> Response {
+    let _in_flight = app.metrics.in_flight();
+    guarded(|| command.apply(app))
+        .unwrap_or_else(|panic| Response::error(&handler_bug(request, &panic)))
+}
+
+/// Counts `response` and sends it.
+fn send(app: &App, request: Request, response: Response, started: Instant) {
+    // Counted before the response goes out, so a client that reads /metrics after an
+    // answer always finds that answer counted.
+    app.metrics.observe(
+        http::route_label(&request),
+        response.status,
+        started.elapsed(),
+    );
+    if log::log_enabled!(log::Level::Debug) {
+        log::debug!(
+            "{} {} -> {}",
+            request.method(),
+            path_of(&request),
+            response.status
+        );
+    }
+    let headers = http::edge_headers(&request, &response, app);
+    if response.body_unread {
+        respond_and_drain_elsewhere(request, response, headers);
+    } else {
+        respond(request, response, headers, &app.metrics);
+    }
+}
+
+/// The error for a request whose handler panicked: a 500, and the bug logged.
+fn handler_bug(request: &Request, panic: &str) -> ApiError {
     log::error!(
         "bug: handler panicked on {} {}: {panic}",
         request.method(),
         path_of(request)
     );
-    Answer {
-        reply: Reply::error(&ApiError::internal(
-            "internal error; it has been logged, please report it",
-        )),
-        route: "other",
-        body_unread: false,
-        keep_alive: false,
-        cors: None,
-        preflight: false,
-    }
+    ApiError::internal("internal error; it has been logged, please report it")
+}
+
+/// The error for hits whose recording panicked.
+fn store_bug(panic: &str) -> StoreError {
+    log::error!("bug: recording hits panicked: {panic}");
+    StoreError::Internal("internal error; it has been logged, please report it".into())
 }
 
 /// The request's path without its query: a query's `url=` may carry what a visitor's browser
@@ -364,11 +398,13 @@ fn path_of(request: &Request) -> &str {
 /// tiny_http reads an unread body to its end when the request is dropped, which never ends if
 /// the client declared a huge body and stalls. The answer goes out at once from a thread of its
 /// own, which then waits out the client; the thread ends when the connection does.
-fn respond_and_drain_elsewhere(request: Request, reply: Reply, headers: Vec<Header>) {
+fn respond_and_drain_elsewhere(request: Request, response: Response, headers: Vec<Header>) {
     let spawned = std::thread::Builder::new()
         .name("hitme-drain".into())
         .stack_size(DRAIN_STACK_BYTES)
-        .spawn(move || respond(request, reply, headers));
+        .spawn(move || {
+            let _ = request.respond(response.into_tiny(headers));
+        });
     if let Err(e) = spawned {
         log::warn!("cannot start a thread to answer an oversized request ({e}); dropping it");
     }
@@ -385,9 +421,28 @@ fn guarded<T>(handler: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn respond(request: Request, reply: Reply, headers: Vec<Header>) {
-    if let Err(e) = request.respond(reply.into_response(headers)) {
-        log::debug!("could not send a response: {e}");
+fn respond(request: Request, response: Response, headers: Vec<Header>, metrics: &Metrics) {
+    let streamed = matches!(response.body, Body::Stream(_));
+    let path = streamed.then(|| path_of(&request).to_string());
+    match request.respond(response.into_tiny(headers)) {
+        Ok(()) => {}
+        // tiny_http then sends no last chunk and closes the connection, so the client sees
+        // the answer is incomplete.
+        Err(e) if streamed => {
+            let slow = matches!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            );
+            metrics.response_cut(if slow { "slow_client" } else { "failed" });
+            let path = path.unwrap_or_default();
+            match slow {
+                true => log::info!(
+                    "cut short the answer to GET {path}: the client took it too slowly ({e})"
+                ),
+                false => log::warn!("cut short the answer to GET {path}: {e}"),
+            }
+        }
+        Err(e) => log::debug!("could not send a response: {e}"),
     }
 }
 

@@ -3,9 +3,9 @@
 //! kept for at most [`MAX_AGE`], and concurrent requests for a bucket being read wait for
 //! that one read (single flight), so ten dashboards cost about what one does. A ranking in
 //! use is read again before it expires ([`REFRESH_AFTER`]) by one request while the others
-//! go on with the kept one, so steady readers never queue behind a read; and at most half
-//! the workers may be reading or waiting for rankings at once, so `/top` never holds up
-//! hits, whatever the size of a bucket.
+//! go on with the kept one, so steady readers never queue behind a read. Reads run on the
+//! read pool (`crate::read_pool`); a request whose ranking is [`Rankings::fresh`] is answered
+//! where it was taken.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -16,11 +16,11 @@ use crate::buckets::Period;
 use crate::store::{HitStore, ScanCursor, StoreError};
 
 /// How long a ranking is reused: a new hit shows in `/top` within this.
-pub const MAX_AGE: Duration = Duration::from_secs(2);
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(2);
 
 /// From this age on, the next request for a ranking reads it again while the others keep
 /// using it; the read has until `MAX_AGE` before anyone waits for it.
-pub const REFRESH_AFTER: Duration = Duration::from_millis(1500);
+pub(crate) const REFRESH_AFTER: Duration = Duration::from_millis(1500);
 
 /// Rankings kept at once: one per bucket asked for in the last `MAX_AGE`, bounded so that
 /// requests for many old buckets cannot fill the memory.
@@ -33,7 +33,7 @@ const PRESORTED: usize = 1000;
 
 /// Every URL of a bucket with its count, each once.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Ranking {
+pub(crate) struct Ranking {
     /// The first `sorted` are the top URLs, in rank order; the rest follow in no order.
     entries: Vec<(String, i64)>,
     sorted: usize,
@@ -58,7 +58,7 @@ fn order_top<T>(items: &mut [T], n: usize, rank: impl Fn(&T, &T) -> Ordering) {
 
 impl Ranking {
     /// Ranks `counts`; a URL listed twice (a chunked read can return one twice) counts once.
-    pub fn new(mut counts: Vec<(String, i64)>) -> Ranking {
+    pub(crate) fn new(mut counts: Vec<(String, i64)>) -> Ranking {
         let mut seen = HashSet::with_capacity(counts.len());
         let twice: HashSet<usize> = counts
             .iter()
@@ -85,7 +85,11 @@ impl Ranking {
     }
 
     /// Reads the bucket chunk by chunk and ranks it.
-    pub fn read(store: &dyn HitStore, period: Period, start: i64) -> Result<Ranking, StoreError> {
+    pub(crate) fn read(
+        store: &dyn HitStore,
+        period: Period,
+        start: i64,
+    ) -> Result<Ranking, StoreError> {
         let mut counts = Vec::new();
         let mut cursor = Some(ScanCursor::START);
         while let Some(at) = cursor {
@@ -96,18 +100,16 @@ impl Ranking {
         Ok(Ranking::new(counts))
     }
 
-    /// How many URLs it holds.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// Whether [`Ranking::page`] of these costs next to nothing: a slice of the URLs put in
+    /// order when it was read, or a ranking too small for filtering and ordering to matter.
+    pub(crate) fn page_is_cheap(&self, filter: &str, offset: usize, limit: usize) -> bool {
+        self.entries.len() <= PRESORTED
+            || (filter.is_empty() && offset.saturating_add(limit) <= self.sorted)
     }
 
     /// The URLs containing `filter` (ASCII case-insensitive; empty: all): how many, their
     /// total, and `limit` of them from `offset` on, in rank order.
-    pub fn page(&self, filter: &str, offset: usize, limit: usize) -> Page<'_> {
+    pub(crate) fn page(&self, filter: &str, offset: usize, limit: usize) -> Page<'_> {
         let end = offset.saturating_add(limit);
         if filter.is_empty() && end <= self.sorted {
             return Page {
@@ -134,7 +136,7 @@ impl Ranking {
 
 /// A page of a ranking.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Page<'a> {
+pub(crate) struct Page<'a> {
     /// URLs that matched, on this page or not.
     pub urls: usize,
     /// Their counts' sum.
@@ -151,19 +153,10 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 }
 
 /// Rankings by bucket, each read once however many ask at once.
-pub struct Rankings {
-    state: Mutex<State>,
-    read: Condvar,
-    /// The most requests that may be reading or waiting for a ranking at once: the other
-    /// workers stay free for hits, however slow the reads.
-    max_busy: usize,
-}
-
 #[derive(Default)]
-struct State {
-    slots: HashMap<(Period, i64), Slot>,
-    /// Requests reading or waiting for a ranking now.
-    busy: usize,
+pub(crate) struct Rankings {
+    state: Mutex<HashMap<(Period, i64), Slot>>,
+    read: Condvar,
 }
 
 /// One bucket's ranking: the one kept, if any, how long reading it took, and whether a
@@ -190,81 +183,47 @@ impl Slot {
     }
 }
 
-/// Why no ranking could be had.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RankingError {
-    Store(StoreError),
-    /// Too many requests are reading or waiting for rankings already.
-    Busy,
-}
-
-impl From<StoreError> for RankingError {
-    fn from(err: StoreError) -> Self {
-        RankingError::Store(err)
-    }
-}
-
-impl Default for Rankings {
-    fn default() -> Self {
-        Rankings::new(2)
-    }
-}
-
 impl Rankings {
-    /// Rankings for a server of `workers` worker threads: at most half of them (at least one)
-    /// may be reading or waiting for rankings at once.
-    pub fn new(workers: usize) -> Rankings {
-        Rankings {
-            state: Mutex::default(),
-            read: Condvar::new(),
-            max_busy: (workers / 2).max(1),
+    pub(crate) fn new() -> Rankings {
+        Rankings::default()
+    }
+
+    /// The kept ranking of a bucket if [`Rankings::get`] would serve it without reading or
+    /// waiting: younger than `REFRESH_AFTER`, or being read again by another request.
+    pub(crate) fn fresh(&self, period: Period, start: i64) -> Option<Arc<Ranking>> {
+        let slots = self.lock();
+        let slot = slots.get(&(period, start))?;
+        match slot.servable()? {
+            (age, ranking) if age < REFRESH_AFTER || slot.reading => Some(ranking),
+            _ => None,
         }
     }
 
     /// The ranking of `period`'s bucket starting at `start`: a fresh one kept, the one being
     /// read by another request once it is done, or read now by `read`.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         period: Period,
         start: i64,
         read: impl FnOnce() -> Result<Ranking, StoreError>,
-    ) -> Result<Arc<Ranking>, RankingError> {
+    ) -> Result<Arc<Ranking>, StoreError> {
         let key = (period, start);
-        let mut state = self.lock();
-        let mut waiting = false;
-        let outcome = loop {
-            let busy = state.busy - usize::from(waiting);
-            let slot = state.slots.entry(key).or_default();
-            let servable = slot.servable();
-            match servable {
+        let mut slots = self.lock();
+        loop {
+            let slot = slots.entry(key).or_default();
+            match slot.servable() {
                 // Ageing: this request reads it again, which the others need not wait for.
-                Some((age, _)) if age >= REFRESH_AFTER && !slot.reading && busy < self.max_busy => {
-                    break None
-                }
-                Some((age, ranking)) if age < MAX_AGE || slot.reading || busy >= self.max_busy => {
-                    break Some(Ok(ranking))
-                }
-                Some(_) => break None,
-                None if busy >= self.max_busy => break Some(Err(RankingError::Busy)),
+                Some((age, _)) if age >= REFRESH_AFTER && !slot.reading => break,
+                Some((age, ranking)) if age < MAX_AGE || slot.reading => return Ok(ranking),
+                Some(_) => break,
                 None if slot.reading => {
-                    if !waiting {
-                        state.busy += 1;
-                        waiting = true;
-                    }
-                    state = self.read.wait(state).unwrap_or_else(|e| e.into_inner());
+                    slots = self.read.wait(slots).unwrap_or_else(|e| e.into_inner());
                 }
-                None => break None,
+                None => break,
             }
-        };
-        if waiting {
-            state.busy -= 1;
         }
-        if let Some(outcome) = outcome {
-            return outcome;
-        }
-        state.slots.entry(key).or_default().reading = true;
-        state.busy += 1;
-        drop(state);
+        slots.entry(key).or_default().reading = true;
+        drop(slots);
         // Whatever happens to the read (an error, a panic), the waiters are let go.
         let mut reading = Reading {
             rankings: self,
@@ -277,7 +236,7 @@ impl Rankings {
         Ok(ranking)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(Period, i64), Slot>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -293,9 +252,8 @@ struct Reading<'a> {
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
-        let mut state = self.rankings.lock();
-        state.busy -= 1;
-        let slot = state.slots.entry(self.key).or_default();
+        let mut slots = self.rankings.lock();
+        let slot = slots.entry(self.key).or_default();
         slot.reading = false;
         if let Some(ranking) = self.ranking.take() {
             slot.took = self.began.elapsed();
@@ -303,18 +261,15 @@ impl Drop for Reading<'_> {
         }
         // Slow buckets' rankings are kept past MAX_AGE, to be served while they are read
         // again; the bound on how many are kept holds for them too.
-        state
-            .slots
-            .retain(|_, slot| slot.reading || slot.servable().is_some());
-        while state.slots.len() > MAX_KEPT {
-            let oldest = state
-                .slots
+        slots.retain(|_, slot| slot.reading || slot.servable().is_some());
+        while slots.len() > MAX_KEPT {
+            let oldest = slots
                 .iter()
                 .filter(|(_, slot)| !slot.reading)
                 .filter_map(|(key, slot)| slot.kept.as_ref().map(|(at, _)| (*at, *key)))
                 .min();
             match oldest {
-                Some((_, key)) => state.slots.remove(&key),
+                Some((_, key)) => slots.remove(&key),
                 None => break,
             };
         }
@@ -346,7 +301,7 @@ mod tests {
             .map(|(u, _)| u.as_str())
             .collect();
         assert_eq!(urls, ["http://c/", "http://a/", "http://b/"]);
-        assert_eq!(r.len(), 3);
+        assert_eq!(r.page("", 0, 10).urls, 3);
         assert_eq!(r.total, 19);
     }
 
@@ -371,7 +326,7 @@ mod tests {
 
     #[test]
     fn concurrent_requests_share_one_read() {
-        let rankings = Arc::new(Rankings::new(16));
+        let rankings = Arc::new(Rankings::new());
         let reads = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8)
             .map(|_| {
@@ -441,7 +396,7 @@ mod tests {
 
     #[test]
     fn an_ageing_ranking_is_read_again_by_one_request_while_the_others_use_it() {
-        let rankings = Arc::new(Rankings::new(4));
+        let rankings = Arc::new(Rankings::new());
         rankings
             .get(Period::Hour, 0, || Ok(ranking(&[("http://a/", 1)])))
             .unwrap();
@@ -468,35 +423,27 @@ mod tests {
     }
 
     #[test]
-    fn at_most_half_the_workers_read_or_wait_and_slow_buckets_are_served_while_read() {
-        let rankings = Arc::new(Rankings::new(4));
+    fn slow_buckets_are_served_while_read_and_fresh_ones_without_a_read() {
+        let rankings = Arc::new(Rankings::new());
+        assert!(rankings.fresh(Period::Day, 0).is_none());
         let slow = |total: i64| {
             move || {
                 std::thread::sleep(Duration::from_millis(600));
                 Ok(ranking(&[("http://a/", total)]))
             }
         };
-        // Two cold reads of two buckets hold the two places; a third bucket is refused.
-        let readers: Vec<_> = [0, 1]
-            .map(|start| {
-                let rankings = rankings.clone();
-                std::thread::spawn(move || rankings.get(Period::Day, start, slow(1)).unwrap().total)
-            })
-            .into();
-        std::thread::sleep(Duration::from_millis(100));
-        let busy = rankings.get(Period::Day, 2, || panic!("no place to read"));
-        assert_eq!(busy.unwrap_err(), RankingError::Busy);
-        for reader in readers {
-            assert_eq!(reader.join().unwrap(), 1);
-        }
+        assert_eq!(rankings.get(Period::Day, 0, slow(1)).unwrap().total, 1);
+        assert_eq!(rankings.fresh(Period::Day, 0).unwrap().total, 1);
         // Bucket 0 took longer than a refresh may: past MAX_AGE, its ranking is still served
-        // while one request reads it again.
+        // while one request reads it again, but it is no longer fresh until then.
         std::thread::sleep(MAX_AGE);
+        assert!(rankings.fresh(Period::Day, 0).is_none());
         let refresh = {
             let rankings = rankings.clone();
             std::thread::spawn(move || rankings.get(Period::Day, 0, slow(2)).unwrap().total)
         };
         std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(rankings.fresh(Period::Day, 0).unwrap().total, 1);
         let kept = rankings.get(Period::Day, 0, || panic!("read twice"));
         assert_eq!(kept.unwrap().total, 1);
         assert_eq!(refresh.join().unwrap(), 2);

@@ -194,58 +194,6 @@ fn a_hit_whose_body_is_still_coming_does_not_hold_the_hits_taken_before_it() {
     assert_eq!(redis.hget("hits:all", "http://first.example/"), Some(1));
 }
 
-/// A `GET /hits` answer holds its worker until it is written, so with 2 workers only one
-/// may be written at a time: another is refused with a 503 that says what to do, hits are
-/// still answered meanwhile, and once the first answer is out `GET /hits` works again.
-#[test]
-fn a_second_hits_stream_is_refused_while_one_holds_a_worker() {
-    const URLS: usize = 200_000;
-    let redis = Redis::start();
-    let hitme = HitMe::start_with(&redis.url(), &["--threads", "2"]);
-    // About 20 MB of answer: more than the socket buffers of a client that does not read.
-    let url =
-        |i: usize| format!("https://www.example.com/a/rather/long/path/to/page/number/{i:08}");
-    let mut conn = redis.conn();
-    for chunk in (0..URLS).collect::<Vec<_>>().chunks(10_000) {
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg("hits:all");
-        for i in chunk {
-            cmd.arg(url(*i)).arg(1);
-        }
-        let () = cmd.query(&mut conn).unwrap();
-    }
-    let mut stalled = send(hitme.addr, b"GET /hits HTTP/1.1\r\nHost: x\r\n\r\n");
-    // Its answer has started (so it holds the one place), and is left unread.
-    let mut start = [0u8; 12];
-    let mut peeked = 0;
-    while peeked < start.len() {
-        peeked = stalled.peek(&mut start).unwrap();
-    }
-    assert_eq!(&start, b"HTTP/1.1 200");
-    let refused = hitme.get("/hits");
-    assert_eq!(refused.status, 503);
-    assert_eq!(
-        refused.json(),
-        serde_json::json!({"status": "error", "error": "GET /hits is already being answered to as many clients at once as HitMe allows (1), so that its other workers stay free for hits; retry in a few seconds, or page through one period with GET /top"})
-    );
-    hitme.hit("http://meanwhile.example/", T);
-    assert_eq!(redis.hget("hits:all", "http://meanwhile.example/"), Some(1));
-
-    let all = read_response(&mut stalled);
-    assert_eq!(all.status, 200);
-    let all = all.json();
-    let all_time = all["all_time"].as_object().unwrap();
-    assert!(
-        all_time.len() == URLS || all_time.len() == URLS + 1,
-        "{} URLs",
-        all_time.len()
-    );
-    assert_eq!(all_time[&url(URLS - 1)], 1);
-    common::wait_until(Duration::from_secs(10), "GET /hits answered again", || {
-        hitme.get("/hits").status == 200
-    });
-}
-
 fn exact_totals(args: &[&str]) {
     const CLIENTS: usize = 32;
     const HITS_EACH: usize = 50;

@@ -1,6 +1,9 @@
 //! Property tests: whatever a client sends, parsing never panics and what it accepts is
 //! valid; every timestamp lies in its buckets. `PROPTEST_CASES=N` runs longer.
 
+mod common;
+
+use common::encode;
 use hitme::buckets::{Calendar, Period, WeekStart, MAX_TIMESTAMP_MS};
 use hitme::http::canonical::{canonical_url, UrlRules, MAX_URL_BYTES};
 use hitme::http::params::{parse_timestamp, Fields};
@@ -50,11 +53,6 @@ fn timestamp() -> impl Strategy<Value = i64> {
 /// URL-shaped strings, valid and not, to reach deep into the URL parser.
 fn url_like() -> impl Strategy<Value = String> {
     "(HTTP|http|https|ftp|)(://|:/|:)[a-zA-Z0-9.\\-\\[\\]%@:]{0,24}(:[0-9]{0,6})?(/[ -~]{0,40})?(\\?[ -~]{0,20})?(#[ -~]{0,10})?"
-}
-
-/// Percent-encodes every byte, as a strict client would.
-fn encode(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
 }
 
 proptest! {

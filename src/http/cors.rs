@@ -5,7 +5,7 @@ use tiny_http::Header;
 
 /// Origins allowed to read the API from their pages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Cors {
+pub(crate) enum Cors {
     /// No CORS headers at all (the default): pages can still count hits (a form `POST` or an
     /// image needs none), but not read answers.
     #[default]
@@ -18,7 +18,7 @@ pub enum Cors {
 
 impl Cors {
     /// Parses `--cors-origins`: empty, `*`, or a comma-separated list of origins.
-    pub fn parse(list: &str) -> Result<Cors, String> {
+    pub(crate) fn parse(list: &str) -> Result<Cors, String> {
         let list = list.trim();
         if list.is_empty() {
             return Ok(Cors::Off);
@@ -45,7 +45,7 @@ impl Cors {
     }
 
     /// The `Access-Control-Allow-Origin` header for a request from `origin`, if it is allowed.
-    pub fn allow(&self, origin: Option<&str>) -> Option<Header> {
+    pub(crate) fn allow(&self, origin: Option<&str>) -> Option<Header> {
         let origin = origin?;
         let value = match self {
             Cors::Off => return None,
@@ -61,13 +61,13 @@ impl Cors {
 
 /// The headers that go with an allowed origin's `Access-Control-Allow-Origin`: caches must
 /// keep answers per origin.
-pub fn vary() -> Header {
+pub(crate) fn vary() -> Header {
     Header::from_bytes(&b"Vary"[..], &b"Origin"[..]).expect("a valid header")
 }
 
 /// What an allowed preflight (`OPTIONS`) is told: the methods and header a page may use, and
 /// for how long the browser may remember it.
-pub fn preflight() -> [Header; 3] {
+pub(crate) fn preflight() -> [Header; 3] {
     [
         ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
         ("Access-Control-Allow-Headers", "Content-Type"),

@@ -4,7 +4,6 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::store::StoreError;
-use crate::top::RankingError;
 
 /// An error answered to the client as `{"status":"error","error":"..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +12,8 @@ pub struct ApiError {
     pub message: Cow<'static, str>,
     /// The methods a path accepts, sent as `Allow` with a 405.
     pub allow: Option<&'static str>,
+    /// The request body was left unread: the answer goes out without waiting for it.
+    pub body_unread: bool,
 }
 
 impl ApiError {
@@ -21,6 +22,15 @@ impl ApiError {
             status,
             message: message.into(),
             allow: None,
+            body_unread: false,
+        }
+    }
+
+    /// The same error, for a request whose body is left unread.
+    pub(crate) fn with_body_unread(self) -> Self {
+        ApiError {
+            body_unread: true,
+            ..self
         }
     }
 
@@ -32,7 +42,7 @@ impl ApiError {
         Self::new(
             404,
             format!(
-                "no such path: {}; the API is POST /hit, GET /hit, GET /hits, GET /top, GET /series, GET /healthz, GET /metrics and the dashboard at /",
+                "no such path: {}; the API is POST /hit, GET /hit, GET /hits, GET /top, GET /series, GET /pixel.gif, GET /badge.svg, GET /healthz, GET /metrics and the dashboard at /",
                 truncate(path, 200)
             ),
         )
@@ -60,6 +70,21 @@ impl ApiError {
 
     pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(503, message)
+    }
+
+    /// A read refused at once: `waiting` reads already wait for the read pool.
+    pub(crate) fn reads_queue_full(waiting: usize) -> Self {
+        Self::unavailable(format!(
+            "{waiting} reads (GET /hits, GET /top) are already waiting for HitMe's read threads; retry in a few seconds, or raise --read-threads"
+        ))
+    }
+
+    /// A read that waited for the read pool longer than it may.
+    pub(crate) fn read_waited(waited: std::time::Duration) -> Self {
+        Self::unavailable(format!(
+            "this read waited {} ms for one of HitMe's read threads, past --read-queue-ms; retry later, or raise --read-threads",
+            waited.as_millis()
+        ))
     }
 
     pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
@@ -92,17 +117,6 @@ impl From<StoreError> for ApiError {
             StoreError::BadData(message) | StoreError::Internal(message) => {
                 ApiError::internal(message)
             }
-        }
-    }
-}
-
-impl From<RankingError> for ApiError {
-    fn from(err: RankingError) -> Self {
-        match err {
-            RankingError::Store(err) => err.into(),
-            RankingError::Busy => ApiError::unavailable(
-                "HitMe is reading other rankings for /top and keeps its other workers for hits; retry in a second",
-            ),
         }
     }
 }

@@ -1,14 +1,14 @@
 //! The images a page embeds to count itself: a transparent pixel and a shields-style badge.
 
 /// A 1×1 transparent GIF.
-pub const PIXEL_GIF: &[u8] = &[
+pub(crate) const PIXEL_GIF: &[u8] = &[
     0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
     0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
 /// The longest badge label, in characters.
-pub const MAX_LABEL_CHARS: usize = 64;
+pub(crate) const MAX_LABEL_CHARS: usize = 64;
 
 /// The badge colour of a count, and of an error.
 const COUNT_COLOUR: &str = "#4c1";
@@ -16,7 +16,7 @@ const ERROR_COLOUR: &str = "#e05d44";
 
 /// A flat shields-style badge: `label` on grey, `value` on green (red for an error), each
 /// part as wide as its text plus padding.
-pub fn badge(label: &str, value: &str, error: bool) -> Vec<u8> {
+pub(crate) fn badge(label: &str, value: &str, error: bool) -> Vec<u8> {
     let (label_width, value_width) = (text_width(label) + 10, text_width(value) + 10);
     let width = label_width + value_width;
     let (label, value) = (escape_xml(label), escape_xml(value));
@@ -31,7 +31,7 @@ pub fn badge(label: &str, value: &str, error: bool) -> Vec<u8> {
 
 /// The width in pixels of `text` in 11px Verdana, from a coarse table of its glyphs' widths:
 /// close enough that a badge fits its text without a font at hand.
-pub fn text_width(text: &str) -> u32 {
+pub(crate) fn text_width(text: &str) -> u32 {
     text.chars()
         .map(|c| match c {
             'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '\'' | '!' | '|' => 3,
@@ -46,7 +46,7 @@ pub fn text_width(text: &str) -> u32 {
 }
 
 /// `text` made safe inside XML text and attribute values.
-pub fn escape_xml(text: &str) -> String {
+pub(crate) fn escape_xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1,45 +1,45 @@
-//! The HTTP edge: a request is routed once ([`route`]), its parameters checked
-//! ([`params`]), its handler run ([`handlers`]), and the outcome turned into a JSON
-//! [`Reply`]; storage errors become HTTP statuses here ([`error`]), and nowhere else.
+//! The HTTP edge. A request is parsed once into a [`Command`] ([`parse`]): its path and
+//! method pick the endpoint ([`route`]), whose module under [`cmd`] checks its parameters;
+//! the command is then applied and its [`Response`] sent with the headers of the connection
+//! and of CORS ([`edge_headers`]). Statuses and error bodies are made here, and nowhere else.
 
 pub mod canonical;
-pub mod cors;
-pub mod error;
-mod handlers;
-mod hits_stream;
-pub mod images;
+pub(crate) mod cmd;
+pub(crate) mod cors;
+pub(crate) mod error;
+pub(crate) mod images;
 pub mod params;
-mod reply;
+mod response;
 mod route;
 
 use std::io::Read;
 use std::sync::Arc;
 
-use tiny_http::{Header, Request};
+use tiny_http::{Header, Method, Request};
 
 use self::canonical::UrlRules;
+use self::cmd::{AllCounts, Badge, Counts, Pixel, RecordHit, Series, Top};
+pub(crate) use self::cmd::{Command, Lane};
 use self::cors::Cors;
 use self::error::ApiError;
-pub use self::hits_stream::StreamLimit;
 use self::params::Fields;
-pub use self::reply::{keep_alive_header, Body, Reply};
-use self::route::{Action, Lookup, Route};
+pub(crate) use self::response::keep_alive_header;
+pub use self::response::{Body, Response};
+use self::route::{Endpoint, Route};
 use crate::buckets::Calendar;
 use crate::metrics::Metrics;
 use crate::store::pool::PoolProbe;
-use crate::store::{Hit, HitStore};
+use crate::store::HitStore;
 use crate::top::Rankings;
 
 /// The largest request body accepted; a hit needs only a URL and a timestamp.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What every worker shares.
-pub struct App {
+pub(crate) struct App {
     pub store: Arc<dyn HitStore>,
     /// `/top`'s rankings, shared between requests.
     pub rankings: Rankings,
-    /// How many `GET /hits` answers may be streaming at once.
-    pub hits_streams: Arc<StreamLimit>,
     /// The store's connection pool, for `/metrics`.
     pub pool: PoolProbe,
     /// How timestamps fall into buckets, for `/series`.
@@ -54,135 +54,90 @@ pub struct App {
     pub keep_alive: Header,
 }
 
-/// A request answered: the reply, and what the server needs to send and count it.
-#[derive(Debug)]
-pub struct Answer {
-    pub reply: Reply,
-    /// The route that answered, as a metrics label.
-    pub route: &'static str,
-    /// The request body was left unread (too large, or the client stalled): answering must
-    /// not hold up a worker while tiny_http drains it.
-    pub body_unread: bool,
-    /// The client asked HTTP/1.0 keep-alive: say it is kept, or clients like `ab -k` wait
-    /// for a close that never comes.
-    pub keep_alive: bool,
-    /// The request came from an origin `--cors-origins` allows: its
-    /// `Access-Control-Allow-Origin`.
-    pub cors: Option<Header>,
-    /// A CORS preflight from an allowed origin, which is told what a page may send.
-    pub preflight: bool,
-}
-
-impl Answer {
-    /// The headers of the connection and of CORS that go with the reply's own.
-    pub fn headers(&self, app: &App) -> Vec<Header> {
-        let mut headers = Vec::with_capacity(12);
-        // tiny_http refuses to let a response set `Connection`; HTTP/1.0 clients such as ab
-        // look for a `Keep-Alive` header instead.
-        if self.keep_alive {
-            headers.push(app.keep_alive.clone());
+/// Parses `request` into the command it asks for: its route, its method and its parameters,
+/// checked. A `POST /hit`'s body is read here (after its query is checked, so a bad one is
+/// refused unread).
+pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiError> {
+    let (path, query) = match request.url().split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (request.url(), ""),
+    };
+    let route = Route::of(path);
+    let method = request.method();
+    let is_get = matches!(method, Method::Get | Method::Head);
+    let not_allowed = || ApiError::method_not_allowed(method.as_str(), route.allow);
+    let fields = || Fields::from_form(query.as_bytes());
+    match route.endpoint {
+        Endpoint::NotFound => Err(ApiError::not_found(path)),
+        Endpoint::Hit if *method == Method::Post => {
+            let query = fields()?;
+            let body_is_json = is_json(request);
+            let body = read_body(request).map_err(ApiError::with_body_unread)?;
+            RecordHit::parse(query, &body, body_is_json, app).map(Command::RecordHit)
         }
-        if let Some(allow_origin) = &self.cors {
-            headers.push(allow_origin.clone());
-            headers.push(cors::vary());
-            if self.preflight {
-                headers.extend(cors::preflight());
-            }
-        }
-        headers
+        Endpoint::Asset(asset) if is_get => Ok(Command::Asset(asset)),
+        Endpoint::Asset(_) => Err(not_allowed()),
+        _ if *method == Method::Options => Ok(Command::Preflight(route.allow)),
+        _ if !is_get => Err(not_allowed()),
+        Endpoint::Hit => Counts::parse(fields()?, app).map(Command::Counts),
+        Endpoint::Hits => AllCounts::parse(fields()?).map(Command::AllCounts),
+        Endpoint::Top => Top::parse(fields()?, app).map(Command::Top),
+        Endpoint::Series => Series::parse(fields()?, app).map(Command::Series),
+        Endpoint::Pixel => Ok(Command::Pixel(Pixel::parse(
+            query,
+            header(request, "Referer"),
+            app,
+        ))),
+        Endpoint::Badge => Ok(Command::Badge(Badge::parse(query, app))),
+        Endpoint::Healthz => Ok(Command::Health),
+        Endpoint::Metrics => Ok(Command::Metrics),
     }
 }
 
-/// A request handled, or a hit to record first.
-pub enum Handled {
-    Answered(Answer),
-    /// A valid `POST /hit`: once the hit is recorded, `answer` (an OK) goes out; if recording
-    /// fails, the failure's error in its place.
-    Hit(Hit, Answer),
+/// The route of `request` as a metrics label.
+pub(crate) fn route_label(request: &Request) -> &'static str {
+    let path = request.url().split('?').next().unwrap_or("");
+    Route::of(path).label
+}
+
+/// The headers of the connection and of CORS that go with `response` to `request`.
+pub(crate) fn edge_headers(request: &Request, response: &Response, app: &App) -> Vec<Header> {
+    let mut headers = Vec::new();
+    // tiny_http refuses to let a response set `Connection`; HTTP/1.0 clients such as ab
+    // look for a `Keep-Alive` header instead, or wait for a close that never comes.
+    if wants_http10_keep_alive(request) {
+        headers.push(app.keep_alive.clone());
+    }
+    if let Some(allow_origin) = app.cors.allow(header(request, "Origin")) {
+        headers.push(allow_origin);
+        headers.push(cors::vary());
+        // A preflight from an allowed origin is told what a page may send.
+        if *request.method() == Method::Options && response.status == 204 {
+            headers.extend(cors::preflight());
+        }
+    }
+    headers
 }
 
 /// The largest body tiny_http reads in full before it queues a request (without
 /// `Expect: 100-continue`); a larger one is read by the worker, as the client sends it.
 const BODY_READ_AHEAD: usize = 1024;
 
-/// Whether `request` is a `POST /hit` whose body is already in memory, so that a worker may
-/// take it and record it together with others without ever waiting on its client.
-pub fn is_ready_hit(request: &Request) -> bool {
-    let path = request.url().split('?').next().unwrap_or("");
+/// Whether `request`'s body (if any) is already in memory, so that parsing it never waits on
+/// its client and a worker may take it together with others.
+pub(crate) fn body_in_memory(request: &Request) -> bool {
     let upgrade = header(request, "Connection").is_some_and(|c| {
         c.as_bytes()
             .windows(7)
             .any(|w| w.eq_ignore_ascii_case(b"upgrade"))
     });
-    let body_read = !upgrade
+    !upgrade
         && match request.body_length() {
             Some(0) => true,
             Some(n) => n <= BODY_READ_AHEAD && header(request, "Expect").is_none(),
             // No length: no body, unless it is chunked.
             None => header(request, "Transfer-Encoding").is_none(),
-        };
-    body_read
-        && matches!(
-            Route::of(path).action(request.method(), path),
-            Ok(Action::RecordHit)
-        )
-}
-
-/// Answers one request. Never panics on client input; errors become JSON replies.
-pub fn handle(request: &mut Request, app: &App) -> Answer {
-    match handle_deferring_hits(request, app, false) {
-        Handled::Answered(answer) => answer,
-        Handled::Hit(..) => unreachable!("hits are recorded unless deferred"),
-    }
-}
-
-/// As [`handle`], but with `defer` a valid `POST /hit` is not recorded: its hit comes back
-/// with the answer to send once it is, so that a worker can record several in one round trip.
-pub fn handle_deferring_hits(request: &mut Request, app: &App, defer: bool) -> Handled {
-    let (path, query) = match request.url().split_once('?') {
-        Some((path, query)) => (path, query),
-        None => (request.url(), ""),
-    };
-    let route = Route::of(path);
-    let mut body_unread = false;
-    let mut deferred = None;
-    let action = route.action(request.method(), path);
-    let is_preflight = matches!(action, Ok(Action::Preflight(_)));
-    let result = match action {
-        Err(err) => Err(err),
-        Ok(Action::Preflight(allow)) => Ok(Reply::no_content(allow)),
-        Ok(Action::Pixel) => Fields::from_form(query.as_bytes())
-            .map(|fields| handlers::pixel(app, fields, header(request, "Referer")))
-            .or_else(|err| Ok(handlers::pixel_refused(&err))),
-        Ok(Action::Badge) => Ok(Fields::from_form(query.as_bytes())
-            .and_then(|fields| handlers::badge(app, fields))
-            .unwrap_or_else(|err| handlers::badge_refused(&err))),
-        // The query is read first: a bad one is refused before the body is read.
-        Ok(Action::RecordHit) => Fields::from_form(query.as_bytes()).and_then(|query| {
-            let body = read_body(request).inspect_err(|_| body_unread = true)?;
-            match defer {
-                false => handlers::record_hit(app, query, &body, is_json(request)),
-                true => handlers::hit_of(app, query, &body, is_json(request)).map(|hit| {
-                    deferred = Some(hit);
-                    Reply::ok()
-                }),
-            }
-        }),
-        Ok(Action::Lookup(action)) => look_up(action, query, app),
-    };
-    let cors = app.cors.allow(header(request, "Origin"));
-    let answer = Answer {
-        reply: result.unwrap_or_else(|err| Reply::error(&err)),
-        route: route.label(),
-        body_unread,
-        keep_alive: wants_http10_keep_alive(request),
-        preflight: cors.is_some() && is_preflight,
-        cors,
-    };
-    match deferred {
-        Some(hit) => Handled::Hit(hit, answer),
-        None => Handled::Answered(answer),
-    }
+        }
 }
 
 /// The value of the request's `name` header, if it has one.
@@ -192,20 +147,6 @@ fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
         .iter()
         .find(|h| h.field.equiv(name))
         .map(|h| h.value.as_str())
-}
-
-/// Answers an action that reads: everything but recording a hit.
-fn look_up(action: Lookup, query: &str, app: &App) -> Result<Reply, ApiError> {
-    let fields = || Fields::from_form(query.as_bytes());
-    match action {
-        Lookup::Hit => handlers::read_hit(app, fields()?),
-        Lookup::Hits => handlers::read_hits(app, fields()?),
-        Lookup::Top => handlers::read_top(app, fields()?),
-        Lookup::Series => handlers::read_series(app, fields()?),
-        Lookup::Health => handlers::health(app),
-        Lookup::Metrics => Ok(handlers::metrics(app)),
-        Lookup::Asset(asset) => Ok(handlers::asset(asset)),
-    }
 }
 
 fn wants_http10_keep_alive(request: &Request) -> bool {
@@ -218,7 +159,7 @@ fn wants_http10_keep_alive(request: &Request) -> bool {
 fn is_json(request: &Request) -> bool {
     header(request, "Content-Type").is_some_and(|value| {
         let mime = value.split(';').next().unwrap_or("").trim();
-        mime.eq_ignore_ascii_case(reply::JSON)
+        mime.eq_ignore_ascii_case(response::JSON)
     })
 }
 
@@ -274,8 +215,7 @@ mod tests {
         let opened = crate::store::open(&config, metrics.store_counters()).unwrap();
         App {
             store: opened.store.into(),
-            rankings: Rankings::default(),
-            hits_streams: StreamLimit::new(4),
+            rankings: Rankings::new(),
             pool: opened.pool,
             calendar: config.calendar,
             url_rules: UrlRules::default(),
@@ -289,8 +229,25 @@ mod tests {
         Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap()
     }
 
+    /// A request answered as a worker would, without the read pool.
+    #[derive(Debug)]
+    struct Answer {
+        response: Response,
+        route: &'static str,
+        headers: Vec<Header>,
+    }
+
     fn answer(request: TestRequest) -> Answer {
-        handle(&mut request.into(), &app())
+        let app = app();
+        let mut request: Request = request.into();
+        let response = parse(&mut request, &app)
+            .map(|command| command.apply(&app))
+            .unwrap_or_else(|err| Response::error(&err));
+        Answer {
+            route: route_label(&request),
+            headers: edge_headers(&request, &response, &app),
+            response,
+        }
     }
 
     fn get(path: &str) -> Answer {
@@ -308,10 +265,10 @@ mod tests {
     }
 
     fn error_of(answer: &Answer) -> (u16, String) {
-        let body: serde_json::Value = serde_json::from_slice(answer.reply.body.bytes()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(answer.response.body.bytes()).unwrap();
         assert_eq!(body["status"], "error");
         (
-            answer.reply.status,
+            answer.response.status,
             body["error"].as_str().unwrap().to_string(),
         )
     }
@@ -324,7 +281,7 @@ mod tests {
         let answer = answer_with_method(Method::Delete, "/hit");
         assert_eq!(answer.route, "/hit");
         assert_eq!(error_of(&answer).0, 405);
-        assert_eq!(answer.reply.allow, Some("GET, HEAD, POST, OPTIONS"));
+        assert_eq!(answer.response.allow, Some("GET, HEAD, POST, OPTIONS"));
     }
 
     fn answer_with_method(method: Method, path: &str) -> Answer {
@@ -343,7 +300,10 @@ mod tests {
         assert_eq!(status, 400);
         // A bad query is refused before the body is read.
         let answer = post("/hit?url=%zz", "application/x-www-form-urlencoded", "url=x");
-        assert_eq!((answer.reply.status, answer.body_unread), (400, false));
+        assert_eq!(
+            (answer.response.status, answer.response.body_unread),
+            (400, false)
+        );
     }
 
     #[test]
@@ -374,7 +334,7 @@ mod tests {
                 .with_header(header("Content-Length", "1000000")),
         );
         assert_eq!(error_of(&answer).0, 413);
-        assert!(answer.body_unread);
+        assert!(answer.response.body_unread);
     }
 
     #[test]
@@ -393,11 +353,11 @@ mod tests {
     #[test]
     fn the_dashboard_and_metrics_need_no_store() {
         let answer = get("/");
-        assert_eq!((answer.reply.status, answer.route), (200, "static"));
-        assert_eq!(answer.reply.content_type, "text/html; charset=utf-8");
+        assert_eq!((answer.response.status, answer.route), (200, "static"));
+        assert_eq!(answer.response.content_type, "text/html; charset=utf-8");
         let answer = get("/metrics");
-        assert_eq!(answer.reply.status, 200);
-        let text = String::from_utf8_lossy(answer.reply.body.bytes()).into_owned();
+        assert_eq!(answer.response.status, 200);
+        let text = String::from_utf8_lossy(answer.response.body.bytes()).into_owned();
         assert!(text.contains("hitme_redis_pool_connections 0"), "{text}");
     }
 
@@ -408,9 +368,10 @@ mod tests {
                 .with_path("/")
                 .with_http_version(HTTPVersion(1, 0))
         };
-        assert!(!answer(request()).keep_alive);
+        assert!(answer(request()).headers.is_empty());
         let answer = answer(request().with_header(header("Connection", "Keep-Alive")));
-        assert!(answer.keep_alive);
+        assert_eq!(names(&answer.headers), ["Keep-Alive"]);
+        assert_eq!(answer.headers[0].value.as_str(), "timeout=15");
     }
 
     fn with_origin(method: Method, path: &str, origin: &str) -> Answer {
@@ -428,12 +389,11 @@ mod tests {
 
     #[test]
     fn allowed_origins_get_cors_headers_and_others_none() {
-        let app = app();
         let preflight = with_origin(Method::Options, "/hit", "http://allowed.example");
-        assert_eq!(preflight.reply.status, 204);
-        assert_eq!(preflight.reply.allow, Some("GET, HEAD, POST, OPTIONS"));
+        assert_eq!(preflight.response.status, 204);
+        assert_eq!(preflight.response.allow, Some("GET, HEAD, POST, OPTIONS"));
         assert_eq!(
-            names(&preflight.headers(&app)),
+            names(&preflight.headers),
             [
                 "Access-Control-Allow-Origin",
                 "Vary",
@@ -443,12 +403,12 @@ mod tests {
             ]
         );
         assert_eq!(
-            preflight.headers(&app)[0].value.as_str(),
+            preflight.headers[0].value.as_str(),
             "http://allowed.example"
         );
         let read = with_origin(Method::Get, "/hit", "http://allowed.example");
         assert_eq!(
-            names(&read.headers(&app)),
+            names(&read.headers),
             ["Access-Control-Allow-Origin", "Vary"]
         );
         for answer in [
@@ -456,11 +416,11 @@ mod tests {
             with_origin(Method::Get, "/hit", "http://other.example"),
             get("/hit"),
         ] {
-            assert!(answer.headers(&app).is_empty(), "{answer:?}");
+            assert!(answer.headers.is_empty(), "{answer:?}");
         }
         assert_eq!(
             with_origin(Method::Options, "/top", "http://other.example")
-                .reply
+                .response
                 .status,
             204
         );
@@ -475,17 +435,17 @@ mod tests {
             ("/pixel.gif?url=http%3A%2F%2Fa.example%2F", 503),
         ] {
             let answer = get(path);
-            assert_eq!(answer.reply.status, status, "{path}");
-            assert_eq!(answer.reply.content_type, "image/gif");
-            assert_eq!(answer.reply.cache_control, "no-store");
-            assert_eq!(answer.reply.body.bytes(), images::PIXEL_GIF);
+            assert_eq!(answer.response.status, status, "{path}");
+            assert_eq!(answer.response.content_type, "image/gif");
+            assert_eq!(answer.response.cache_control, "no-store");
+            assert_eq!(answer.response.body.bytes(), images::PIXEL_GIF);
         }
         let from_referer = answer(
             TestRequest::new()
                 .with_path("/pixel.gif")
                 .with_header(header("Referer", "http://a.example/page")),
         );
-        assert_eq!(from_referer.reply.status, 503, "the store was asked");
+        assert_eq!(from_referer.response.status, 503, "the store was asked");
     }
 
     #[test]
@@ -509,9 +469,9 @@ mod tests {
             ),
         ] {
             let answer = get(path);
-            assert_eq!(answer.reply.status, status, "{path}");
-            assert_eq!(answer.reply.content_type, "image/svg+xml");
-            let svg = String::from_utf8_lossy(answer.reply.body.bytes()).into_owned();
+            assert_eq!(answer.response.status, status, "{path}");
+            assert_eq!(answer.response.content_type, "image/svg+xml");
+            let svg = String::from_utf8_lossy(answer.response.body.bytes()).into_owned();
             assert!(
                 svg.contains(&format!("<title>hits: {text}</title>")),
                 "{svg}"
@@ -522,9 +482,12 @@ mod tests {
     #[test]
     fn the_embed_script_is_served() {
         let answer = get("/hitme.js");
-        assert_eq!(answer.reply.status, 200);
-        assert_eq!(answer.reply.content_type, "text/javascript; charset=utf-8");
-        let script = String::from_utf8_lossy(answer.reply.body.bytes()).into_owned();
+        assert_eq!(answer.response.status, 200);
+        assert_eq!(
+            answer.response.content_type,
+            "text/javascript; charset=utf-8"
+        );
+        let script = String::from_utf8_lossy(answer.response.body.bytes()).into_owned();
         assert!(script.contains("sendBeacon"));
     }
 }

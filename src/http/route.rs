@@ -1,13 +1,12 @@
-//! Routing: a path becomes a [`Route`] once, and a route and a method an [`Action`].
+//! Routing: a path becomes a [`Route`]: the endpoint it leads to, its label in metrics and
+//! the methods it takes. Each API path is one row of [`API`]; what a method asks of it is
+//! decided once, in [`super::parse`].
 
-use tiny_http::Method;
-
-use super::error::ApiError;
 use crate::assets::{self, Asset};
 
 /// Where a path leads.
-#[derive(Debug, Clone, Copy)]
-pub enum Route {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
     Hit,
     Hits,
     Top,
@@ -20,92 +19,48 @@ pub enum Route {
     NotFound,
 }
 
-/// What a request asks for: a route and a method it accepts.
+/// A path, routed.
 #[derive(Debug, Clone, Copy)]
-pub enum Action {
-    /// `POST /hit`, the one action with a body.
-    RecordHit,
-    /// `GET /pixel.gif`: record a hit, answer an image.
-    Pixel,
-    /// `GET /badge.svg`: a URL's count as an image (recording a hit first with `count=1`).
-    Badge,
-    /// `OPTIONS` on an API path: a CORS preflight.
-    Preflight(&'static str),
-    Lookup(Lookup),
+pub(crate) struct Route {
+    pub endpoint: Endpoint,
+    /// The route as a metrics label: the API path itself, `static` or `other`.
+    pub label: &'static str,
+    /// The methods the route takes, as an `Allow` header says them.
+    pub allow: &'static str,
 }
 
-/// The actions that only read.
-#[derive(Debug, Clone, Copy)]
-pub enum Lookup {
-    Hit,
-    Hits,
-    Top,
-    Series,
-    Health,
-    Metrics,
-    Asset(Asset),
-}
+/// The API's paths take `OPTIONS` too (CORS preflights); the dashboard's files do not.
+const READ_ONLY: &str = "GET, HEAD, OPTIONS";
+
+/// Every API path: the endpoint, and the methods it takes.
+const API: [(&str, Endpoint, &str); 8] = [
+    ("/hit", Endpoint::Hit, "GET, HEAD, POST, OPTIONS"),
+    ("/hits", Endpoint::Hits, READ_ONLY),
+    ("/top", Endpoint::Top, READ_ONLY),
+    ("/pixel.gif", Endpoint::Pixel, READ_ONLY),
+    ("/badge.svg", Endpoint::Badge, READ_ONLY),
+    ("/series", Endpoint::Series, READ_ONLY),
+    ("/healthz", Endpoint::Healthz, READ_ONLY),
+    ("/metrics", Endpoint::Metrics, READ_ONLY),
+];
 
 impl Route {
-    pub fn of(path: &str) -> Route {
-        match path {
-            "/hit" => Route::Hit,
-            "/hits" => Route::Hits,
-            "/top" => Route::Top,
-            "/pixel.gif" => Route::Pixel,
-            "/badge.svg" => Route::Badge,
-            "/series" => Route::Series,
-            "/healthz" => Route::Healthz,
-            "/metrics" => Route::Metrics,
-            _ => assets::lookup(path).map_or(Route::NotFound, Route::Asset),
+    pub(super) fn of(path: &str) -> Route {
+        if let Some(&(label, endpoint, allow)) = API.iter().find(|(p, _, _)| *p == path) {
+            return Route {
+                endpoint,
+                label,
+                allow,
+            };
         }
-    }
-
-    /// The route as a metrics label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Route::Hit => "/hit",
-            Route::Hits => "/hits",
-            Route::Top => "/top",
-            Route::Pixel => "/pixel.gif",
-            Route::Badge => "/badge.svg",
-            Route::Series => "/series",
-            Route::Healthz => "/healthz",
-            Route::Metrics => "/metrics",
-            Route::Asset(_) => "static",
-            Route::NotFound => "other",
-        }
-    }
-
-    /// The methods the route takes, as an `Allow` header says them: the API's paths also
-    /// take `OPTIONS` (CORS preflights); the dashboard's files do not.
-    pub fn allow(&self) -> &'static str {
-        match self {
-            Route::Hit => "GET, HEAD, POST, OPTIONS",
-            Route::Asset(_) | Route::NotFound => "GET, HEAD",
-            _ => "GET, HEAD, OPTIONS",
-        }
-    }
-
-    /// What `method` asks of this route; 404 for an unknown `path`, 405 for a method the
-    /// route does not take.
-    pub fn action(&self, method: &Method, path: &str) -> Result<Action, ApiError> {
-        let is_get = matches!(method, Method::Get | Method::Head);
-        match self {
-            Route::NotFound => Err(ApiError::not_found(path)),
-            Route::Hit if *method == Method::Post => Ok(Action::RecordHit),
-            Route::Asset(asset) if is_get => Ok(Action::Lookup(Lookup::Asset(*asset))),
-            Route::Asset(_) => Err(ApiError::method_not_allowed(method.as_str(), self.allow())),
-            _ if *method == Method::Options => Ok(Action::Preflight(self.allow())),
-            _ if !is_get => Err(ApiError::method_not_allowed(method.as_str(), self.allow())),
-            Route::Hit => Ok(Action::Lookup(Lookup::Hit)),
-            Route::Pixel => Ok(Action::Pixel),
-            Route::Badge => Ok(Action::Badge),
-            Route::Hits => Ok(Action::Lookup(Lookup::Hits)),
-            Route::Top => Ok(Action::Lookup(Lookup::Top)),
-            Route::Series => Ok(Action::Lookup(Lookup::Series)),
-            Route::Healthz => Ok(Action::Lookup(Lookup::Health)),
-            Route::Metrics => Ok(Action::Lookup(Lookup::Metrics)),
+        let (endpoint, label) = match assets::lookup(path) {
+            Some(asset) => (Endpoint::Asset(asset), "static"),
+            None => (Endpoint::NotFound, "other"),
+        };
+        Route {
+            endpoint,
+            label,
+            allow: "GET, HEAD",
         }
     }
 }
@@ -114,85 +69,30 @@ impl Route {
 mod tests {
     use super::*;
 
-    fn action(method: Method, path: &str) -> Result<Action, ApiError> {
-        Route::of(path).action(&method, path)
-    }
-
     #[test]
-    fn paths_and_methods_lead_to_actions() {
-        assert!(matches!(
-            action(Method::Post, "/hit"),
-            Ok(Action::RecordHit)
-        ));
-        let read = |method, path| match action(method, path) {
-            Ok(Action::Lookup(read)) => Some(read),
-            _ => None,
-        };
-        assert!(matches!(read(Method::Get, "/hit"), Some(Lookup::Hit)));
-        assert!(matches!(read(Method::Head, "/hit"), Some(Lookup::Hit)));
-        assert!(matches!(read(Method::Get, "/hits"), Some(Lookup::Hits)));
-        assert!(matches!(read(Method::Get, "/top"), Some(Lookup::Top)));
-        assert!(matches!(read(Method::Get, "/series"), Some(Lookup::Series)));
-        assert!(matches!(
-            read(Method::Get, "/healthz"),
-            Some(Lookup::Health)
-        ));
-        assert!(matches!(
-            read(Method::Get, "/metrics"),
-            Some(Lookup::Metrics)
-        ));
-        assert!(matches!(read(Method::Get, "/"), Some(Lookup::Asset(_))));
-        assert!(matches!(
-            read(Method::Head, "/app.js"),
-            Some(Lookup::Asset(_))
-        ));
-    }
-
-    #[test]
-    fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
-        let err = action(Method::Delete, "/hit").unwrap_err();
+    fn paths_lead_to_endpoints_with_their_labels_and_methods() {
+        let route = Route::of("/hit");
         assert_eq!(
-            (err.status, err.allow),
-            (405, Some("GET, HEAD, POST, OPTIONS"))
+            (route.endpoint, route.label, route.allow),
+            (Endpoint::Hit, "/hit", "GET, HEAD, POST, OPTIONS")
         );
-        let err = action(Method::Post, "/hits").unwrap_err();
-        assert_eq!((err.status, err.allow), (405, Some("GET, HEAD, OPTIONS")));
-        let err = action(Method::Options, "/app.js").unwrap_err();
-        assert_eq!((err.status, err.allow), (405, Some("GET, HEAD")));
-        for path in [
-            "/hit",
-            "/hits",
-            "/top",
-            "/series",
-            "/pixel.gif",
-            "/badge.svg",
-        ] {
-            assert!(
-                matches!(action(Method::Options, path), Ok(Action::Preflight(_))),
-                "{path}"
-            );
-        }
-        assert!(matches!(
-            action(Method::Get, "/pixel.gif"),
-            Ok(Action::Pixel)
-        ));
-        assert!(matches!(
-            action(Method::Get, "/badge.svg"),
-            Ok(Action::Badge)
-        ));
-        for method in [Method::Get, Method::Post] {
-            let err = action(method, "/nope").unwrap_err();
-            assert_eq!(err.status, 404);
-            assert!(err.message.contains("/nope"), "{}", err.message);
-        }
-    }
-
-    #[test]
-    fn labels_are_the_routes() {
+        let route = Route::of("/top");
+        assert_eq!(
+            (route.endpoint, route.label, route.allow),
+            (Endpoint::Top, "/top", "GET, HEAD, OPTIONS")
+        );
+        let route = Route::of("/app.js");
+        assert!(matches!(route.endpoint, Endpoint::Asset(_)));
+        assert_eq!((route.label, route.allow), ("static", "GET, HEAD"));
+        let route = Route::of("/nope");
+        assert_eq!(
+            (route.endpoint, route.label, route.allow),
+            (Endpoint::NotFound, "other", "GET, HEAD")
+        );
         let labels = [
             "/hit", "/hits", "/series", "/healthz", "/metrics", "/", "/x",
         ]
-        .map(|path| Route::of(path).label());
+        .map(|path| Route::of(path).label);
         assert_eq!(
             labels,
             ["/hit", "/hits", "/series", "/healthz", "/metrics", "static", "other"]

@@ -7,7 +7,7 @@ use redis::{ErrorKind, RedisError};
 
 /// A failed store operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// Redis is down, slow, refusing HitMe or reconfiguring: the operator's to fix, and the
     /// client's to retry.
     Unavailable(String),
@@ -18,7 +18,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         match self {
             StoreError::Unavailable(m) | StoreError::BadData(m) | StoreError::Internal(m) => m,
         }

@@ -7,12 +7,12 @@ use crate::period::PerPeriod;
 
 /// How long each period's buckets are kept after they end; `None` keeps them forever (always
 /// so for all-time).
-pub type Retention = PerPeriod<Option<Duration>>;
+pub(crate) type Retention = PerPeriod<Option<Duration>>;
 
 /// The `EXPIREAT` time, in seconds since the epoch, of the `period` bucket that starts at
 /// `start`: its end plus `keep`. At least 1: a bucket that ended before 1970 plus its
 /// retention is long gone, and Redis takes 0 or less as "now" anyway.
-pub fn expire_at(calendar: &Calendar, period: Period, start: i64, keep: Duration) -> i64 {
+pub(crate) fn expire_at(calendar: &Calendar, period: Period, start: i64, keep: Duration) -> i64 {
     let end_ms = calendar.end(start, period);
     (end_ms.div_euclid(1000) + keep.as_secs() as i64).max(1)
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// A queue of items committed in batches; `R` is each item's outcome.
-pub struct GroupCommit<T, R> {
+pub(crate) struct GroupCommit<T, R> {
     state: Mutex<State<T, R>>,
     done: Condvar,
 }
@@ -42,7 +42,7 @@ impl<T, R> GroupCommit<T, R> {
     /// Queues `item` and returns its outcome once its batch is committed. `commit` is called
     /// (by this thread, if it leads) with a whole batch and must return one outcome per item,
     /// in order; `on_panic` stands in for every outcome if it panics.
-    pub fn submit(
+    pub(crate) fn submit(
         &self,
         item: T,
         commit: impl FnOnce(Vec<T>) -> Vec<R>,

@@ -6,14 +6,14 @@ use crate::period::PerPeriod;
 
 /// How standalone keys are named.
 #[derive(Debug, Clone)]
-pub struct KeyLayout {
+pub(crate) struct KeyLayout {
     pub prefix: String,
 }
 
 impl KeyLayout {
     /// The pieces of the key of `period`'s bucket that starts at `start` (its decimal digits),
     /// to be joined: the hot path writes them into a command without allocating.
-    pub fn parts<'a>(&'a self, period: Period, start: &'a [u8]) -> [&'a [u8]; 5] {
+    pub(crate) fn parts<'a>(&'a self, period: Period, start: &'a [u8]) -> [&'a [u8]; 5] {
         let (prefix, name) = (self.prefix.as_bytes(), period.name().as_bytes());
         match period {
             Period::All => [prefix, b":", name, b"", b""],
@@ -23,14 +23,14 @@ impl KeyLayout {
 
     /// The hash of `period`'s bucket that starts at `start`, e.g. `hits:day:1700006400000`,
     /// or `hits:all`.
-    pub fn key(&self, period: Period, start: i64) -> String {
+    pub(crate) fn key(&self, period: Period, start: i64) -> String {
         let mut digits = itoa::Buffer::new();
         let key = self.parts(period, digits.format(start).as_bytes()).concat();
         String::from_utf8(key).expect("a prefix and digits are UTF-8")
     }
 
     /// Every hash a hit in the buckets starting at `starts` increments.
-    pub fn keys(&self, starts: &PerPeriod<i64>) -> PerPeriod<String> {
+    pub(crate) fn keys(&self, starts: &PerPeriod<i64>) -> PerPeriod<String> {
         starts.map(|period, start| self.key(period, start))
     }
 }

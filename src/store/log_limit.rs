@@ -6,14 +6,14 @@ use crate::clock;
 
 /// Lets one log line through per second of the wall clock.
 #[derive(Debug, Default)]
-pub struct OncePerSecond {
+pub(super) struct OncePerSecond {
     /// The second (since the epoch) of the last line let through.
     last: AtomicI64,
 }
 
 impl OncePerSecond {
     /// Whether to log now: true for the first call in each second.
-    pub fn allows(&self) -> bool {
+    pub(super) fn allows(&self) -> bool {
         let now = clock::now_secs();
         self.last.swap(now, Ordering::Relaxed) != now
     }

@@ -7,19 +7,19 @@
 
 pub mod cluster;
 mod error;
-pub mod expiry;
-pub mod group_commit;
-pub mod keys;
+pub(crate) mod expiry;
+pub(crate) mod group_commit;
+pub(crate) mod keys;
 mod log_limit;
-pub mod pool;
-pub mod resp;
-pub mod settings;
-pub mod standalone;
+pub(crate) mod pool;
+pub(crate) mod resp;
+pub(crate) mod settings;
+pub(crate) mod standalone;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use self::error::StoreError;
+pub(crate) use self::error::StoreError;
 use self::expiry::Retention;
 use self::pool::PoolProbe;
 use crate::buckets::{Calendar, Period};
@@ -28,20 +28,20 @@ use crate::period::PerPeriod;
 
 /// One hit to record: a canonical URL at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
+pub(crate) struct Hit {
     pub url: String,
     pub timestamp_ms: i64,
 }
 
 /// A hit with its bucket starts, as a store writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BucketedHit {
+pub(crate) struct BucketedHit {
     pub url: String,
     pub starts: PerPeriod<i64>,
 }
 
 impl BucketedHit {
-    pub fn new(hit: Hit, calendar: &Calendar) -> BucketedHit {
+    pub(crate) fn new(hit: Hit, calendar: &Calendar) -> BucketedHit {
         BucketedHit {
             starts: calendar.starts(hit.timestamp_ms),
             url: hit.url,
@@ -52,7 +52,7 @@ impl BucketedHit {
 /// The equal hits of a batch (same URL, same buckets), which a store writes once, by their
 /// number: each group's first hit and how many hits it stands for, in batch order. Batches
 /// are small (a worker's queue, or a group commit's), so comparing costs less than any map.
-pub fn equal_hits(hits: &[BucketedHit]) -> impl Iterator<Item = (&BucketedHit, usize)> {
+pub(crate) fn equal_hits(hits: &[BucketedHit]) -> impl Iterator<Item = (&BucketedHit, usize)> {
     hits.iter()
         .enumerate()
         .filter(|(i, hit)| !hits[..*i].contains(hit))
@@ -60,10 +60,10 @@ pub fn equal_hits(hits: &[BucketedHit]) -> impl Iterator<Item = (&BucketedHit, u
 }
 
 /// One URL's count in each period.
-pub type UrlCounts = PerPeriod<i64>;
+pub(crate) type UrlCounts = PerPeriod<i64>;
 
 /// What the HTTP edge needs of a place to keep hits.
-pub trait HitStore: Send + Sync {
+pub(crate) trait HitStore: Send + Sync {
     /// Records one hit in every bucket, atomically, in one round trip.
     fn record_hit(&self, hit: Hit) -> Result<(), StoreError>;
     /// Records several hits, each atomically (a backend may write them in one transaction, so
@@ -91,11 +91,11 @@ pub trait HitStore: Send + Sync {
 /// About how many URLs one chunk of [`HitStore::scan`] reads: large enough that a bucket of
 /// 100,000 URLs takes 100 round trips, small enough that each is well under a millisecond of
 /// Redis's time.
-pub const SCAN_CHUNK: usize = 1000;
+pub(crate) const SCAN_CHUNK: usize = 1000;
 
 /// Where a chunked read of a bucket goes on from; opaque to callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ScanCursor {
+pub(crate) struct ScanCursor {
     /// Which part of the bucket (cluster mode: the URL index shard).
     pub(crate) part: u64,
     /// Redis's cursor within it.
@@ -103,19 +103,19 @@ pub struct ScanCursor {
 }
 
 impl ScanCursor {
-    pub const START: ScanCursor = ScanCursor { part: 0, cursor: 0 };
+    pub(crate) const START: ScanCursor = ScanCursor { part: 0, cursor: 0 };
 }
 
 /// One chunk of a bucket's counts, and where the next one starts (`None`: this was the last).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     pub counts: Vec<(String, i64)>,
     pub next: Option<ScanCursor>,
 }
 
 /// Where hits are kept, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// One Redis (`--redis-url`).
     Standalone {
         redis_url: String,
@@ -134,7 +134,7 @@ pub enum Backend {
 
 /// Everything a store is opened with.
 #[derive(Debug, Clone)]
-pub struct StoreConfig {
+pub(crate) struct StoreConfig {
     pub backend: Backend,
     pub pool_size: u32,
     /// Bounds connecting, each command, and waiting for a free pooled connection.
@@ -146,14 +146,14 @@ pub struct StoreConfig {
 }
 
 /// An opened store and a probe of its connection pool, for `/metrics`.
-pub struct Opened {
+pub(crate) struct Opened {
     pub store: Box<dyn HitStore>,
     pub pool: PoolProbe,
 }
 
 /// Opens the configured backend without connecting: HitMe starts while Redis is down and
 /// answers 503 until it is up. Failures it counts go to `counters`.
-pub fn open(config: &StoreConfig, counters: StoreCounters) -> Result<Opened, String> {
+pub(crate) fn open(config: &StoreConfig, counters: StoreCounters) -> Result<Opened, String> {
     let (store, pool): (Box<dyn HitStore>, PoolProbe) = match &config.backend {
         Backend::Standalone {
             redis_url,

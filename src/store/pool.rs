@@ -7,11 +7,15 @@ use redis::{ErrorKind, RedisError, RedisResult, Value};
 
 /// A connection that has been idle this long is checked with a PING before use; busier ones
 /// are not, so a hit costs one round trip, and a failure on them drops them anyway.
-pub const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+pub(crate) const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// A pool of at most `size` connections that opens none up front (HitMe starts while Redis is
 /// down and answers 503 until it is up) and waits at most `timeout` for a free one.
-pub fn build<M: r2d2::ManageConnection>(manager: M, size: u32, timeout: Duration) -> r2d2::Pool<M> {
+pub(crate) fn build<M: r2d2::ManageConnection>(
+    manager: M,
+    size: u32,
+    timeout: Duration,
+) -> r2d2::Pool<M> {
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
@@ -24,14 +28,14 @@ pub fn build<M: r2d2::ManageConnection>(manager: M, size: u32, timeout: Duration
 
 /// What a pooled connection knows of its own state.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     /// An error may have left the connection out of step with Redis; the pool drops it.
     pub broken: bool,
     last_ok: Instant,
 }
 
 impl Health {
-    pub fn new() -> Health {
+    pub(crate) fn new() -> Health {
         Health {
             broken: false,
             last_ok: Instant::now(),
@@ -39,19 +43,19 @@ impl Health {
     }
 
     /// A command just succeeded.
-    pub fn ok(&mut self) {
+    pub(crate) fn ok(&mut self) {
         self.last_ok = Instant::now();
     }
 
     /// Idle long enough to be checked before use.
-    pub fn idle(&self) -> bool {
+    pub(crate) fn idle(&self) -> bool {
         self.last_ok.elapsed() >= CHECK_IF_IDLE_FOR
     }
 
     /// Notes a command's outcome: an error reply (e.g. WRONGTYPE) leaves the protocol in step;
     /// anything else (I/O, timeout, parse) may not, and a late reply must never answer a later
     /// command.
-    pub fn note<T>(&mut self, result: &RedisResult<T>) {
+    pub(crate) fn note<T>(&mut self, result: &RedisResult<T>) {
         match result {
             Ok(_) => self.ok(),
             Err(e) if is_error_reply(e) => {}
@@ -67,22 +71,22 @@ impl Default for Health {
 }
 
 /// Whether `err` is an error reply from Redis, after which the connection is still in step.
-pub fn is_error_reply(err: &RedisError) -> bool {
+pub(crate) fn is_error_reply(err: &RedisError) -> bool {
     matches!(err.kind(), ErrorKind::Server(_))
 }
 
 /// Pool occupancy, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PoolState {
+pub(crate) struct PoolState {
     pub connections: u32,
     pub idle: u32,
 }
 
 /// Reads a pool's occupancy when asked (at each `/metrics` scrape).
-pub type PoolProbe = Box<dyn Fn() -> PoolState + Send + Sync>;
+pub(crate) type PoolProbe = Box<dyn Fn() -> PoolState + Send + Sync>;
 
 /// A probe of `pool`.
-pub fn probe<M: r2d2::ManageConnection>(pool: &r2d2::Pool<M>) -> PoolProbe {
+pub(crate) fn probe<M: r2d2::ManageConnection>(pool: &r2d2::Pool<M>) -> PoolProbe {
     let pool = pool.clone();
     Box::new(move || {
         let state = pool.state();
@@ -97,7 +101,7 @@ pub fn probe<M: r2d2::ManageConnection>(pool: &r2d2::Pool<M>) -> PoolProbe {
 /// and gives up at the first failure: redis-rs's own pipelines wait out the read timeout once
 /// per reply, which turns a frozen Redis into a hang of many timeouts. Error replies come back
 /// as values, for the caller to check.
-pub fn round_trip(
+pub(crate) fn round_trip(
     redis: &mut redis::Connection,
     packed: &[u8],
     skip: usize,

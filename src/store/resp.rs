@@ -2,14 +2,14 @@
 //! recording a hit formats its keys without allocating.
 
 /// Starts a command of `args` arguments (the command name counts as one).
-pub fn command(buf: &mut Vec<u8>, args: usize) {
+pub(crate) fn command(buf: &mut Vec<u8>, args: usize) {
     buf.push(b'*');
     buf.extend_from_slice(itoa::Buffer::new().format(args).as_bytes());
     buf.extend_from_slice(b"\r\n");
 }
 
 /// Appends one argument made of `parts` joined together.
-pub fn arg(buf: &mut Vec<u8>, parts: &[&[u8]]) {
+pub(crate) fn arg(buf: &mut Vec<u8>, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     buf.push(b'$');
     buf.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
@@ -21,7 +21,7 @@ pub fn arg(buf: &mut Vec<u8>, parts: &[&[u8]]) {
 }
 
 /// Appends a whole command whose arguments are single byte strings.
-pub fn simple(buf: &mut Vec<u8>, args: &[&[u8]]) {
+pub(crate) fn simple(buf: &mut Vec<u8>, args: &[&[u8]]) {
     command(buf, args.len());
     for a in args {
         arg(buf, &[a]);

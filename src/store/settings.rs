@@ -7,14 +7,14 @@ use redis::{Cmd, Value};
 use super::StoreError;
 
 /// `<prefix>:config`, the hash of recorded settings; the same name in both layouts.
-pub fn key(prefix: &str) -> String {
+pub(crate) fn key(prefix: &str) -> String {
     format!("{prefix}:config")
 }
 
 /// The commands that record each of `settings` (name, value) unless one is recorded already
 /// (`HSETNX`), then read back what is recorded (`HMGET`, the last command's reply). Setting
 /// field by field is atomic enough: two HitMes starting at once both read back the first's.
-pub fn claim_commands(key: &str, settings: &[(&str, &str)]) -> Vec<Cmd> {
+pub(crate) fn claim_commands(key: &str, settings: &[(&str, &str)]) -> Vec<Cmd> {
     let mut commands: Vec<Cmd> = settings
         .iter()
         .map(|(name, value)| {
@@ -35,7 +35,7 @@ pub fn claim_commands(key: &str, settings: &[(&str, &str)]) -> Vec<Cmd> {
 }
 
 /// The recorded values from the replies of [`claim_commands`], in the order of the settings.
-pub fn claimed(replies: Vec<Value>) -> redis::RedisResult<Vec<String>> {
+pub(crate) fn claimed(replies: Vec<Value>) -> redis::RedisResult<Vec<String>> {
     let last = replies.into_iter().last().unwrap_or(Value::Nil);
     let values: Vec<Option<String>> = redis::from_redis_value(last.extract_error()?)?;
     Ok(values.into_iter().map(Option::unwrap_or_default).collect())
@@ -43,7 +43,7 @@ pub fn claimed(replies: Vec<Value>) -> redis::RedisResult<Vec<String>> {
 
 /// Why the recorded settings could not be checked or do not match.
 #[derive(Debug)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Redis could not be asked; try again later.
     Unavailable(StoreError),
     /// Another HitMe wrote under this prefix with other settings: what to tell the operator.
@@ -52,7 +52,7 @@ pub enum Refusal {
 
 /// Records `settings` under `prefix` (through `claim`, one of the stores' `claim_settings`)
 /// or checks them against those recorded.
-pub fn check(
+pub(crate) fn check(
     prefix: &str,
     settings: &[(&str, &str)],
     claim: impl FnOnce(&[(&str, &str)]) -> Result<Vec<String>, StoreError>,

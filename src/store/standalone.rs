@@ -23,7 +23,7 @@ use crate::metrics::StoreCounters;
 use crate::period::PerPeriod;
 
 /// A pool of connections to a standalone Redis and the commands HitMe runs on them.
-pub struct Store {
+pub(crate) struct Store {
     pool: r2d2::Pool<Connector>,
     layout: KeyLayout,
     calendar: Calendar,
@@ -37,7 +37,7 @@ pub struct Store {
 impl Store {
     /// Builds the pool without connecting: HitMe starts while Redis is down and answers 503
     /// until it is up. Returns the store and a probe of its pool for `/metrics`.
-    pub fn open(
+    pub(crate) fn open(
         config: &StoreConfig,
         redis_url: &str,
         ca_file: Option<&Path>,
@@ -333,7 +333,7 @@ fn check_transaction(
 }
 
 /// A pooled connection and what it knows of the Redis at its other end.
-pub struct Conn {
+pub(crate) struct Conn {
     redis: redis::Connection,
     health: Health,
     /// Per period, the bucket whose expiry this connection last set, so a hit pays for

@@ -342,6 +342,8 @@ pub fn hitme_command(redis_url: &str, args: &[&str]) -> Command {
         "HITME_REDIS_CLUSTER",
         "HITME_REDIS_CA_FILE",
         "HITME_THREADS",
+        "HITME_READ_THREADS",
+        "HITME_READ_QUEUE_MS",
         "HITME_POOL_SIZE",
         "HITME_TIME_ZONE",
         "HITME_KEY_PREFIX",
@@ -356,13 +358,15 @@ pub fn hitme_command(redis_url: &str, args: &[&str]) -> Command {
     cmd
 }
 
-/// Percent-encodes everything but unreserved characters.
+/// `s` as a form value (`application/x-www-form-urlencoded`), exactly as browsers'
+/// `URLSearchParams` write it: the dashboard's own hash is compared with it.
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
                 (b as char).to_string()
             }
+            b' ' => "+".to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

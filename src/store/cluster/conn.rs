@@ -20,14 +20,14 @@ use crate::store::pool::{self, Health};
 
 /// How many replicas a write waited for, and how many confirmed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Replication {
+pub(super) struct Replication {
     pub asked: usize,
     pub confirmed: usize,
 }
 
 /// A pooled cluster connection: a connection per node and a slot map (redis-rs's), plus what
 /// HitMe knows of it.
-pub struct Conn {
+pub(super) struct Conn {
     pub cluster: ClusterConnection<NodeConn>,
     /// `broken`: an error may have left a node connection or the slot map stale.
     health: Health,
@@ -47,7 +47,10 @@ pub struct Conn {
 const TRY_AGAIN_AFTER: Duration = Duration::from_millis(50);
 
 impl Conn {
-    pub fn run<T>(&mut self, command: impl FnOnce(&mut Conn) -> RedisResult<T>) -> RedisResult<T> {
+    pub(super) fn run<T>(
+        &mut self,
+        command: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> RedisResult<T> {
         let result = command(self);
         match &result {
             Ok(_) => self.health.ok(),
@@ -86,7 +89,7 @@ impl Conn {
     ///   and the command there, once per answer from the slot's owner;
     /// - TRYAGAIN: a multi-key command (the hit script) met a slot in mid-migration; wait a
     ///   little and retry until the timeout, after which it is a 503.
-    pub fn command(&mut self, connector: &Connector, cmd: &Cmd) -> RedisResult<Value> {
+    pub(super) fn command(&mut self, connector: &Connector, cmd: &Cmd) -> RedisResult<Value> {
         let deadline = Instant::now() + connector.timeout;
         let mut rebuilt = false;
         let mut asking: Option<(String, u16)> = None;
@@ -136,7 +139,7 @@ impl Conn {
     /// If the topology changed under it (MOVED), the slot maps are rebuilt and the whole read
     /// is retried once. During a slot migration (ASK) a batch cannot tell which of its keys
     /// have moved, so the reads are sent one by one, each following its own redirection.
-    pub fn read(
+    pub(super) fn read(
         &mut self,
         connector: &Connector,
         commands: &[(u16, Cmd)],
@@ -215,7 +218,7 @@ impl Conn {
     /// write that went to the importing node is not covered by that `WAIT`, which counts the
     /// writes of its own connection only.) NOSCRIPT is returned for the caller to send the
     /// script itself.
-    pub fn replicated(
+    pub(super) fn replicated(
         &mut self,
         connector: &Connector,
         cmd: &Cmd,
@@ -285,14 +288,14 @@ impl Conn {
 }
 
 /// Opens cluster connections for the pool.
-pub struct Connector {
+pub(super) struct Connector {
     client: ClusterClient,
     timeout: Duration,
 }
 
 impl Connector {
     /// A connector to the cluster that `seeds` (`--redis-cluster`) belong to.
-    pub fn new(seeds: &[String], timeout: Duration) -> Result<Connector, String> {
+    pub(super) fn new(seeds: &[String], timeout: Duration) -> Result<Connector, String> {
         let client = ClusterClient::builder(seed_urls(seeds)?)
             // Never let redis-rs resend a command on its own: see the module documentation.
             .retries(0)
@@ -315,7 +318,7 @@ impl Connector {
 }
 
 /// The pool's handle on the connector, shared with the store for rebuilding in place.
-pub struct SharedConnector(pub Arc<Connector>);
+pub(super) struct SharedConnector(pub Arc<Connector>);
 
 /// A connection that could not reach a node reads the slot map again at most this often: soon
 /// enough to follow a failover (which takes seconds), rarely enough that a hung node (which

@@ -7,7 +7,7 @@ use crate::store::StoreError;
 
 /// What the client is told of a failed cluster operation. Redirections and slot errors are
 /// HitMe's to handle, not the client's: their codes never reach a message.
-pub fn store_error(err: RedisError) -> StoreError {
+pub(super) fn store_error(err: RedisError) -> StoreError {
     use ServerErrorKind::*;
     match err.kind() {
         ErrorKind::Server(
@@ -25,7 +25,7 @@ pub fn store_error(err: RedisError) -> StoreError {
 }
 
 /// No pooled cluster connection in time.
-pub fn no_connection(err: r2d2::Error) -> StoreError {
+pub(super) fn no_connection(err: r2d2::Error) -> StoreError {
     unavailable(format!(
         "no Redis Cluster connection could be had in time ({err}); retry later, and check the nodes in --redis-cluster"
     ))
@@ -51,7 +51,7 @@ fn reconfiguring() -> StoreError {
 
 /// A redirection HitMe does not follow further: still an ASK (a 503 saying the cluster is
 /// moving slots), but naming no node, so it is not followed again.
-pub fn reconfiguring_error() -> RedisError {
+pub(super) fn reconfiguring_error() -> RedisError {
     RedisError::from((
         ErrorKind::Server(ServerErrorKind::Ask),
         "redirected again by the importing node",
@@ -60,7 +60,7 @@ pub fn reconfiguring_error() -> RedisError {
 
 /// Whether `err` says the connection's slot map is out of date (a failover or a resharding
 /// finished): the command did not run, and a fresh slot map routes it right.
-pub fn topology_changed(err: &RedisError) -> bool {
+pub(super) fn topology_changed(err: &RedisError) -> bool {
     matches!(
         err.kind(),
         ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::ReadOnly)
@@ -69,14 +69,14 @@ pub fn topology_changed(err: &RedisError) -> bool {
 
 /// Whether `err` says a command did not run and can be sent again: a redirection, or a slot
 /// in mid-migration.
-pub fn did_not_run(err: &RedisError) -> bool {
+pub(super) fn did_not_run(err: &RedisError) -> bool {
     topology_changed(err)
         || ask_target(err).is_some()
         || err.kind() == ErrorKind::Server(ServerErrorKind::TryAgain)
 }
 
 /// The node an ASK redirection names.
-pub fn ask_target(err: &RedisError) -> Option<(String, u16)> {
+pub(super) fn ask_target(err: &RedisError) -> Option<(String, u16)> {
     if err.kind() != ErrorKind::Server(ServerErrorKind::Ask) {
         return None;
     }

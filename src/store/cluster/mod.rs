@@ -134,7 +134,7 @@ use crate::period::PerPeriod;
 ///
 /// Every key it touches is in KEYS, as Redis Cluster requires. No `#!lua` shebang (a Redis 7
 /// feature): nothing in it needs one.
-pub const HIT_SCRIPT: &str = r#"local url, n = ARGV[1], tonumber(ARGV[7] or '1')
+pub(crate) const HIT_SCRIPT: &str = r#"local url, n = ARGV[1], tonumber(ARGV[7] or '1')
 local first = redis.call('HINCRBY', KEYS[1], url, n) == n
 for i = 2, 6 do
   if redis.call('HINCRBY', KEYS[i], url, n) == n and ARGV[i] ~= '0' then
@@ -149,7 +149,7 @@ return redis.call('SISMEMBER', KEYS[7], url)
 "#;
 
 /// Hits kept in a Redis Cluster; see the module documentation for the layout.
-pub struct ClusterStore {
+pub(crate) struct ClusterStore {
     pool: r2d2::Pool<SharedConnector>,
     /// Rebuilds a pooled connection in place when the cluster's topology changed.
     connector: Arc<Connector>,
@@ -168,7 +168,7 @@ impl ClusterStore {
     /// Builds the pool without connecting: HitMe starts while the cluster is down and answers
     /// 503 until it is up. `seeds` are seed nodes (`host:port` or `redis://...`); the rest of
     /// the cluster is discovered from them. Returns the store and a probe of its pool.
-    pub fn open(
+    pub(crate) fn open(
         config: &StoreConfig,
         seeds: &[String],
         wait_replicas: usize,

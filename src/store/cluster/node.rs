@@ -15,7 +15,7 @@ use crate::store::pool;
 /// first timed out (one timeout per reply). After an I/O error nothing on this connection
 /// can be trusted to be in step, so every later use fails fast and the pool replaces the
 /// whole cluster connection.
-pub struct NodeConn {
+pub(super) struct NodeConn {
     redis: redis::Connection,
     timeout: Duration,
     failed: bool,

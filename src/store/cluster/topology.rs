@@ -8,12 +8,12 @@ use redis::{ErrorKind, RedisError, RedisResult, Value};
 use super::keys::SLOTS;
 
 /// A slot no node serves in `Conn::slots`.
-pub const UNASSIGNED: u16 = u16::MAX;
+pub(super) const UNASSIGNED: u16 = u16::MAX;
 
 /// Working replicas per master `host:port`, from CLUSTER NODES: replicas not marked failed
 /// or suspected of it. (CLUSTER SLOTS cannot tell: it leaves out replicas that have not yet
 /// reported any replicated data, as in a cluster that has taken no write yet.)
-pub fn working_replicas(nodes: &str) -> HashMap<String, usize> {
+pub(super) fn working_replicas(nodes: &str) -> HashMap<String, usize> {
     let mut addr_of: HashMap<&str, &str> = HashMap::new();
     let mut count_of: HashMap<&str, usize> = HashMap::new();
     for line in nodes.lines() {
@@ -41,7 +41,7 @@ pub fn working_replicas(nodes: &str) -> HashMap<String, usize> {
 }
 
 /// Which master serves each slot, and how many working replicas each master has.
-pub struct SlotMap {
+pub(super) struct SlotMap {
     /// Slot -> node number (arbitrary, but equal for equal masters), `UNASSIGNED` if none.
     pub node_of: Vec<u16>,
     /// Node number -> replicas.
@@ -49,7 +49,7 @@ pub struct SlotMap {
 }
 
 impl SlotMap {
-    pub fn replicas_of(&self, slot: u16) -> usize {
+    pub(super) fn replicas_of(&self, slot: u16) -> usize {
         let node = self.node_of.get(usize::from(slot)).copied();
         node.and_then(|n| self.replicas.get(usize::from(n)))
             .copied()
@@ -59,7 +59,7 @@ impl SlotMap {
 
 /// The slot map from a CLUSTER SLOTS reply and the working replicas of each master (by
 /// `host:port`).
-pub fn slot_table(reply: Value, replicas: &HashMap<String, usize>) -> RedisResult<SlotMap> {
+pub(super) fn slot_table(reply: Value, replicas: &HashMap<String, usize>) -> RedisResult<SlotMap> {
     let Value::Array(ranges) = reply else {
         return Err(RedisError::from((
             ErrorKind::UnexpectedReturnType,

@@ -171,6 +171,7 @@ impl ClientConnection {
             data_source,
             writer,
         )
+        .map(|request| request.with_socket(self.sink.shared()))
         .map_err(|e| {
             use crate::request;
             match e {

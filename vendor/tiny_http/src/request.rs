@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::io::BufWriter;
+
+use crate::util::RefinedTcpStream;
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -55,6 +59,9 @@ pub struct Request {
     response_writer: Option<Box<dyn Write + Send + 'static>>,
 
     remote_addr: Option<SocketAddr>,
+
+    // HitMe: the connection's socket, shut when a response fails midway
+    socket: Option<Arc<Mutex<BufWriter<RefinedTcpStream>>>>,
 
     // true if HTTPS, false if HTTP
     secure: bool,
@@ -230,6 +237,7 @@ where
         data_reader: Some(reader),
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
         remote_addr,
+        socket: None,
         secure,
         method,
         path,
@@ -448,15 +456,37 @@ impl Request {
 
         let do_not_send_body = self.method == Method::Head;
 
-        Self::ignore_client_closing_errors(response.raw_print(
+        let sent = Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
             self.http_version.clone(),
             &self.headers,
             do_not_send_body,
             None,
-        ))?;
+        ))
+        .and_then(|()| Self::ignore_client_closing_errors(writer.flush()));
+        // HitMe: a response that failed midway (its body could not be read, or the client
+        // took nothing for the socket's write timeout) leaves the client with part of an
+        // answer, and the next request's answer would follow it: close the connection, so
+        // that the client sees the answer end early.
+        if sent.is_err() {
+            self.shut_socket();
+        }
+        sent
+    }
 
-        Self::ignore_client_closing_errors(writer.flush())
+    fn shut_socket(&self) {
+        if let Some(socket) = &self.socket {
+            socket
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut()
+                .shut();
+        }
+    }
+
+    pub(crate) fn with_socket(mut self, socket: Arc<Mutex<BufWriter<RefinedTcpStream>>>) -> Self {
+        self.socket = Some(socket);
+        self
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

@@ -433,8 +433,15 @@ where
                 Some(TransferEncoding::Chunked) => {
                     use chunked_transfer::Encoder;
 
-                    let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+                    // HitMe: if the body fails midway, the encoder must not end the
+                    // response with its last chunk (as it does when dropped), or the client
+                    // would take a cut answer as whole: its writes fail from then on.
+                    let failed = std::cell::Cell::new(false);
+                    let mut writer = Encoder::new(UnlessFailed {
+                        writer,
+                        failed: &failed,
+                    });
+                    io::copy(&mut reader, &mut writer).inspect_err(|_| failed.set(true))?;
                 }
 
                 Some(TransferEncoding::Identity) => {
@@ -569,6 +576,28 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+        }
+    }
+}
+
+/// HitMe: a writer that refuses to write once the response it carries has failed.
+struct UnlessFailed<'a, W> {
+    writer: W,
+    failed: &'a std::cell::Cell<bool>,
+}
+
+impl<W: Write> Write for UnlessFailed<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+        match self.failed.get() {
+            true => Err(io::Error::other("the response failed")),
+            false => self.writer.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> IoResult<()> {
+        match self.failed.get() {
+            true => Err(io::Error::other("the response failed")),
+            false => self.writer.flush(),
         }
     }
 }

@@ -112,6 +112,11 @@ impl RefinedTcpStream {
         (read, write)
     }
 
+    /// Shuts the connection both ways (HitMe: when a response fails midway).
+    pub(crate) fn shut(&mut self) {
+        self.stream.shutdown(Shutdown::Both).ok();
+    }
+
     /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {

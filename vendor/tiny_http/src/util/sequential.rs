@@ -65,6 +65,12 @@ impl<R: Read + Send> SequentialReaderBuilder<R> {
 }
 
 impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// The writer every `SequentialWriter` of this builder writes to (HitMe: so that a
+    /// request can shut the connection).
+    pub fn shared(&self) -> Arc<Mutex<W>> {
+        self.writer.clone()
+    }
+
     pub fn new(writer: W) -> SequentialWriterBuilder<W> {
         SequentialWriterBuilder {
             writer: Arc::new(Mutex::new(writer)),

@@ -1,19 +1,20 @@
-//! A response as HitMe sends it: a status, a content type, a body, and the headers that go
-//! with every answer.
+//! The one response type: a status, a content type, a body and the headers of its own, built
+//! with small builders (`Response::json(body).with_status(201)`); the headers of the
+//! connection and of CORS are added when it is sent ([`super::edge_headers`]).
 
 use std::io::Read;
 use std::time::Duration;
 
-use tiny_http::{Header, Response, StatusCode};
+use tiny_http::{Header, StatusCode};
 
 use super::error::ApiError;
 
-pub const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 const OK_BODY: &[u8] = br#"{"status":"OK"}"#;
 
 /// What to send back.
 #[derive(Debug)]
-pub struct Reply {
+pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Body,
@@ -22,14 +23,17 @@ pub struct Reply {
     /// `no-store` for answers that must never be reused (counts, hits), `no-cache` for the
     /// dashboard's files and badges (revalidated each time).
     pub cache_control: &'static str,
+    /// The request body was left unread (too large, or the client stalled): sending must
+    /// not hold up a worker while tiny_http drains it.
+    pub body_unread: bool,
 }
 
 pub enum Body {
     Static(&'static [u8]),
     Owned(Vec<u8>),
     /// Written as it is read, with chunked transfer encoding: its length is not known
-    /// up front. An error while reading cuts the response short, which the client sees as
-    /// an incomplete answer.
+    /// up front. An error while reading cuts the response short (no last chunk, and the
+    /// connection is closed), which the client sees as an incomplete answer.
     Stream(Box<dyn Read + Send>),
 }
 
@@ -72,10 +76,10 @@ impl Read for BodyReader {
     }
 }
 
-impl Reply {
+impl Response {
     /// A 200 with `body` of `content_type`.
-    pub fn with(content_type: &'static str, body: Body) -> Reply {
-        Reply {
+    pub fn with(content_type: &'static str, body: Body) -> Response {
+        Response {
             status: 200,
             content_type,
             body,
@@ -85,39 +89,57 @@ impl Reply {
             } else {
                 "no-cache"
             },
-        }
-    }
-
-    /// `204 No Content`, for a preflight.
-    pub fn no_content(allow: &'static str) -> Reply {
-        Reply {
-            status: 204,
-            allow: Some(allow),
-            ..Reply::with("", Body::Static(b""))
+            body_unread: false,
         }
     }
 
     /// A 200 with a JSON body.
-    pub fn json(body: Vec<u8>) -> Reply {
-        Reply::with(JSON, Body::Owned(body))
+    pub fn json(body: Vec<u8>) -> Response {
+        Response::with(JSON, Body::Owned(body))
     }
 
     /// `{"status":"OK"}`
-    pub fn ok() -> Reply {
-        Reply::with(JSON, Body::Static(OK_BODY))
+    pub fn ok() -> Response {
+        Response::with(JSON, Body::Static(OK_BODY))
     }
 
-    pub fn error(err: &ApiError) -> Reply {
-        Reply {
-            status: err.status,
+    /// `204 No Content`, for a preflight.
+    pub(crate) fn no_content(allow: &'static str) -> Response {
+        Response::with("", Body::Static(b""))
+            .with_status(204)
+            .with_allow(allow)
+    }
+
+    /// The JSON error a client sees for `err`.
+    pub(crate) fn error(err: &ApiError) -> Response {
+        Response {
+            body_unread: err.body_unread,
             allow: err.allow,
-            ..Reply::json(err.to_json())
+            ..Response::json(err.to_json()).with_status(err.status)
         }
     }
 
-    /// The tiny_http response for this reply, with `headers` (those of the connection and of
-    /// CORS) added to its own.
-    pub fn into_response(self, mut headers: Vec<Header>) -> Response<BodyReader> {
+    pub(crate) fn with_status(self, status: u16) -> Response {
+        Response { status, ..self }
+    }
+
+    pub(crate) fn with_allow(self, allow: &'static str) -> Response {
+        Response {
+            allow: Some(allow),
+            ..self
+        }
+    }
+
+    pub(crate) fn with_cache_control(self, cache_control: &'static str) -> Response {
+        Response {
+            cache_control,
+            ..self
+        }
+    }
+
+    /// The tiny_http response, with `headers` (those of the connection and of CORS) added to
+    /// its own.
+    pub fn into_tiny(self, mut headers: Vec<Header>) -> tiny_http::Response<BodyReader> {
         if !self.content_type.is_empty() {
             headers.push(header("Content-Type", self.content_type));
         }
@@ -134,7 +156,7 @@ impl Reply {
             body: self.body,
             sent: 0,
         };
-        Response::new(StatusCode(self.status), headers, body, len, None)
+        tiny_http::Response::new(StatusCode(self.status), headers, body, len, None)
     }
 }
 
@@ -143,7 +165,7 @@ fn header(name: &'static str, value: &'static str) -> Header {
 }
 
 /// The `Keep-Alive` header for connections closed after `idle` without a request.
-pub fn keep_alive_header(idle: Option<Duration>) -> Header {
+pub(crate) fn keep_alive_header(idle: Option<Duration>) -> Header {
     // Without a timeout HitMe never closes an idle connection; the header wants a number,
     // and a day says as much to a client.
     let secs = idle.map_or(86_400, |d| d.as_secs().max(1));

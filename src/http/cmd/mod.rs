@@ -1,0 +1,91 @@
+//! Commands: what a request asks for, parsed once into exactly its checked parameters, then
+//! applied. One module per endpoint, each holding its command's struct, its parse and its
+//! apply; [`super::parse`] picks the module from the path and the method.
+
+mod all_counts;
+mod badge;
+mod counts;
+mod pixel;
+mod record_hit;
+mod series;
+mod service;
+mod top;
+
+pub(crate) use self::all_counts::AllCounts;
+pub(crate) use self::badge::Badge;
+pub(crate) use self::counts::Counts;
+pub(crate) use self::pixel::Pixel;
+pub(crate) use self::record_hit::RecordHit;
+pub(crate) use self::series::Series;
+pub(crate) use self::top::Top;
+
+use super::response::Response;
+use super::App;
+use crate::assets::Asset;
+
+/// A request, parsed.
+pub(crate) enum Command {
+    /// `POST /hit`
+    RecordHit(RecordHit),
+    /// `GET /hit`
+    Counts(Counts),
+    /// `GET /hits`
+    AllCounts(AllCounts),
+    /// `GET /top`
+    Top(Top),
+    /// `GET /series`
+    Series(Series),
+    /// `GET /pixel.gif`
+    Pixel(Pixel),
+    /// `GET /badge.svg`
+    Badge(Badge),
+    /// `OPTIONS` on an API path (a CORS preflight), with the methods the path takes.
+    Preflight(&'static str),
+    /// `GET /healthz`
+    Health,
+    /// `GET /metrics`
+    Metrics,
+    /// A dashboard file.
+    Asset(Asset),
+}
+
+/// Where a command is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// By the worker that took it: it costs at most a round trip to Redis.
+    Worker,
+    /// On the read pool: it scans buckets, or writes an answer as long as its client takes.
+    Reads,
+}
+
+impl Command {
+    /// Where this command is applied. A `/top` page of a ranking that is kept fresh is taken
+    /// from it now, so that applying it reads nothing.
+    pub(crate) fn lane(&mut self, app: &App) -> Lane {
+        match self {
+            Command::AllCounts(_) => Lane::Reads,
+            Command::Top(top) => match top.take_fresh_ranking(app) {
+                true => Lane::Worker,
+                false => Lane::Reads,
+            },
+            _ => Lane::Worker,
+        }
+    }
+
+    pub(crate) fn apply(self, app: &App) -> Response {
+        let applied = match self {
+            Command::RecordHit(cmd) => cmd.apply(app),
+            Command::Counts(cmd) => cmd.apply(app),
+            Command::AllCounts(cmd) => cmd.apply(app),
+            Command::Top(cmd) => cmd.apply(app),
+            Command::Series(cmd) => cmd.apply(app),
+            Command::Pixel(cmd) => Ok(cmd.apply(app)),
+            Command::Badge(cmd) => Ok(cmd.apply(app)),
+            Command::Preflight(allow) => Ok(Response::no_content(allow)),
+            Command::Health => service::health(app),
+            Command::Metrics => Ok(service::metrics(app)),
+            Command::Asset(asset) => Ok(service::asset(asset)),
+        };
+        applied.unwrap_or_else(|err| Response::error(&err))
+    }
+}

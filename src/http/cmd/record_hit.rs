@@ -1,0 +1,41 @@
+//! `POST /hit`: record one hit, from a form or JSON body and the query string.
+
+use crate::clock::now_ms;
+use crate::http::error::ApiError;
+use crate::http::params::Fields;
+use crate::http::response::Response;
+use crate::http::App;
+use crate::store::Hit;
+
+pub(crate) struct RecordHit {
+    pub hit: Hit,
+}
+
+impl RecordHit {
+    /// Body fields (form or JSON) win over query fields.
+    pub(crate) fn parse(
+        query: Fields,
+        body: &[u8],
+        body_is_json: bool,
+        app: &App,
+    ) -> Result<RecordHit, ApiError> {
+        let fields = if body.is_empty() {
+            query
+        } else if body_is_json {
+            Fields::from_json(body)?.or(query)
+        } else {
+            Fields::from_form(body)?.or(query)
+        };
+        let url = fields.require_url(&app.url_rules)?;
+        let timestamp_ms = fields.timestamp_or(now_ms())?;
+        Ok(RecordHit {
+            hit: Hit { url, timestamp_ms },
+        })
+    }
+
+    /// Records the hit alone; a worker that took several records them together instead.
+    pub(crate) fn apply(self, app: &App) -> Result<Response, ApiError> {
+        app.store.record_hit(self.hit)?;
+        Ok(Response::ok())
+    }
+}
