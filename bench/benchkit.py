@@ -1028,35 +1028,38 @@ def post_hit(port, url, timeout):
     return status, time.perf_counter() - t0
 
 
+def probe(port, phase, seconds, timeout=60):
+    """POST /hit every 20 ms for `seconds`; prints the latencies as readers_PHASE_probe_*."""
+    times, statuses = [], {}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        st, t = post_hit(port, READERS_PROBE_URL, timeout)
+        times.append(t)
+        statuses[st] = statuses.get(st, 0) + 1
+        time.sleep(0.02)
+    print(f"readers_{phase}_probe_n={len(times)}")
+    print(f"readers_{phase}_probe_ok={statuses.get(200, 0)}")
+    print(f"readers_{phase}_probe_statuses={' '.join(f'{k}:{v}' for k, v in sorted(statuses.items()))}")
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        print(f"readers_{phase}_probe_{name}_ms={ms(pctl(times, q))}")
+    print(f"readers_{phase}_probe_max_ms={ms(max(times) if times else None)}")
+
+
 def readers(port, ts, seconds, urls, timeout=60):
     """The reads-beside-hits scenario: a probe posting one hit every 20 ms, first alone for
     `seconds`, then for `seconds` beside one client reading GET /hits slowly (64 bytes every
     half second), three /top pollers over the periods (one GET every 100 ms each) and bursts
     of three concurrent GET /hits (the next burst once the last is answered). Every loop is
     bounded by `seconds`. Prints the probe's latencies in both phases and what the readers saw."""
-    import socket
 
-    def probe(phase, stop):
-        times, statuses = [], {}
-        while not stop.is_set():
-            st, t = post_hit(port, READERS_PROBE_URL, timeout)
-            times.append(t)
-            statuses[st] = statuses.get(st, 0) + 1
-            stop.wait(0.02)
-        print(f"readers_{phase}_probe_n={len(times)}")
-        print(f"readers_{phase}_probe_ok={statuses.get(200, 0)}")
-        print(f"readers_{phase}_probe_statuses={' '.join(f'{k}:{v}' for k, v in sorted(statuses.items()))}")
-        for q, name in ((0.5, "p50"), (0.99, "p99")):
-            print(f"readers_{phase}_probe_{name}_ms={ms(pctl(times, q))}")
-        print(f"readers_{phase}_probe_max_ms={ms(max(times) if times else None)}")
+    def probe(phase):
+        # A process of its own: the readers below parse answers of tens of MB, and in this
+        # process the probe would wait for the interpreter lock, not for HitMe.
+        return subprocess.Popen([sys.executable, os.path.abspath(__file__), "probe", str(port),
+                                 phase, str(seconds)], stdout=subprocess.PIPE, text=True)
 
-    stop = threading.Event()
-    t = threading.Thread(target=probe, args=("alone", stop))
-    t.start()
-    time.sleep(seconds)
-    stop.set()
-    t.join()
-
+    alone = probe("alone")
+    print(alone.communicate()[0], end="")
     stop = threading.Event()
     seen = {"slow_bytes": 0, "top": {}, "bursts": 0, "hits": {}, "hits_whole": 0}
     lock = threading.Lock()
@@ -1110,11 +1113,9 @@ def readers(port, ts, seconds, urls, timeout=60):
     for th in threads:
         th.start()
     time.sleep(1)  # the readers under way first
-    t = threading.Thread(target=probe, args=("readers", stop))
-    t.start()
-    time.sleep(seconds)
+    beside = probe("readers")
+    print(beside.communicate()[0], end="")
     stop.set()
-    t.join()
     for th in threads:
         th.join(timeout)
     print(f"readers_seconds={seconds}")
@@ -1395,6 +1396,9 @@ def main(argv):
     elif cmd == "pollers":
         # pollers PORT TS N DEADLINE_S
         pollers(argv[2], argv[3], int(argv[4]), float(argv[5]))
+    elif cmd == "probe":
+        # probe PORT PHASE SECONDS
+        probe(argv[2], argv[3], float(argv[4]))
     elif cmd == "readers":
         # readers PORT TS SECONDS URLS
         readers(argv[2], argv[3], float(argv[4]), int(argv[5]))
