@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::store::pool::PoolProbe;
@@ -28,6 +28,7 @@ pub(crate) struct Metrics {
     pool_idle: IntGauge,
     reads_refused: IntCounterVec,
     responses_cut: IntCounterVec,
+    breaker_open: IntGaugeVec,
 }
 
 /// The counters the store keeps itself, handed to it when it is opened.
@@ -35,12 +36,18 @@ pub(crate) struct Metrics {
 pub(crate) struct StoreCounters {
     redis_errors: IntCounter,
     unconfirmed_hits: IntCounter,
+    breaker_open: IntGaugeVec,
 }
 
 impl StoreCounters {
     /// `n` Redis commands failed (connection, timeout, error reply).
     pub(crate) fn redis_failed(&self, n: u64) {
         self.redis_errors.inc_by(n);
+    }
+
+    /// The gauge of the breakers in front of Redis, by server.
+    pub(crate) fn breaker_gauge(&self) -> IntGaugeVec {
+        self.breaker_open.clone()
     }
 
     /// `n` hits were answered before enough replicas confirmed them (cluster mode).
@@ -119,6 +126,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let breaker_open = IntGaugeVec::new(
+            Opts::new(
+                "hitme_redis_breaker_open",
+                "1 while the breaker in front of a Redis server (in cluster mode, a node, or the cluster as a whole) is open: requests to it fail at once.",
+            ),
+            &["server"],
+        )
+        .expect("valid metric");
 
         let registry = Registry::new();
         for collector in [
@@ -133,6 +148,7 @@ impl Metrics {
             Box::new(pool_idle.clone()),
             Box::new(reads_refused.clone()),
             Box::new(responses_cut.clone()),
+            Box::new(breaker_open.clone()),
         ] {
             registry
                 .register(collector)
@@ -151,6 +167,7 @@ impl Metrics {
             pool_idle,
             reads_refused,
             responses_cut,
+            breaker_open,
         }
     }
 
@@ -195,6 +212,7 @@ impl Metrics {
         StoreCounters {
             redis_errors: self.redis_errors.clone(),
             unconfirmed_hits: self.unconfirmed_hits.clone(),
+            breaker_open: self.breaker_open.clone(),
         }
     }
 

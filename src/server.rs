@@ -122,7 +122,10 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     {
         let acceptor = acceptor.clone();
         ctrlc::set_handler(move || {
-            log::info!("stopping: no new connections; finishing requests in flight");
+            // A Ctrl-C under scripts/run comes twice: from the terminal and from the script.
+            if !acceptor.is_stopping() {
+                log::info!("stopping: no new connections; finishing requests in flight");
+            }
             acceptor.stop();
         })
         .map_err(|e| Fatal(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;

@@ -839,6 +839,61 @@ fn a_frozen_master_costs_a_bounded_503_not_a_hung_worker() {
     );
 }
 
+/// A master killed: its node's breaker opens and hits on its slots fail at once, while every
+/// other node's breaker stays closed and the hits on their slots are counted.
+#[test]
+fn a_killed_master_opens_the_breaker_of_its_node_only() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&[]);
+    let urls: Vec<String> = (0..24)
+        .map(|i| format!("http://breaker.example/{i}"))
+        .collect();
+    for url in &urls {
+        hitme.hit(url, T);
+    }
+    let master_of: Vec<u16> = urls
+        .iter()
+        .map(|u| cluster.master_of_slot(slot_of_tag(&url_tag(u))))
+        .collect();
+    let victim = master_of[0];
+    let masters: Vec<u16> = cluster.masters().keys().copied().collect();
+    let breaker = |port: u16| {
+        hitme.metric(&format!(
+            r#"hitme_redis_breaker_open{{server="127.0.0.1:{port}"}}"#
+        ))
+    };
+    // SAFETY: kill(2) on the pid of a redis-server this test started.
+    assert_eq!(
+        unsafe { libc::kill(pid_of(&cluster, victim), libc::SIGKILL) },
+        0
+    );
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let post = |url: &str| {
+        let body = format!("url={}&timestamp={T}", encode(url));
+        request(hitme.addr, "POST", "/hit", &form, body.as_bytes()).status
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the killed master's breaker open",
+        || {
+            post(&urls[0]);
+            breaker(victim) == Some(1.0)
+        },
+    );
+    for (url, master) in urls.iter().zip(&master_of) {
+        if *master != victim {
+            assert_eq!(post(url), 200, "{url} on {master}");
+        }
+    }
+    for master in masters.iter().filter(|p| **p != victim) {
+        assert_eq!(breaker(*master), Some(0.0), "{master}");
+    }
+    assert_eq!(
+        hitme.metric(r#"hitme_redis_breaker_open{server="cluster"}"#),
+        Some(0.0)
+    );
+}
+
 /// What the load clients saw for one URL.
 #[derive(Default)]
 struct Tally {

@@ -20,12 +20,15 @@ const URL: &str = "http://load.example/";
 /// Clients posting hits in a loop (bounded in count) until told to stop.
 struct Load {
     stop: Arc<AtomicBool>,
-    clients: Vec<JoinHandle<Vec<(Instant, bool)>>>,
+    clients: Vec<JoinHandle<Vec<Outcome>>>,
 }
 
-/// What a load saw: every request's end time and whether it was answered 200.
+/// One request of a load: when it ended, whether it was answered 200, how long it took.
+type Outcome = (Instant, bool, Duration);
+
+/// What a load saw: every request's end time, whether it was answered 200, and its time.
 struct Tally {
-    outcomes: Vec<(Instant, bool)>,
+    outcomes: Vec<Outcome>,
 }
 
 impl Load {
@@ -37,9 +40,10 @@ impl Load {
                 std::thread::spawn(move || {
                     let mut outcomes = Vec::new();
                     while !stop.load(Ordering::Relaxed) && outcomes.len() < 50_000 {
+                        let began = Instant::now();
                         let ok = try_post_hit(addr, URL, Duration::from_secs(10))
                             .is_ok_and(|s| s == 200);
-                        outcomes.push((Instant::now(), ok));
+                        outcomes.push((Instant::now(), ok, began.elapsed()));
                         if !ok {
                             std::thread::sleep(Duration::from_millis(5));
                         }
@@ -58,14 +62,14 @@ impl Load {
             .into_iter()
             .flat_map(|c| c.join().unwrap())
             .collect();
-        outcomes.sort_by_key(|(at, _)| *at);
+        outcomes.sort_by_key(|(at, _, _)| *at);
         Tally { outcomes }
     }
 }
 
 impl Tally {
     fn acked(&self) -> i64 {
-        self.outcomes.iter().filter(|(_, ok)| *ok).count() as i64
+        self.outcomes.iter().filter(|(_, ok, _)| *ok).count() as i64
     }
 
     fn errors(&self) -> i64 {
@@ -76,8 +80,20 @@ impl Tally {
     fn first_after(&self, since: Instant, ok: bool) -> Option<Duration> {
         self.outcomes
             .iter()
-            .find(|(at, o)| *at > since && *o == ok)
-            .map(|(at, _)| *at - since)
+            .find(|(at, o, _)| *at > since && *o == ok)
+            .map(|(at, _, _)| *at - since)
+    }
+
+    /// The times of the requests that failed between `from` and `to`, sorted.
+    fn failure_times(&self, from: Instant, to: Instant) -> Vec<Duration> {
+        let mut times: Vec<Duration> = self
+            .outcomes
+            .iter()
+            .filter(|(at, ok, took)| !*ok && *at - *took >= from && *at <= to)
+            .map(|(_, _, took)| *took)
+            .collect();
+        times.sort();
+        times
     }
 
     /// No acknowledged hit lost, no hit counted that was never sent.
@@ -141,6 +157,139 @@ fn redis_killed_under_load(args: &[&str]) {
         &format!("Redis killed under load {args:?}"),
     );
     assert!(hitme.metric("hitme_redis_errors_total").unwrap() >= 1.0);
+}
+
+/// The nearest-rank percentile `q` of sorted `times`.
+fn percentile(times: &[Duration], q: f64) -> Duration {
+    times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1]
+}
+
+/// Redis killed under 50 clients: once the first failures open the breaker, hits are answered
+/// 503 at once (one request at a time probes Redis), `/healthz` says so, and the dashboard
+/// and `/metrics` are answered meanwhile; once Redis is back, hits are counted again within
+/// a second or so, and every acknowledged hit is counted.
+#[test]
+fn a_redis_outage_is_answered_at_once_and_healthz_tells_the_truth() {
+    let mut redis = Redis::start_persistent();
+    let hitme = HitMe::start(&redis.url());
+    let load = Load::start(&hitme, 50);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(hitme.get("/healthz").status, 200);
+
+    redis.kill();
+    let killed = Instant::now();
+    // The breaker opens at the first failures.
+    wait_until(Duration::from_secs(5), "the breaker open", || {
+        hitme.metric(r#"hitme_redis_breaker_open{server="redis"}"#) == Some(1.0)
+    });
+    let opened = Instant::now();
+    let mut side: Vec<(&str, Duration)> = Vec::new();
+    for _ in 0..10 {
+        for (path, status) in [("/healthz", 503), ("/index.html", 200), ("/metrics", 200)] {
+            let began = Instant::now();
+            let resp = hitme.get(path);
+            side.push((path, began.elapsed()));
+            assert_eq!(resp.status, status, "{path}: {}", resp.text());
+            if path == "/healthz" {
+                let body = resp.json();
+                assert_eq!(body["reason"], "unreachable", "{body}");
+                assert!(body["error"].as_str().unwrap().contains("Redis"), "{body}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let outage_seen = Instant::now();
+    redis.restart(); // replays its append-only file
+    let back = Instant::now();
+    wait_until(Duration::from_secs(5), "hits counted again", || {
+        try_post_hit(hitme.addr, URL, Duration::from_secs(5)).is_ok_and(|s| s == 200)
+    });
+    let recovered = back.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    assert_eq!(hitme.get("/healthz").status, 200);
+    assert_eq!(
+        hitme.metric(r#"hitme_redis_breaker_open{server="redis"}"#),
+        Some(0.0)
+    );
+
+    let failures = tally.failure_times(opened, outage_seen);
+    assert!(
+        failures.len() > 50,
+        "{} 503s while Redis was down",
+        failures.len()
+    );
+    let (p50, p99, max) = (
+        percentile(&failures, 0.5),
+        percentile(&failures, 0.99),
+        *failures.last().unwrap(),
+    );
+    let slowest = |path: &str| {
+        side.iter()
+            .filter(|(p, _)| *p == path)
+            .map(|(_, took)| *took)
+            .max()
+            .unwrap()
+    };
+    println!(
+        "Redis down under 50 clients: breaker open {:?} after the kill; {} 503s, p50 {p50:?}, p99 {p99:?}, max {max:?}; slowest /healthz {:?}, /index.html {:?}, /metrics {:?}; hits counted again {recovered:?} after Redis was back",
+        opened - killed,
+        failures.len(),
+        slowest("/healthz"),
+        slowest("/index.html"),
+        slowest("/metrics"),
+    );
+    // Generous no-hang bounds; the figures go to RELIABILITY.md.
+    assert!(p99 < Duration::from_secs(1), "503s took {p99:?} at p99");
+    assert!(recovered < Duration::from_secs(5));
+    tally.assert_accounted(counted(&redis), "Redis down under 50 clients");
+}
+
+/// Redis out of memory with `noeviction`: hits are 503s, `/healthz` says Redis refuses writes
+/// (and why), reads still work; once memory is freed, `/healthz` and hits are 200 again.
+#[test]
+fn healthz_says_when_redis_refuses_writes_until_it_takes_them_again() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let t = now_ms();
+    hitme.hit(URL, t);
+    assert_eq!(hitme.get("/healthz").status, 200);
+    let config = |name: &str, value: &str| {
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query(&mut redis.conn())
+            .unwrap();
+    };
+    config("maxmemory-policy", "noeviction");
+    config("maxmemory", "1");
+
+    let refused = hitme.post_form("/hit", &format!("url={}", common::encode(URL)));
+    assert_eq!(refused.status, 503);
+    assert!(refused.error().contains("OOM"), "{}", refused.error());
+    for _ in 0..2 {
+        let health = hitme.get("/healthz");
+        assert_eq!(health.status, 503);
+        let body = health.json();
+        assert_eq!(body["reason"], "refusing_writes", "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("Redis refuses writes (") && error.contains("OOM"),
+            "{error}"
+        );
+    }
+    // Reading needs no memory.
+    let read = hitme.get(&format!("/hit?url={}&timestamp={t}", common::encode(URL)));
+    assert_eq!(
+        (read.status, read.json()["all_time"].as_i64()),
+        (200, Some(1))
+    );
+
+    config("maxmemory", "0");
+    assert_eq!(hitme.get("/healthz").status, 200);
+    hitme.hit(URL, t);
+    assert_eq!(counted(&redis), 2);
 }
 
 #[test]

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub allow: Option<&'static str>,
     /// The request body was left unread: the answer goes out without waiting for it.
     pub body_unread: bool,
+    /// A word for programs, sent as `"reason"` beside the message (`/healthz`).
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             message: message.into(),
             allow: None,
             body_unread: false,
+            reason: None,
         }
     }
 
@@ -72,6 +75,15 @@ impl ApiError {
         Self::new(503, message)
     }
 
+    /// `/healthz` when Redis is not fit to count: `reason` says why in a word
+    /// (`unreachable`, `refusing_writes`).
+    pub(crate) fn unhealthy(reason: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError {
+            reason: Some(reason),
+            ..Self::new(503, message)
+        }
+    }
+
     /// A read refused at once: `waiting` reads already wait for the read pool.
     pub(crate) fn reads_queue_full(waiting: usize) -> Self {
         Self::unavailable(format!(
@@ -95,6 +107,10 @@ impl ApiError {
     pub fn to_json(&self) -> Vec<u8> {
         let mut body = br#"{"status":"error","error":"#.to_vec();
         serde_json::to_writer(&mut body, &self.message).expect("a string always serialises");
+        if let Some(reason) = self.reason {
+            body.extend_from_slice(br#","reason":"#);
+            serde_json::to_writer(&mut body, reason).expect("a string always serialises");
+        }
         body.push(b'}');
         body
     }

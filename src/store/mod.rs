@@ -5,6 +5,7 @@
 //! Pieces both backends use live beside them: the pool and connection health ([`pool`]),
 //! retention maths ([`expiry`]), the RESP encoder ([`resp`]) and a log limiter.
 
+pub(crate) mod breaker;
 pub mod cluster;
 mod error;
 pub(crate) mod expiry;
@@ -83,9 +84,23 @@ pub(crate) trait HitStore: Send + Sync {
     fn scan(&self, period: Period, start: i64, cursor: ScanCursor) -> Result<Chunk, StoreError>;
     /// Whether Redis answers now.
     fn ping(&self) -> Result<(), StoreError>;
+    /// What is known to be wrong with Redis without asking it: a server that cannot be
+    /// reached (its breaker is open), or writes refused since the last one failed so.
+    fn trouble(&self) -> Option<Trouble>;
+    /// A small write, to learn whether Redis takes writes again.
+    fn probe_write(&self) -> Result<(), StoreError>;
     /// Records each of `settings` (name, value) under `<prefix>:config` unless one is
     /// recorded already, and returns what is recorded now, in order ([`settings`]).
     fn claim_settings(&self, settings: &[(&str, &str)]) -> Result<Vec<String>, StoreError>;
+}
+
+/// What is wrong with Redis, as [`HitStore::trouble`] knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Trouble {
+    /// A server cannot be reached; requests to it fail at once for now.
+    Unreachable(String),
+    /// Redis refuses writes (out of memory, read-only, failed snapshot).
+    RefusingWrites(String),
 }
 
 /// About how many URLs one chunk of [`HitStore::scan`] reads: large enough that a bucket of

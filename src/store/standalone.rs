@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::io::tcp::TcpSettings;
 use redis::{ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
+use super::breaker::{self, Breaker, Probe, WriteRefusal};
 use super::expiry::{expire_at, Retention};
 use super::group_commit::GroupCommit;
 use super::keys::KeyLayout;
@@ -15,7 +16,7 @@ use super::pool::{self, Health, PoolProbe};
 use super::settings;
 use super::{
     equal_hits, resp, scan_reply, text, BucketedHit, Chunk, Hit, HitStore, ScanCursor, StoreConfig,
-    StoreError, UrlCounts, SCAN_CHUNK,
+    StoreError, Trouble, UrlCounts, SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::clock;
@@ -32,6 +33,8 @@ pub(crate) struct Store {
     failures_logged: OncePerSecond,
     /// Set with `--group-commit`: concurrent hits share a round trip.
     group: Option<GroupCommit<BucketedHit, Result<(), StoreError>>>,
+    breaker: Breaker,
+    refusal: WriteRefusal,
 }
 
 impl Store {
@@ -54,6 +57,12 @@ impl Store {
         };
         let pool = pool::build(connector, config.pool_size, config.timeout);
         let probe = pool::probe(&pool);
+        let breaker = Breaker::new(
+            "Redis".into(),
+            "redis".into(),
+            Some(counters.breaker_gauge()),
+            ping_probe(pool.clone()),
+        );
         let store = Store {
             pool,
             layout: KeyLayout {
@@ -64,6 +73,8 @@ impl Store {
             counters,
             failures_logged: OncePerSecond::default(),
             group: group_commit.then(GroupCommit::default),
+            breaker,
+            refusal: WriteRefusal::default(),
         };
         Ok((store, probe))
     }
@@ -73,14 +84,47 @@ impl Store {
         &self,
         command: impl FnOnce(&mut Conn) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let result = match self.pool.get() {
-            Ok(mut conn) => conn.run(command).map_err(StoreError::standalone),
-            Err(e) => Err(StoreError::standalone_pool(e)),
+        self.attempt(1, false, command)
+    }
+
+    /// Runs `command` (`n` commands; `writes`, hits or another write) on a pooled connection
+    /// behind the breaker, noting what its outcome says of Redis: reachable or not, taking
+    /// writes or refusing them.
+    fn attempt<T>(
+        &self,
+        n: u64,
+        writes: bool,
+        command: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        self.breaker.pass()?;
+        let (err, unreachable) = match self.pool.get() {
+            Ok(mut conn) => match conn.run(command) {
+                Ok(value) => {
+                    self.breaker.succeeded();
+                    if writes {
+                        self.refusal.cleared();
+                    }
+                    return Ok(value);
+                }
+                Err(e) => {
+                    let unreachable = breaker::unreachable(&e);
+                    let code = e.code().map(str::to_owned);
+                    let err = StoreError::standalone(e);
+                    if writes {
+                        self.refusal.note(code.as_deref(), err.message());
+                    }
+                    (err, unreachable)
+                }
+            },
+            Err(e) => (StoreError::standalone_pool(e), true),
         };
-        if let Err(e) = &result {
-            self.failed(1, e);
+        match unreachable {
+            true => self.breaker.failed(err.message()),
+            // An error reply: Redis is there.
+            false => self.breaker.succeeded(),
         }
-        result
+        self.failed(n, &err);
+        Err(err)
     }
 
     /// Counts `n` failed commands and logs one of them, once a second at most: an outage
@@ -97,15 +141,9 @@ impl Store {
     /// same buckets are written once, as one `HINCRBY` by their number: a batch of hits on a
     /// popular page costs Redis about what one hit does. A single hit is a batch of one.
     fn commit(&self, hits: &[BucketedHit]) -> Vec<Result<(), StoreError>> {
-        let result = match self.pool.get() {
-            Ok(mut conn) => conn
-                .run(|conn| self.write_transaction(conn, hits))
-                .map_err(StoreError::standalone),
-            Err(e) => Err(StoreError::standalone_pool(e)),
-        };
-        if let Err(e) = &result {
-            self.failed(hits.len() as u64, e);
-        }
+        let result = self.attempt(hits.len() as u64, true, |conn| {
+            self.write_transaction(conn, hits)
+        });
         vec![result; hits.len()]
     }
 
@@ -270,6 +308,26 @@ impl HitStore for Store {
         self.with_connection(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
     }
 
+    fn trouble(&self) -> Option<Trouble> {
+        if let Some(why) = self.breaker.open_because() {
+            return Some(Trouble::Unreachable(why));
+        }
+        self.refusal.refused_because().map(Trouble::RefusingWrites)
+    }
+
+    /// `SET <prefix>:healthz <now> PX 60000`: a small write that expires by itself.
+    fn probe_write(&self) -> Result<(), StoreError> {
+        let key = format!("{}:healthz", self.layout.prefix);
+        self.attempt(1, true, |conn| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(clock::now_secs())
+                .arg("PX")
+                .arg(60_000)
+                .query::<()>(&mut conn.redis)
+        })
+    }
+
     /// One pipeline: an `HSETNX` per setting, then an `HMGET` of them all.
     fn claim_settings(&self, settings: &[(&str, &str)]) -> Result<Vec<String>, StoreError> {
         let mut pipe = redis::pipe();
@@ -278,6 +336,17 @@ impl HitStore for Store {
         }
         self.with_connection(|conn| settings::claimed(pipe.query(&mut conn.redis)?))
     }
+}
+
+/// The breaker's probe: a pooled connection, and a `PING` on it.
+fn ping_probe(pool: r2d2::Pool<Connector>) -> Probe {
+    Box::new(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| StoreError::standalone_pool(e).message().to_string())?;
+        conn.run(|conn| redis::cmd("PING").query::<()>(&mut conn.redis))
+            .map_err(|e| StoreError::standalone(e).message().to_string())
+    })
 }
 
 /// A Redis client for `info`; a rediss:// URL is checked against `ca_file` when given.

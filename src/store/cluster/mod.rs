@@ -111,13 +111,14 @@ use redis::{Cmd, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
 
 use self::conn::{Conn, Connector, Replication, SharedConnector};
 use self::keys::{index_shard, slot_of_key, slot_of_tag, url_tag, ClusterKeys, INDEX_SHARDS};
+use super::breaker::Breaker;
 use super::expiry::{expire_at, Retention};
 use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
 use super::settings;
 use super::{
     equal_hits, scan_reply, text, BucketedHit, Chunk, Hit, HitStore, ScanCursor, StoreConfig,
-    StoreError, UrlCounts, SCAN_CHUNK,
+    StoreError, Trouble, UrlCounts, SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
@@ -162,6 +163,9 @@ pub(crate) struct ClusterStore {
     wait_replicas: usize,
     wait_for: std::time::Duration,
     unconfirmed_logged: OncePerSecond,
+    /// Whether a cluster connection can be had at all; each node has its own breaker too
+    /// ([`node`]).
+    breaker: Breaker,
 }
 
 impl ClusterStore {
@@ -187,6 +191,19 @@ impl ClusterStore {
             config.timeout,
         );
         let probe = pool::probe(&pool);
+        node::node_breakers().show_in(counters.breaker_gauge());
+        let probe_pool = pool.clone();
+        let breaker = Breaker::new(
+            "the Redis Cluster".into(),
+            "cluster".into(),
+            Some(counters.breaker_gauge()),
+            Box::new(move || {
+                probe_pool
+                    .get()
+                    .map(drop)
+                    .map_err(|e| errors::no_connection(e).message().to_string())
+            }),
+        );
         let store = ClusterStore {
             pool,
             connector,
@@ -200,6 +217,7 @@ impl ClusterStore {
             wait_replicas,
             wait_for: config.timeout / 4,
             unconfirmed_logged: OncePerSecond::default(),
+            breaker,
         };
         Ok((store, probe))
     }
@@ -223,10 +241,19 @@ impl ClusterStore {
     }
 
     fn checkout(&self) -> Result<r2d2::PooledConnection<SharedConnector>, StoreError> {
-        self.pool.get().map_err(|e| {
-            self.counters.redis_failed(1);
-            errors::no_connection(e)
-        })
+        self.breaker.pass()?;
+        match self.pool.get() {
+            Ok(conn) => {
+                self.breaker.succeeded();
+                Ok(conn)
+            }
+            Err(e) => {
+                self.counters.redis_failed(1);
+                let err = errors::no_connection(e);
+                self.breaker.failed(err.message());
+                Err(err)
+            }
+        }
     }
 
     /// Runs `command` on `conn`, keeping count of failures.
@@ -457,6 +484,17 @@ impl HitStore for ClusterStore {
         self.with_connection(|conn, connector| {
             settings::claimed(conn.read(connector, &commands, true)?)
         })
+    }
+
+    /// Only a cluster that cannot be reached at all: a node's open breaker may be a master
+    /// that failed over, which nothing will probe again once it is out of the slot map.
+    fn trouble(&self) -> Option<Trouble> {
+        self.breaker.open_because().map(Trouble::Unreachable)
+    }
+
+    /// Refused writes are not tracked in cluster mode: nothing to learn.
+    fn probe_write(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// Whether every master answers a PING now.
