@@ -7,7 +7,10 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::buckets::{Calendar, Period, WeekStart};
+use crate::http::client::TrustedProxies;
 use crate::http::cors::Cors;
+use crate::http::rate_limit::Rate;
+use crate::http::sites::Sites;
 use crate::period::PerPeriod;
 use crate::store::expiry::Retention;
 use crate::store::{Backend, StoreConfig};
@@ -146,6 +149,50 @@ pub struct Config {
     )]
     pub drop_query_params: String,
 
+    /// Count only URLs of these hosts, comma-separated: example.com, or *.example.org for any
+    /// subdomain (not the name itself). Another host's hit is refused with 403, so junk URLs
+    /// cannot fill Redis. Default: every host.
+    #[arg(long, env = "HITME_SITES", default_value = "", value_name = "HOST,...", value_parser = Sites::parse)]
+    pub(crate) sites: Sites,
+
+    /// At most N counting requests (POST /hit, /pixel.gif, /badge.svg?count=1) per client in
+    /// any DURATION (e.g. 20/5s); more get 429 with Retry-After and RateLimit-* headers, and
+    /// count nothing. Per HitMe process. Default: no limit.
+    #[arg(long, env = "HITME_RATE_LIMIT", value_name = "N/DURATION", value_parser = Rate::parse)]
+    pub(crate) rate_limit: Option<Rate>,
+
+    /// Proxies whose X-Forwarded-For (or Forwarded: for=) names the client, as CIDRs
+    /// (127.0.0.1/32,10.0.0.0/8): the client is the right-most address there that is not one
+    /// of them. A header from any other peer is ignored.
+    #[arg(long, env = "HITME_TRUSTED_PROXIES", default_value = "", value_name = "CIDR,...", value_parser = TrustedProxies::parse)]
+    pub(crate) trusted_proxies: TrustedProxies,
+
+    /// Count the pixel, badge and hitme.js loads of known crawlers, link checkers and headless
+    /// browsers too (by User-Agent); by default they are answered but not counted.
+    #[arg(long, env = "HITME_COUNT_BOTS")]
+    pub count_bots: bool,
+
+    /// Make the statistics private: /hits, /top, /series, GET /hit, /badge.svg and /metrics
+    /// need Authorization: Bearer TOKEN (the dashboard asks for it once).
+    #[arg(
+        long,
+        env = "HITME_READ_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        conflicts_with = "read_token_file"
+    )]
+    read_token: Option<String>,
+
+    /// As --read-token, the token read from a file (its first line), kept out of the
+    /// process list.
+    #[arg(long, env = "HITME_READ_TOKEN_FILE", value_name = "PATH")]
+    read_token_file: Option<std::path::PathBuf>,
+
+    /// With a read token: leave GET /hit and /badge.svg open, so that pages can show their own
+    /// counts.
+    #[arg(long, env = "HITME_PUBLIC_COUNTS")]
+    pub public_counts: bool,
+
     /// Keep minute buckets this long after the minute ends (e.g. 48h, 7d; 0 = forever).
     #[arg(long, env = "HITME_RETENTION_MINUTE", default_value = "48h", value_parser = parse_keep)]
     pub retention_minute: Keep,
@@ -249,7 +296,43 @@ impl Config {
                 "--wait-replicas applies only with --redis-cluster; remove it, or name the cluster with --redis-cluster",
             ));
         }
+        if config.public_counts && config.read_token.is_none() && config.read_token_file.is_none() {
+            return Err(command.error(
+                ErrorKind::MissingRequiredArgument,
+                "--public-counts applies only with --read-token or --read-token-file: without a token every count is public already",
+            ));
+        }
+        if config
+            .read_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(command.error(
+                ErrorKind::InvalidValue,
+                "--read-token is empty; give a long random token, e.g. from `openssl rand -hex 32`",
+            ));
+        }
         Ok(config)
+    }
+
+    /// The read token, from `--read-token` or the first line of `--read-token-file`.
+    pub(crate) fn read_token(&self) -> Result<Option<String>, String> {
+        if let Some(token) = &self.read_token {
+            return Ok(Some(token.trim().to_string()));
+        }
+        let Some(path) = &self.read_token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --read-token-file {} ({e})", path.display()))?;
+        match text.lines().next().map(str::trim) {
+            Some(token) if !token.is_empty() => Ok(Some(token.to_string())),
+            _ => Err(format!(
+                "--read-token-file {} holds no token; write one on its first line, e.g. with `openssl rand -hex 32 > {}`",
+                path.display(),
+                path.display()
+            )),
+        }
     }
 
     /// The read timeout of client connections, if any.

@@ -29,6 +29,7 @@ pub(crate) struct Metrics {
     reads_refused: IntCounterVec,
     responses_cut: IntCounterVec,
     breaker_open: IntGaugeVec,
+    hits_ignored: IntCounterVec,
 }
 
 /// The counters the store keeps itself, handed to it when it is opened.
@@ -134,6 +135,14 @@ impl Metrics {
             &["server"],
         )
         .expect("valid metric");
+        let hits_ignored = IntCounterVec::new(
+            Opts::new(
+                "hitme_hits_ignored_total",
+                "Hits answered but not counted, by reason (bot: a crawler or headless browser's pixel, badge or hitme.js load).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
 
         let registry = Registry::new();
         for collector in [
@@ -149,6 +158,7 @@ impl Metrics {
             Box::new(reads_refused.clone()),
             Box::new(responses_cut.clone()),
             Box::new(breaker_open.clone()),
+            Box::new(hits_ignored.clone()),
         ] {
             registry
                 .register(collector)
@@ -168,7 +178,13 @@ impl Metrics {
             reads_refused,
             responses_cut,
             breaker_open,
+            hits_ignored,
         }
+    }
+
+    /// A hit was answered but not counted, for `reason`.
+    pub(crate) fn hit_ignored(&self, reason: &'static str) {
+        self.hits_ignored.with_label_values(&[reason]).inc();
     }
 
     /// A read was refused: `queue_full` or `waited`.

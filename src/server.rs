@@ -11,8 +11,11 @@ use tiny_http::{Header, Request, Server};
 
 use crate::acceptor::Acceptor;
 use crate::config::Config;
+use crate::http::access::ReadAccess;
+use crate::http::bots::Bots;
 use crate::http::canonical::UrlRules;
 use crate::http::error::ApiError;
+use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, App, Body, Command, Lane, Response};
 use crate::listener;
 use crate::metrics::Metrics;
@@ -115,8 +118,18 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         cors: config.cors_origins.clone(),
         metrics,
         keep_alive: http::keep_alive_header(config.client_timeout()),
+        sites: config.sites.clone(),
+        proxies: config.trusted_proxies.clone(),
+        limiter: config.rate_limit.map(RateLimiter::new),
+        bots: Bots::new(config.count_bots),
+        access: ReadAccess::new(config.read_token().map_err(Fatal)?, config.public_counts),
     });
     let addr = listener.local_addr().map_err(|e| Fatal(e.to_string()))?;
+    if !addr.ip().is_loopback() && config.sites.all() {
+        log::warn!(
+            "listening on {addr}, beyond this machine, and counting every host's URLs: anyone can fill Redis with junk; name your sites with --sites (see the README, \"Running HitMe on the internet\")"
+        );
+    }
     let acceptor = Arc::new(Acceptor::new(listener, config.client_timeout()).map_err(Fatal)?);
 
     {
@@ -237,7 +250,13 @@ impl Worker {
         // body came as its client sent it is recorded alone.
         let body_was_in_memory = http::body_in_memory(&request);
         let hit = match self.parse(&mut request) {
-            Ok(Command::RecordHit(cmd)) => cmd.hit,
+            Ok(Command::RecordHit(cmd)) => match self.over_limit(&request, true) {
+                None => cmd.hit,
+                Some((refused, headers)) => {
+                    let response = Response::error(&refused).with_headers(headers);
+                    return send(&self.app, request, response, started);
+                }
+            },
             parsed => return self.dispatch(request, parsed, started),
         };
         let next = match body_was_in_memory {
@@ -254,22 +273,30 @@ impl Worker {
             return send(&self.app, request, response, started);
         };
         let mut hits = Vec::with_capacity(MAX_BATCH);
+        // Each request taken, with its refusal when over its client's rate limit (hits are
+        // limited one by one); the others are answered as their hits are recorded.
         let mut taken = Vec::with_capacity(MAX_BATCH);
         hits.push(hit);
-        taken.push((request, started));
+        taken.push((request, started, None));
         let last = loop {
             let started = Instant::now();
             if !http::body_in_memory(&next) {
                 break Some((next, None, started));
             }
             match self.parse(&mut next) {
-                Ok(Command::RecordHit(cmd)) => {
-                    hits.push(cmd.hit);
-                    taken.push((next, started));
-                }
+                Ok(Command::RecordHit(cmd)) => match self.over_limit(&next, true) {
+                    None => {
+                        hits.push(cmd.hit);
+                        taken.push((next, started, None));
+                    }
+                    Some((refused, headers)) => {
+                        let response = Response::error(&refused).with_headers(headers);
+                        taken.push((next, started, Some(response)));
+                    }
+                },
                 parsed => break Some((next, Some(parsed), started)),
             }
-            if hits.len() == MAX_BATCH {
+            if taken.len() == MAX_BATCH {
                 break None;
             }
             match server.try_recv() {
@@ -280,9 +307,12 @@ impl Worker {
         // The order matters: tiny_http sends a connection's answers in the order of its
         // requests, so an answer sent ahead of an earlier request of the same (pipelining)
         // connection held in this batch would wait for it for ever.
-        for ((request, started), recorded) in taken.into_iter().zip(self.record(hits)) {
-            let response =
-                recorded.map_or_else(|err| Response::error(&err.into()), |()| Response::ok());
+        let mut recorded = self.record(hits).into_iter();
+        for (request, started, refused) in taken {
+            let response = refused.unwrap_or_else(|| match recorded.next() {
+                Some(Err(err)) => Response::error(&err.into()),
+                _ => Response::ok(),
+            });
             send(&self.app, request, response, started);
         }
         if let Some((mut request, parsed, started)) = last {
@@ -303,6 +333,10 @@ impl Worker {
             Ok(command) => command,
             Err(err) => return send(&self.app, request, Response::error(&err), started),
         };
+        if let Some((refused, headers)) = self.over_limit(&request, command.counts()) {
+            let response = command.refused(&refused).with_headers(headers);
+            return send(&self.app, request, response, started);
+        }
         match command.lane(&self.app) {
             Lane::Worker => {
                 let response = apply(&self.app, command, &request);
@@ -332,6 +366,21 @@ impl Worker {
             send(&app, request, response, started);
         };
         self.reads.run(read);
+    }
+
+    /// The refusal (its error and headers) of a request that `counts` a hit over its
+    /// client's `--rate-limit`; `None` when it may go on, or counts nothing, or there is no
+    /// limit.
+    fn over_limit(&self, request: &Request, counts: bool) -> Option<(ApiError, Vec<Header>)> {
+        let limiter = self.app.limiter.as_ref().filter(|_| counts)?;
+        let quota = limiter.take(self.app.proxies.client_of(request)?);
+        if quota.allowed {
+            return None;
+        }
+        let rate = limiter.rate();
+        let rate = format!("{}/{}", rate.requests, humantime::format_duration(rate.per));
+        let refused = ApiError::too_many_requests(&rate, quota.retry_after_secs);
+        Some((refused, limiter.headers(&quota)))
     }
 
     /// Records hits taken together in one round trip; one outcome per hit, in order.

@@ -1,6 +1,7 @@
 // HitMe dashboard: the view state (kept in the URL hash so a view can be linked), the API
 // calls behind the auto-refresh, and rendering the page from them: period tabs, the URL bar
-// chart and ranked table, the series chart of the top URLs, and the empty and error states.
+// chart and ranked table, the series chart of the top URLs, and the empty and error states;
+// and the read token the API asks for when HitMe runs with `--read-token`.
 //
 // Everything comes from `GET /top`, which ranks, filters and pages a bucket on the server: a
 // refresh reads one page of the selected period and the total of each other period, never
@@ -75,6 +76,7 @@ const state = {
   data: null,
   series: null, // the last good /series answers: {period, q, range, lines: [{url, buckets}]}
   error: null, // the message of the last refresh, when it failed
+  auth: null, // "needed" or "refused" when the API asked for a read token (401), else null
   updated: null, // when the last good refresh finished (ms)
 };
 
@@ -122,6 +124,56 @@ function writeHash() {
   if (location.hash !== hash) history.replaceState(null, "", hash);
 }
 
+// ---- The read token (--read-token) ---------------------------------------------------------
+
+const TOKEN_KEY = "hitme_token";
+/** The token when sessionStorage is off limits (storage blocked, a sandboxed frame). */
+let tokenInMemory = null;
+
+/** The token of this tab, or null. */
+function readToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? tokenInMemory;
+  } catch {
+    return tokenInMemory;
+  }
+}
+
+/**
+ * Keeps `token` for this tab: sessionStorage, so it is gone when the tab closes. False for a
+ * token no header can carry (a line break, past Latin-1), which fetch would throw on.
+ */
+function saveToken(token) {
+  try {
+    new Headers({ Authorization: `Bearer ${token}` });
+  } catch {
+    return false;
+  }
+  tokenInMemory = token;
+  try {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // kept in memory for this page
+  }
+  return true;
+}
+
+/**
+ * Takes a `token=` from the hash (a link an operator hands out) and removes it from the
+ * address bar and this history entry at once; hashOf never writes it back.
+ */
+function takeHashToken() {
+  const raw = location.hash.slice(1);
+  // A "+" stays a "+": tokens are often base64, where it is common and a space is not.
+  const token = new URLSearchParams(raw.replace(/\+/g, "%2B")).get("token");
+  if (token === null) return;
+  if (token.trim()) saveToken(token.trim());
+  const params = new URLSearchParams(raw);
+  params.delete("token");
+  const rest = params.toString();
+  history.replaceState(null, "", rest ? `#${rest}` : location.pathname + location.search);
+}
+
 // ---- The API --------------------------------------------------------------------------------
 
 /** `?name=value&...` for the params that are set. */
@@ -134,6 +186,15 @@ function query(params) {
 
 const NO_STORE = { cache: "no-store" };
 
+/** The fetch options: without a token, exactly the requests of a HitMe without --read-token. */
+function fetchOptions() {
+  const token = readToken();
+  return token ? { ...NO_STORE, headers: { Authorization: `Bearer ${token}` } } : NO_STORE;
+}
+
+/** HitMe wants a (right) read token: `401` with `"reason":"token"`. */
+class TokenError extends Error {}
+
 /**
  * The JSON answer of `GET path?params`; throws the API's own error message when there is one.
  * `meter` adds up the requests and the bytes of their bodies.
@@ -141,7 +202,7 @@ const NO_STORE = { cache: "no-store" };
 async function get(path, params, meter) {
   let res;
   try {
-    res = await fetch(path + query(params), NO_STORE);
+    res = await fetch(path + query(params), fetchOptions());
   } catch (err) {
     throw new Error(`HitMe did not answer (${err.message}).`);
   }
@@ -154,6 +215,8 @@ async function get(path, params, meter) {
   } catch {
     // a proxy's HTML error page, say
   }
+  // Only HitMe's own 401: a proxy's login is an ordinary error.
+  if (res.status === 401 && body?.reason === "token") throw new TokenError(body.error);
   if (!res.ok || body?.status !== "OK") {
     throw new Error(body?.error ?? `HTTP ${res.status} ${res.statusText}`.trim());
   }
@@ -168,6 +231,18 @@ function top(period, { limit, offset = 0, q, at }, meter) {
 
 let timer = 0;
 let generation = 0;
+
+/** Records a failed request: a refused token asks for one, anything else is the error banner. */
+function fail(err) {
+  const token = err instanceof TokenError;
+  state.auth = token ? (readToken() ? "refused" : "needed") : null;
+  state.error = token ? null : err.message;
+}
+
+// Not while the token form waits: a refresh every 5 s would only be refused again.
+function schedule() {
+  if (!state.auth) timer = setTimeout(tick, REFRESH_MS);
+}
 
 /** Fetches everything the view shows, then renders once, so the page never shows half a refresh. */
 async function refresh() {
@@ -206,16 +281,17 @@ async function refresh() {
       data: { period, q, at, tabs, total: page.total, urls: page.urls, rows: page.top },
       series: { period: from, q, range, lines },
       error: null,
+      auth: null,
       updated: Date.now(),
     });
     // What the last refresh cost: tests/dashboard.rs checks it stays small at 100,000 URLs.
     setAttrs($("dashboard"), { "data-refresh-requests": meter.requests, "data-refresh-bytes": meter.bytes });
   } catch (err) {
     if (mine !== generation) return;
-    state.error = err.message;
+    fail(err);
   }
   render();
-  timer = setTimeout(tick, REFRESH_MS);
+  schedule();
 }
 
 // A hidden tab keeps its timer but skips the requests; it catches up when shown again.
@@ -250,13 +326,13 @@ async function showMore() {
     const shown = new Set(data.rows.map((row) => row.url));
     const rows = [...data.rows, ...page.top.filter((row) => !shown.has(row.url))];
     const tabs = { ...data.tabs, [data.period]: { total: page.total, urls: page.urls } };
-    Object.assign(state, { data: { ...data, tabs, rows, total: page.total, urls: page.urls }, error: null });
+    Object.assign(state, { data: { ...data, tabs, rows, total: page.total, urls: page.urls }, error: null, auth: null });
   } catch (err) {
     if (mine !== generation) return;
-    state.error = err.message;
+    fail(err);
   }
   render();
-  timer = setTimeout(tick, REFRESH_MS);
+  schedule();
 }
 
 // ---- Rendering ------------------------------------------------------------------------------
@@ -268,7 +344,7 @@ function render() {
   const { data, error } = state;
   // An empty Redis, as opposed to a filter nothing matches.
   const empty = data !== null && !data.q && data.tabs.all_time.urls === 0;
-  const name = error ? "error" : data === null ? "loading" : empty ? "empty" : "ready";
+  const name = state.auth ? "token" : error ? "error" : data === null ? "loading" : empty ? "empty" : "ready";
   $("dashboard").dataset.state = name;
   $("loading").hidden = name !== "loading";
   $("error").hidden = !error;
@@ -277,13 +353,14 @@ function render() {
   setText($("error-retry"), state.updated ? `${retry} Showing data from ${stamp(state.updated)}.` : retry);
   $("empty").hidden = name !== "empty";
   // Stale data stays on screen under the error banner: better than a blank page mid-outage.
-  $("content").hidden = data === null || empty;
+  $("content").hidden = data === null || empty || name === "token";
   $("content").classList.toggle("stale", Boolean(error));
   // Just after a tab click or a new filter, until its data arrives.
   $("content").classList.toggle("pending", pending());
   setAttrs($("content"), { "aria-busy": pending() ? "true" : null });
   renderMode();
-  if (data && !empty) {
+  renderToken();
+  if (data && !empty && name !== "token") {
     renderFilter();
     renderTabs();
     renderPeriod();
@@ -292,15 +369,35 @@ function render() {
 }
 
 function renderMode() {
-  $("pinned").hidden = state.at === null;
+  $("pinned").hidden = state.at === null || Boolean(state.auth);
   if (state.at !== null) {
     setText($("pinned-time"), stamp(state.at));
     setAttrs($("pinned-time"), { datetime: new Date(state.at).toISOString() });
     setAttrs($("go-live"), { href: hashOf({ ...state, at: null }) });
   }
-  const live = state.at === null && !state.error;
-  setText($("mode"), state.at !== null ? "Pinned" : live ? `Live · every ${REFRESH_MS / 1000} s` : "Reconnecting…");
+  const live = state.at === null && !state.error && !state.auth;
+  const mode = state.auth ? "Needs a read token" : state.at !== null ? "Pinned" : live ? `Live · every ${REFRESH_MS / 1000} s` : "Reconnecting…";
+  setText($("mode"), mode);
   $("mode").classList.toggle("live", live);
+}
+
+/** The read-token form, in place of the data while HitMe refuses the requests. */
+function renderToken() {
+  const form = $("token-form");
+  const input = $("token-input");
+  // Focus goes to the box when the form appears and after a refused try (its button is
+  // disabled while the try is checked), not on every render: that would steal it.
+  const refocus = state.auth !== null && (form.hidden || $("token-submit").disabled);
+  form.hidden = state.auth === null;
+  const refused = state.auth === "refused";
+  $("token-error").hidden = !refused;
+  setAttrs(input, { "aria-invalid": refused ? "true" : null, "aria-describedby": refused ? "token-error" : null });
+  setAttrs($("token-submit"), { disabled: null });
+  if (state.auth === null && input.value) input.value = ""; // accepted: no need to keep it in the page
+  if (refocus) {
+    input.focus();
+    input.select();
+  }
 }
 
 /** ` containing “q”`, or nothing without a filter. */
@@ -507,14 +604,32 @@ $("filter-form").addEventListener("submit", (e) => {
 
 $("show-more").addEventListener("click", showMore);
 
+$("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  // Hidden until the answer, so that a second refusal is announced again.
+  $("token-error").hidden = true;
+  const token = $("token-input").value.trim();
+  if (!token || !saveToken(token)) {
+    state.auth = "refused";
+    render();
+    return;
+  }
+  setAttrs($("token-submit"), { disabled: true });
+  refresh();
+});
+
 $("go-live").addEventListener("click", (e) => {
   e.preventDefault();
   change({ at: null });
 });
 
-window.addEventListener("hashchange", () => change(readHash()));
+// A token link pasted into an open tab changes only the hash.
+window.addEventListener("hashchange", () => {
+  takeHashToken();
+  change(readHash());
+});
 document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") refresh();
+  if (document.visibilityState === "visible" && !state.auth) refresh();
 });
 
 // Charts are drawn at their pixel width, so a width change (rotating a phone) redraws them.
@@ -526,6 +641,7 @@ new ResizeObserver(() => {
 }).observe($("content"));
 
 setText($("curl-example"), `curl -d "url=http%3A%2F%2Fwww.example.com%2F" ${location.origin}/hit`);
+takeHashToken();
 Object.assign(state, readHash());
 $("filter").value = state.q;
 render();

@@ -16,7 +16,9 @@
     if (!script || !script.src) return;
     var server = new URL(script.src).origin;
     var page = script.getAttribute("data-url") || location.href.split("#")[0];
-    var body = new URLSearchParams({ url: page });
+    // src=js marks the hits of this script, whose bots (crawlers, headless browsers) HitMe
+    // leaves uncounted.
+    var body = new URLSearchParams({ url: page, src: "js" });
 
     var fillCounts = function () {
       var elements = document.querySelectorAll("[data-hitme-count]");

@@ -894,6 +894,29 @@ fn a_killed_master_opens_the_breaker_of_its_node_only() {
     );
 }
 
+/// `--sites` and `--rate-limit` in cluster mode: junk hosts never reach the cluster, and a
+/// client's hits beyond its limit count nothing.
+#[test]
+fn sites_and_rate_limits_hold_in_cluster_mode() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--sites", "real.example", "--rate-limit", "3/1m"]);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let post = |url: &str| {
+        let body = format!("url={}&timestamp={T}", encode(url));
+        request(hitme.addr, "POST", "/hit", &form, body.as_bytes()).status
+    };
+    let before = cluster.keys();
+    assert_eq!(post("http://junk.example/1"), 403);
+    assert_eq!(cluster.keys(), before, "a junk host reached the cluster");
+    let statuses: Vec<u16> = (0..5).map(|_| post("http://real.example/")).collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let counts = hitme.get(&format!(
+        "/hit?url={}&timestamp={T}",
+        encode("http://real.example/")
+    ));
+    assert_eq!(counts.json()["all_time"], 3);
+}
+
 /// What the load clients saw for one URL.
 #[derive(Default)]
 struct Tally {

@@ -1137,6 +1137,38 @@ fn a_hundred_thousand_urls_are_ranked_paged_and_filtered_by_the_server() {
     assert_never_read_hits(&hitme);
 }
 
+/// With `--read-token`, the page asks for the token (a form, no data, no refresh); a wrong
+/// one is said to be refused; the right one, given once in the link's `#token=`, shows the
+/// dashboard and leaves the address without it.
+#[test]
+fn a_private_dashboard_asks_for_its_token_once() {
+    const TOKEN: &str = "dash-8c1f77";
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--read-token", TOKEN]);
+    hitme.hit(HOME, now_ms());
+
+    let asking = load(&hitme, "");
+    assert_eq!(asking.id("dashboard").attr("data-state"), Some("token"));
+    assert!(!asking.id("token-form").hidden());
+    assert!(asking.id("token-error").hidden());
+    assert!(asking.id("content").hidden());
+    assert_eq!(
+        asking.text_of("token-title"),
+        "This dashboard needs a read token"
+    );
+
+    let wrong = load(&hitme, "#token=nope");
+    assert_eq!(wrong.id("dashboard").attr("data-state"), Some("token"));
+    assert!(!wrong.id("token-error").hidden());
+    assert_eq!(wrong.text_of("token-error"), "That token was refused.");
+
+    let shown = load(&hitme, &format!("#token={TOKEN}&period=last_day"));
+    assert_eq!(shown.id("dashboard").attr("data-state"), Some("ready"));
+    assert!(shown.id("token-form").hidden());
+    assert!(shown.row_cells(HOME).len() > 1, "the URL's row is shown");
+    assert!(!hitme.log().contains(TOKEN));
+}
+
 #[test]
 fn an_empty_redis_shows_how_to_record_the_first_hit() {
     let redis = Redis::start();

@@ -1,7 +1,8 @@
 //! Counting from web pages, in a real browser: a page served from a second origin embeds
 //! `hitme.js` with a count element, a badge with `count=1` and a pixel; one load in headless
-//! Chromium counts each exactly once and fills the count. CORS headers go to the allowed
-//! origin only.
+//! Chromium, with a person's browser's User-Agent, counts each exactly once and fills the
+//! count; with headless Chromium's own User-Agent (a bot), it counts nothing. CORS headers go
+//! to the allowed origin only.
 
 mod common;
 
@@ -71,9 +72,12 @@ impl Drop for Site {
 const BADGE_URL: &str = "http://badge.example/readme";
 const PIXEL_URL: &str = "http://pixel.example/no-script";
 
-#[test]
-fn one_page_load_counts_the_page_the_badge_and_the_pixel_once_each() {
-    let redis = Redis::start();
+/// What a person's Chromium sends; headless Chromium's own says `HeadlessChrome`.
+const PERSONS_BROWSER: &str = "--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+/// A site whose one page embeds the script, the counting badge and the pixel; HitMe allows
+/// its origin.
+fn embedding_site(redis: &Redis) -> (Site, HitMe) {
     // The page's origin is known only once its server listens: reserve it first.
     let hitme_addr = std::sync::OnceLock::<SocketAddr>::new();
     let hitme_addr = Arc::new(hitme_addr);
@@ -93,9 +97,17 @@ fn one_page_load_counts_the_page_the_badge_and_the_pixel_once_each() {
     });
     let hitme = HitMe::start_with(&redis.url(), &["--cors-origins", &site.origin()]);
     hitme_addr.set(hitme.addr).unwrap();
+    (site, hitme)
+}
+
+#[test]
+fn one_page_load_counts_the_page_the_badge_and_the_pixel_once_each() {
+    let redis = Redis::start();
+    let (site, hitme) = embedding_site(&redis);
     let page_url = format!("{}/article?id=7&utm_source=news", site.origin());
 
-    let dom = String::from_utf8(chromium(&["--dump-dom".to_string()], &page_url)).unwrap();
+    let args = ["--dump-dom".to_string(), PERSONS_BROWSER.to_string()];
+    let dom = String::from_utf8(chromium(&args, &page_url)).unwrap();
 
     // The page counted itself without its tracking tag, and showed its own count.
     let page = format!("{}/article?id=7", site.origin());
@@ -235,4 +247,28 @@ fn images_answer_what_they_count_and_bad_ones_still_answer_an_image() {
     let bad = badge("url=nope");
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("bad request"));
+}
+
+/// The same page loaded by headless Chromium as it is (a bot, by its User-Agent): the page,
+/// the badge and the pixel are answered as usual, and nothing is counted.
+#[test]
+fn a_headless_browser_loading_the_page_counts_nothing() {
+    let redis = Redis::start();
+    let (site, hitme) = embedding_site(&redis);
+    let page_url = format!("{}/article?id=7", site.origin());
+    let dom = String::from_utf8(chromium(&["--dump-dom".to_string()], &page_url)).unwrap();
+    for url in [page_url.as_str(), BADGE_URL, PIXEL_URL] {
+        assert_eq!(redis.hget("hits:all", url), None, "{url}");
+    }
+    // The page still shows its (uncounted) count, and the badge and pixel loaded.
+    assert!(
+        dom.contains(r#"<span id="count" data-hitme-count="all_time">0</span>"#),
+        "{dom}"
+    );
+    assert_eq!(
+        hitme.metric(r#"hitme_hits_ignored_total{reason="bot"}"#),
+        Some(3.0)
+    );
+    let badges = hitme.metric(r#"hitme_http_requests_total{route="/badge.svg",status="200"}"#);
+    assert_eq!(badges, Some(1.0), "the badge was answered as usual");
 }

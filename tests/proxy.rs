@@ -1,12 +1,14 @@
 //! `deploy/nginx.conf` in front of HitMe enforces the limits tiny_http cannot: header size
-//! (431) and body size (413, before HitMe sees it), in HitMe's JSON error shape.
+//! (431) and body size (413, before HitMe sees it), in HitMe's JSON error shape; and names
+//! the client in `X-Forwarded-For`, which HitMe believes from it (`--trusted-proxies`) and
+//! from nobody else.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, request, wait_until, HitMe, Redis};
+use common::{free_port, request, request_from, wait_until, HitMe, Redis};
 
 /// A private nginx serving `deploy/nginx.conf`, pointed at `upstream`; stopped when dropped.
 struct Nginx {
@@ -123,4 +125,42 @@ fn nginx_in_front_enforces_header_and_body_limits_with_json_errors() {
     let total = hitme.metric(r#"hitme_http_requests_total{route="/hit",status="200"}"#);
     assert_eq!(total, Some(2.0));
     assert_eq!(redis.hget("hits:all", "http://proxied.example/"), Some(1));
+}
+
+/// Behind nginx, each client is limited by its own address, whatever `X-Forwarded-For` it
+/// sends itself (nginx appends the address it saw, the right-most untrusted one); sent to
+/// HitMe directly, the header is ignored and the peer counts.
+#[test]
+fn behind_nginx_the_client_is_the_address_nginx_saw() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(
+        &redis.url(),
+        &["--rate-limit", "2/1m", "--trusted-proxies", "127.0.0.1/32"],
+    );
+    let nginx = Nginx::start(hitme.addr);
+    let hit = "/pixel.gif?url=http%3A%2F%2Fa.example%2F";
+    let from = |source: [u8; 4], addr, spoof: &str| {
+        request_from(
+            source.into(),
+            addr,
+            "GET",
+            hit,
+            &[("X-Forwarded-For", spoof)],
+        )
+        .status
+    };
+    // One client at 127.0.0.5, changing the address it claims each time.
+    let statuses: Vec<u16> = (0..3)
+        .map(|i| from([127, 0, 0, 5], nginx.addr(), &format!("192.0.2.{i}")))
+        .collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    // Another client through nginx has its own quota.
+    assert_eq!(from([127, 0, 0, 6], nginx.addr(), "127.0.0.5"), 200);
+    // Straight to HitMe from an untrusted peer, claiming to be the fresh client: the peer
+    // counts, and it has a quota of its own.
+    let direct: Vec<u16> = (0..3)
+        .map(|_| from([127, 0, 0, 7], hitme.addr, "127.0.0.6"))
+        .collect();
+    assert_eq!(direct, [200, 200, 429]);
+    assert_eq!(redis.hget("hits:all", "http://a.example/"), Some(5));
 }

@@ -14,8 +14,10 @@ pub struct ApiError {
     pub allow: Option<&'static str>,
     /// The request body was left unread: the answer goes out without waiting for it.
     pub body_unread: bool,
-    /// A word for programs, sent as `"reason"` beside the message (`/healthz`).
+    /// A word for programs, sent as `"reason"` beside the message (`/healthz`, 401s).
     pub reason: Option<&'static str>,
+    /// A 401 that asks for a bearer token (`WWW-Authenticate: Bearer`).
+    pub challenge: bool,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             allow: None,
             body_unread: false,
             reason: None,
+            challenge: false,
         }
     }
 
@@ -73,6 +76,30 @@ impl ApiError {
 
     pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(503, message)
+    }
+
+    /// A read without the right `--read-token`.
+    pub(crate) fn unauthorized(message: &'static str) -> Self {
+        ApiError {
+            reason: Some("token"),
+            challenge: true,
+            ..Self::new(401, message)
+        }
+    }
+
+    /// A hit HitMe will not count (a host outside `--sites`).
+    pub(crate) fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(403, message)
+    }
+
+    /// A counting request over the client's `--rate-limit`.
+    pub(crate) fn too_many_requests(rate: &str, retry_after_secs: u64) -> Self {
+        Self::new(
+            429,
+            format!(
+                "this client sent more hits than --rate-limit {rate} allows; nothing was counted, retry in {retry_after_secs} s"
+            ),
+        )
     }
 
     /// `/healthz` when Redis is not fit to count: `reason` says why in a word

@@ -3,29 +3,39 @@
 //! the command is then applied and its [`Response`] sent with the headers of the connection
 //! and of CORS ([`edge_headers`]). Statuses and error bodies are made here, and nowhere else.
 
+pub(crate) mod access;
+pub(crate) mod bots;
 pub mod canonical;
+pub(crate) mod client;
 pub(crate) mod cmd;
 pub(crate) mod cors;
 pub(crate) mod error;
 pub(crate) mod images;
 pub mod params;
+pub(crate) mod rate_limit;
 mod response;
 mod route;
+pub(crate) mod sites;
 
 use std::io::Read;
 use std::sync::Arc;
 
 use tiny_http::{Header, Method, Request};
 
+use self::access::ReadAccess;
+use self::bots::Bots;
 use self::canonical::UrlRules;
-use self::cmd::{AllCounts, Badge, Counts, Pixel, RecordHit, Series, Top};
+use self::client::TrustedProxies;
+use self::cmd::{AllCounts, Badge, Counts, Pixel, Posted, RecordHit, Series, Top};
 pub(crate) use self::cmd::{Command, Lane};
 use self::cors::Cors;
 use self::error::ApiError;
 use self::params::Fields;
+use self::rate_limit::RateLimiter;
 pub(crate) use self::response::keep_alive_header;
 pub use self::response::{Body, Response};
 use self::route::{Endpoint, Route};
+use self::sites::Sites;
 use crate::buckets::Calendar;
 use crate::metrics::Metrics;
 use crate::store::pool::PoolProbe;
@@ -52,6 +62,16 @@ pub(crate) struct App {
     /// `Keep-Alive` for HTTP/1.0 keep-alive clients, naming how long an idle connection is
     /// kept (`--client-timeout-ms`).
     pub keep_alive: Header,
+    /// The hosts counted (`--sites`).
+    pub sites: Sites,
+    /// Whose forwarding headers name the client (`--trusted-proxies`).
+    pub proxies: TrustedProxies,
+    /// Per-client quotas of counting requests (`--rate-limit`).
+    pub limiter: Option<RateLimiter>,
+    /// Bots whose pixel, badge and script loads are not counted (unless `--count-bots`).
+    pub bots: Bots,
+    /// Who may read the statistics (`--read-token`, `--public-counts`).
+    pub access: ReadAccess,
 }
 
 /// Parses `request` into the command it asks for: its route, its method and its parameters,
@@ -67,30 +87,55 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
     let is_get = matches!(method, Method::Get | Method::Head);
     let not_allowed = || ApiError::method_not_allowed(method.as_str(), route.allow);
     let fields = || Fields::from_form(query.as_bytes());
+    // Whether a read may go on (`--read-token`): used by the read arms below.
+    let access = match is_get {
+        true => app.access.check(request, route.endpoint),
+        false => Ok(()),
+    };
     match route.endpoint {
         Endpoint::NotFound => Err(ApiError::not_found(path)),
         Endpoint::Hit if *method == Method::Post => {
             let query = fields()?;
             let body_is_json = is_json(request);
             let body = read_body(request).map_err(ApiError::with_body_unread)?;
-            RecordHit::parse(query, &body, body_is_json, app).map(Command::RecordHit)
+            let user_agent = header(request, "User-Agent");
+            match RecordHit::parse(query, &body, body_is_json, user_agent, app)? {
+                Posted::Hit(hit) => Ok(Command::RecordHit(hit)),
+                Posted::Ignored(reason) => Ok(Command::Ignored(reason)),
+            }
         }
         Endpoint::Asset(asset) if is_get => Ok(Command::Asset(asset)),
         Endpoint::Asset(_) => Err(not_allowed()),
         _ if *method == Method::Options => Ok(Command::Preflight(route.allow)),
         _ if !is_get => Err(not_allowed()),
-        Endpoint::Hit => Counts::parse(fields()?, app).map(Command::Counts),
-        Endpoint::Hits => AllCounts::parse(fields()?).map(Command::AllCounts),
-        Endpoint::Top => Top::parse(fields()?, app).map(Command::Top),
-        Endpoint::Series => Series::parse(fields()?, app).map(Command::Series),
+        Endpoint::Hit => {
+            access?;
+            Counts::parse(fields()?, app).map(Command::Counts)
+        }
+        Endpoint::Hits => {
+            access?;
+            AllCounts::parse(fields()?).map(Command::AllCounts)
+        }
+        Endpoint::Top => {
+            access?;
+            Top::parse(fields()?, app).map(Command::Top)
+        }
+        Endpoint::Series => {
+            access?;
+            Series::parse(fields()?, app).map(Command::Series)
+        }
+        Endpoint::Metrics => access.map(|()| Command::Metrics),
+        Endpoint::Badge => Ok(Command::Badge(match access {
+            Ok(()) => Badge::parse(query, header(request, "User-Agent"), app),
+            Err(refused) => Badge::refusing(refused),
+        })),
         Endpoint::Pixel => Ok(Command::Pixel(Pixel::parse(
             query,
             header(request, "Referer"),
+            header(request, "User-Agent"),
             app,
         ))),
-        Endpoint::Badge => Ok(Command::Badge(Badge::parse(query, app))),
         Endpoint::Healthz => Ok(Command::Health),
-        Endpoint::Metrics => Ok(Command::Metrics),
     }
 }
 
@@ -222,6 +267,11 @@ mod tests {
             cors: Cors::parse("http://allowed.example").unwrap(),
             metrics,
             keep_alive: keep_alive_header(Some(Duration::from_secs(15))),
+            sites: Sites::default(),
+            proxies: TrustedProxies::default(),
+            limiter: None,
+            bots: Bots::new(false),
+            access: ReadAccess::default(),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Fields {
     pub offset: Option<String>,
     pub q: Option<String>,
     pub label: Option<String>,
+    /// `js` on the hits `hitme.js` sends, which a bot's browser may send too.
+    pub src: Option<String>,
 }
 
 impl Fields {
@@ -53,6 +55,7 @@ impl Fields {
                 b"offset" => &mut fields.offset,
                 b"q" => &mut fields.q,
                 b"label" => &mut fields.label,
+                b"src" => &mut fields.src,
                 _ => continue,
             };
             if slot.is_none() {
@@ -108,6 +111,7 @@ impl Fields {
             offset: self.offset.or(fallback.offset),
             q: self.q.or(fallback.q),
             label: self.label.or(fallback.label),
+            src: self.src.or(fallback.src),
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Response {
     /// The request body was left unread (too large, or the client stalled): sending must
     /// not hold up a worker while tiny_http drains it.
     pub body_unread: bool,
+    /// Headers of this response's own (`WWW-Authenticate`, `Retry-After`, `RateLimit-*`).
+    pub headers: Vec<Header>,
 }
 
 pub enum Body {
@@ -90,6 +92,7 @@ impl Response {
                 "no-cache"
             },
             body_unread: false,
+            headers: Vec::new(),
         }
     }
 
@@ -112,11 +115,21 @@ impl Response {
 
     /// The JSON error a client sees for `err`.
     pub(crate) fn error(err: &ApiError) -> Response {
+        let mut headers = Vec::new();
+        if err.challenge {
+            headers.push(header("WWW-Authenticate", "Bearer"));
+        }
         Response {
             body_unread: err.body_unread,
             allow: err.allow,
+            headers,
             ..Response::json(err.to_json()).with_status(err.status)
         }
+    }
+
+    pub(crate) fn with_headers(mut self, headers: Vec<Header>) -> Response {
+        self.headers.extend(headers);
+        self
     }
 
     pub(crate) fn with_status(self, status: u16) -> Response {
@@ -148,6 +161,7 @@ impl Response {
         if let Some(allow) = self.allow {
             headers.push(header("Allow", allow));
         }
+        headers.extend(self.headers);
         let len = match self.body {
             Body::Stream(_) => None,
             _ => Some(self.body.bytes().len()),

@@ -435,6 +435,33 @@ pub fn request(
     read_response_to(&mut stream, method == "HEAD")
 }
 
+/// As [`request`], from the loopback address `source` (any of 127.0.0.0/8), so that HitMe and
+/// proxies see another client.
+pub fn request_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket
+        .connect(&addr.into())
+        .expect("the server accepts connections");
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    read_response(&mut stream)
+}
+
 /// Sends raw bytes and reads one response (its body by `Content-Length`, else to EOF).
 pub fn raw_request(addr: SocketAddr, raw: &[u8]) -> Resp {
     read_response(&mut send(addr, raw))

@@ -21,39 +21,65 @@ struct Asked {
     period: Period,
     label: String,
     counts: bool,
+    /// Loaded by a bot: shown, never counted.
+    bot: bool,
 }
 
 impl Badge {
-    pub(crate) fn parse(query: &str, app: &App) -> Badge {
+    pub(crate) fn parse(query: &str, user_agent: Option<&str>, app: &App) -> Badge {
         let asked = Fields::from_form(query.as_bytes()).and_then(|fields| {
-            Ok(Asked {
+            let asked = Asked {
                 url: fields.require_url(&app.url_rules)?,
                 period: fields.period_or_all()?,
                 label: fields.badge_label()?,
                 counts: fields.badge_counts()?,
-            })
+                bot: app.bots.is_bot(user_agent),
+            };
+            if asked.counts {
+                app.sites.check(&asked.url)?;
+            }
+            Ok(asked)
         });
         Badge { asked }
+    }
+
+    /// A badge that shows only why it was refused.
+    pub(crate) fn refusing(err: ApiError) -> Badge {
+        Badge { asked: Err(err) }
+    }
+
+    /// Whether applying it counts a hit.
+    pub(crate) fn counts(&self) -> bool {
+        self.asked.as_ref().is_ok_and(|a| a.counts && !a.bot)
     }
 
     pub(crate) fn apply(self, app: &App) -> Response {
         match self.asked.and_then(|asked| show(asked, app)) {
             Ok(response) => response,
-            Err(err) => {
-                let value = match err.status {
-                    400 => "bad request",
-                    503 => "unavailable",
-                    _ => "error",
-                };
-                svg(err.status, images::badge("hits", value, true))
-            }
+            Err(err) => Badge::refused(&err),
         }
+    }
+
+    /// The badge of a request refused: the error, in red, with its status.
+    pub(crate) fn refused(err: &ApiError) -> Response {
+        let value = match err.status {
+            400 => "bad request",
+            401 => "token needed",
+            403 => "not counted here",
+            429 => "too many hits",
+            503 => "unavailable",
+            _ => "error",
+        };
+        svg(err.status, images::badge("hits", value, true))
     }
 }
 
 fn show(asked: Asked, app: &App) -> Result<Response, ApiError> {
     let now = now_ms();
-    if asked.counts {
+    if asked.counts && asked.bot {
+        app.metrics.hit_ignored("bot");
+    }
+    if asked.counts && !asked.bot {
         app.store.record_hit(Hit {
             url: asked.url.clone(),
             timestamp_ms: now,

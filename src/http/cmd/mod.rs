@@ -15,10 +15,11 @@ pub(crate) use self::all_counts::AllCounts;
 pub(crate) use self::badge::Badge;
 pub(crate) use self::counts::Counts;
 pub(crate) use self::pixel::Pixel;
-pub(crate) use self::record_hit::RecordHit;
+pub(crate) use self::record_hit::{Posted, RecordHit};
 pub(crate) use self::series::Series;
 pub(crate) use self::top::Top;
 
+use super::error::ApiError;
 use super::response::Response;
 use super::App;
 use crate::assets::Asset;
@@ -27,6 +28,8 @@ use crate::assets::Asset;
 pub(crate) enum Command {
     /// `POST /hit`
     RecordHit(RecordHit),
+    /// A `POST /hit` answered but not counted, and why (a metrics label).
+    Ignored(&'static str),
     /// `GET /hit`
     Counts(Counts),
     /// `GET /hits`
@@ -72,9 +75,33 @@ impl Command {
         }
     }
 
+    /// Whether applying it counts a hit: what `--rate-limit` limits.
+    pub(crate) fn counts(&self) -> bool {
+        match self {
+            Command::RecordHit(_) => true,
+            Command::Pixel(pixel) => pixel.counts(),
+            Command::Badge(badge) => badge.counts(),
+            _ => false,
+        }
+    }
+
+    /// The answer when it is refused before being applied: an image for the pixel and the
+    /// badge, so that no page shows a broken one; JSON otherwise.
+    pub(crate) fn refused(&self, err: &ApiError) -> Response {
+        match self {
+            Command::Pixel(_) => Pixel::refused(err),
+            Command::Badge(_) => Badge::refused(err),
+            _ => Response::error(err),
+        }
+    }
+
     pub(crate) fn apply(self, app: &App) -> Response {
         let applied = match self {
             Command::RecordHit(cmd) => cmd.apply(app),
+            Command::Ignored(reason) => {
+                app.metrics.hit_ignored(reason);
+                Ok(Response::ok())
+            }
             Command::Counts(cmd) => cmd.apply(app),
             Command::AllCounts(cmd) => cmd.apply(app),
             Command::Top(cmd) => cmd.apply(app),

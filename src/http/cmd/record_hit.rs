@@ -1,4 +1,6 @@
-//! `POST /hit`: record one hit, from a form or JSON body and the query string.
+//! `POST /hit`: record one hit, from a form or JSON body and the query string. A host outside
+//! `--sites` is refused; a hit `hitme.js` sends (`src=js`) from a bot's browser is answered
+//! but not counted.
 
 use crate::clock::now_ms;
 use crate::http::error::ApiError;
@@ -11,14 +13,22 @@ pub(crate) struct RecordHit {
     pub hit: Hit,
 }
 
+/// What a valid `POST /hit` asks: a hit to count, or one to answer and leave uncounted.
+pub(crate) enum Posted {
+    Hit(RecordHit),
+    /// Why it is not counted (a metrics label: `bot`).
+    Ignored(&'static str),
+}
+
 impl RecordHit {
     /// Body fields (form or JSON) win over query fields.
     pub(crate) fn parse(
         query: Fields,
         body: &[u8],
         body_is_json: bool,
+        user_agent: Option<&str>,
         app: &App,
-    ) -> Result<RecordHit, ApiError> {
+    ) -> Result<Posted, ApiError> {
         let fields = if body.is_empty() {
             query
         } else if body_is_json {
@@ -28,9 +38,13 @@ impl RecordHit {
         };
         let url = fields.require_url(&app.url_rules)?;
         let timestamp_ms = fields.timestamp_or(now_ms())?;
-        Ok(RecordHit {
+        app.sites.check(&url)?;
+        if fields.src.as_deref() == Some("js") && app.bots.is_bot(user_agent) {
+            return Ok(Posted::Ignored("bot"));
+        }
+        Ok(Posted::Hit(RecordHit {
             hit: Hit { url, timestamp_ms },
-        })
+        }))
     }
 
     /// Records the hit alone; a worker that took several records them together instead.
