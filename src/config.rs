@@ -188,6 +188,17 @@ pub struct Config {
     #[arg(long, env = "HITME_READ_TOKEN_FILE", value_name = "PATH")]
     read_token_file: Option<std::path::PathBuf>,
 
+    /// Count visits beside hits: a visit is a hit from a visitor (a keyed hash of the site,
+    /// the client's address and User-Agent, with a salt of the day) who has not hit that URL
+    /// within --visit-window. Read with metric=visits; GET /hit adds "visits".
+    #[arg(long, env = "HITME_VISITS")]
+    pub visits: bool,
+
+    /// With --visits: how long after a visitor's last hit on a URL its next one is a visit
+    /// again (at most 24h).
+    #[arg(long, env = "HITME_VISIT_WINDOW", default_value = "8h", value_name = "DURATION", value_parser = parse_visit_window)]
+    pub visit_window: Duration,
+
     /// With a read token: leave GET /hit and /badge.svg open, so that pages can show their own
     /// counts.
     #[arg(long, env = "HITME_PUBLIC_COUNTS")]
@@ -222,6 +233,17 @@ pub struct Keep(pub Option<Duration>);
 /// never leaves hits unanswered).
 pub fn default_threads() -> u32 {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 1024) as u32)
+}
+
+fn parse_visit_window(s: &str) -> Result<Duration, String> {
+    let window =
+        humantime::parse_duration(s).map_err(|e| format!("{e}; use e.g. 30m, 8h or 24h"))?;
+    if window < Duration::from_secs(1) || window > crate::visits::MAX_WINDOW {
+        return Err(format!(
+            "{s} is not from 1s to 24h: a visitor is named by a salt of one day, so a window cannot outlast it"
+        ));
+    }
+    Ok(window)
 }
 
 fn parse_keep(s: &str) -> Result<Keep, String> {
@@ -373,6 +395,7 @@ impl Config {
             prefix: self.key_prefix.clone(),
             calendar: self.calendar(),
             retention: self.retention(),
+            visit_window: self.visits.then_some(self.visit_window),
         }
     }
 

@@ -29,6 +29,7 @@ pub(crate) mod read_pool;
 pub(crate) mod server;
 pub mod store;
 pub(crate) mod top;
+pub(crate) mod visits;
 pub mod zone;
 
 pub use config::Config;

@@ -23,6 +23,7 @@ use crate::read_pool::ReadPool;
 use crate::store::settings::{self, Refusal};
 use crate::store::{self, Hit, HitStore, StoreError};
 use crate::top::Rankings;
+use crate::visits::Visits;
 
 /// How often an idle worker looks up to see whether HitMe is stopping.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -123,6 +124,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         limiter: config.rate_limit.map(RateLimiter::new),
         bots: Bots::new(config.count_bots),
         access: ReadAccess::new(config.read_token().map_err(Fatal)?, config.public_counts),
+        visits: config.visits.then(Visits::default),
     });
     let addr = listener.local_addr().map_err(|e| Fatal(e.to_string()))?;
     if !addr.ip().is_loopback() && config.sites.all() {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::buckets::Period;
-use crate::store::{HitStore, ScanCursor, StoreError};
+use crate::store::{HitStore, Metric, ScanCursor, StoreError};
 
 /// How long a ranking is reused: a new hit shows in `/top` within this.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(2);
@@ -89,11 +89,12 @@ impl Ranking {
         store: &dyn HitStore,
         period: Period,
         start: i64,
+        metric: Metric,
     ) -> Result<Ranking, StoreError> {
         let mut counts = Vec::new();
         let mut cursor = Some(ScanCursor::START);
         while let Some(at) = cursor {
-            let chunk = store.scan(period, start, at)?;
+            let chunk = store.scan(period, start, at, metric)?;
             counts.extend(chunk.counts);
             cursor = chunk.next;
         }
@@ -155,7 +156,7 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 /// Rankings by bucket, each read once however many ask at once.
 #[derive(Default)]
 pub(crate) struct Rankings {
-    state: Mutex<HashMap<(Period, i64), Slot>>,
+    state: Mutex<HashMap<(Period, i64, Metric), Slot>>,
     read: Condvar,
 }
 
@@ -190,9 +191,9 @@ impl Rankings {
 
     /// The kept ranking of a bucket if [`Rankings::get`] would serve it without reading or
     /// waiting: younger than `REFRESH_AFTER`, or being read again by another request.
-    pub(crate) fn fresh(&self, period: Period, start: i64) -> Option<Arc<Ranking>> {
+    pub(crate) fn fresh(&self, period: Period, start: i64, metric: Metric) -> Option<Arc<Ranking>> {
         let slots = self.lock();
-        let slot = slots.get(&(period, start))?;
+        let slot = slots.get(&(period, start, metric))?;
         match slot.servable()? {
             (age, ranking) if age < REFRESH_AFTER || slot.reading => Some(ranking),
             _ => None,
@@ -205,9 +206,10 @@ impl Rankings {
         &self,
         period: Period,
         start: i64,
+        metric: Metric,
         read: impl FnOnce() -> Result<Ranking, StoreError>,
     ) -> Result<Arc<Ranking>, StoreError> {
-        let key = (period, start);
+        let key = (period, start, metric);
         let mut slots = self.lock();
         loop {
             let slot = slots.entry(key).or_default();
@@ -236,7 +238,7 @@ impl Rankings {
         Ok(ranking)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<(Period, i64), Slot>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(Period, i64, Metric), Slot>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -245,7 +247,7 @@ impl Rankings {
 /// as it was, so the next request reads again once it has expired) and wakes the waiters.
 struct Reading<'a> {
     rankings: &'a Rankings,
-    key: (Period, i64),
+    key: (Period, i64, Metric),
     began: Instant,
     ranking: Option<Arc<Ranking>>,
 }
@@ -333,7 +335,7 @@ mod tests {
                 let (rankings, reads) = (rankings.clone(), reads.clone());
                 std::thread::spawn(move || {
                     rankings
-                        .get(Period::Day, 0, || {
+                        .get(Period::Day, 0, Metric::Hits, || {
                             reads.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(Duration::from_millis(100));
                             Ok(ranking(&[("http://a/", 1)]))
@@ -347,18 +349,22 @@ mod tests {
         }
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         // Another bucket is read on its own.
-        let other = rankings.get(Period::Day, 86_400_000, || Ok(Ranking::default()));
+        let other = rankings.get(Period::Day, 86_400_000, Metric::Hits, || {
+            Ok(Ranking::default())
+        });
         assert_eq!(other.unwrap().total, 0);
     }
 
     #[test]
     fn a_failed_read_is_not_kept() {
         let rankings = Rankings::default();
-        let failed = rankings.get(Period::All, 0, || {
+        let failed = rankings.get(Period::All, 0, Metric::Hits, || {
             Err(StoreError::Unavailable("down".into()))
         });
         assert!(failed.is_err());
-        let read = rankings.get(Period::All, 0, || Ok(ranking(&[("http://a/", 2)])));
+        let read = rankings.get(Period::All, 0, Metric::Hits, || {
+            Ok(ranking(&[("http://a/", 2)]))
+        });
         assert_eq!(read.unwrap().total, 2);
     }
 
@@ -398,14 +404,16 @@ mod tests {
     fn an_ageing_ranking_is_read_again_by_one_request_while_the_others_use_it() {
         let rankings = Arc::new(Rankings::new());
         rankings
-            .get(Period::Hour, 0, || Ok(ranking(&[("http://a/", 1)])))
+            .get(Period::Hour, 0, Metric::Hits, || {
+                Ok(ranking(&[("http://a/", 1)]))
+            })
             .unwrap();
         std::thread::sleep(REFRESH_AFTER);
         let reader = {
             let rankings = rankings.clone();
             std::thread::spawn(move || {
                 rankings
-                    .get(Period::Hour, 0, || {
+                    .get(Period::Hour, 0, Metric::Hits, || {
                         std::thread::sleep(Duration::from_millis(200));
                         Ok(ranking(&[("http://a/", 2)]))
                     })
@@ -415,36 +423,55 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(50));
         // The read under way is not waited for, and not started twice.
-        let kept = rankings.get(Period::Hour, 0, || panic!("a second read"));
+        let kept = rankings.get(Period::Hour, 0, Metric::Hits, || panic!("a second read"));
         assert_eq!(kept.unwrap().total, 1);
         assert_eq!(reader.join().unwrap(), 2);
-        let read = rankings.get(Period::Hour, 0, || panic!("read again at once"));
+        let read = rankings.get(Period::Hour, 0, Metric::Hits, || {
+            panic!("read again at once")
+        });
         assert_eq!(read.unwrap().total, 2);
     }
 
     #[test]
     fn slow_buckets_are_served_while_read_and_fresh_ones_without_a_read() {
         let rankings = Arc::new(Rankings::new());
-        assert!(rankings.fresh(Period::Day, 0).is_none());
+        assert!(rankings.fresh(Period::Day, 0, Metric::Hits).is_none());
         let slow = |total: i64| {
             move || {
                 std::thread::sleep(Duration::from_millis(600));
                 Ok(ranking(&[("http://a/", total)]))
             }
         };
-        assert_eq!(rankings.get(Period::Day, 0, slow(1)).unwrap().total, 1);
-        assert_eq!(rankings.fresh(Period::Day, 0).unwrap().total, 1);
+        assert_eq!(
+            rankings
+                .get(Period::Day, 0, Metric::Hits, slow(1))
+                .unwrap()
+                .total,
+            1
+        );
+        assert_eq!(
+            rankings.fresh(Period::Day, 0, Metric::Hits).unwrap().total,
+            1
+        );
         // Bucket 0 took longer than a refresh may: past MAX_AGE, its ranking is still served
         // while one request reads it again, but it is no longer fresh until then.
         std::thread::sleep(MAX_AGE);
-        assert!(rankings.fresh(Period::Day, 0).is_none());
+        assert!(rankings.fresh(Period::Day, 0, Metric::Hits).is_none());
         let refresh = {
             let rankings = rankings.clone();
-            std::thread::spawn(move || rankings.get(Period::Day, 0, slow(2)).unwrap().total)
+            std::thread::spawn(move || {
+                rankings
+                    .get(Period::Day, 0, Metric::Hits, slow(2))
+                    .unwrap()
+                    .total
+            })
         };
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(rankings.fresh(Period::Day, 0).unwrap().total, 1);
-        let kept = rankings.get(Period::Day, 0, || panic!("read twice"));
+        assert_eq!(
+            rankings.fresh(Period::Day, 0, Metric::Hits).unwrap().total,
+            1
+        );
+        let kept = rankings.get(Period::Day, 0, Metric::Hits, || panic!("read twice"));
         assert_eq!(kept.unwrap().total, 1);
         assert_eq!(refresh.join().unwrap(), 2);
     }

@@ -1,7 +1,8 @@
 // HitMe dashboard: the view state (kept in the URL hash so a view can be linked), the API
 // calls behind the auto-refresh, and rendering the page from them: period tabs, the URL bar
 // chart and ranked table, the series chart of the top URLs, and the empty and error states;
-// and the read token the API asks for when HitMe runs with `--read-token`.
+// the read token the API asks for when HitMe runs with `--read-token`; and the Hits | Visits
+// switch when it runs with `--visits`.
 //
 // Everything comes from `GET /top`, which ranks, filters and pages a bucket on the server: a
 // refresh reads one page of the selected period and the total of each other period, never
@@ -26,7 +27,8 @@ const MAX_FILTER_BYTES = 200;
 
 /** The tabs, each with its `/top` period. */
 const PERIODS = {
-  all_time: { api: "all", label: "All Time", live: "Every hit ever counted", pinned: "Every hit ever counted", zoned: false },
+  // Its hint names the metric: see renderPeriod.
+  all_time: { api: "all", label: "All Time", zoned: false },
   last_month: { api: "month", label: "Last Month", live: "This calendar month so far", pinned: "The calendar month holding", zoned: true },
   last_week: { api: "week", label: "Last Week", live: "This week so far", pinned: "The week holding", zoned: true },
   last_day: { api: "day", label: "Last Day", live: "Today so far", pinned: "The day holding", zoned: true },
@@ -66,21 +68,38 @@ const RANGES = {
 /** Line colours, told apart by people with the common colour-vision deficiencies. */
 const PALETTE = ["#2563eb", "#ea580c", "#059669", "#db2777", "#7c3aed"];
 
-const DEFAULTS = { period: "all_time", range: "hour", rows: PAGE_ROWS, q: "", at: null };
+/** The words for what a metric counts, for every text on the page that names it. */
+const NOUNS = {
+  hits: { one: "hit", many: "hits", title: "Hits" },
+  visits: { one: "visit", many: "visits", title: "Visits" },
+};
+
+const DEFAULTS = { period: "all_time", range: "hour", rows: PAGE_ROWS, q: "", at: null, metric: "hits" };
 
 const state = {
   ...DEFAULTS,
-  // The last good refresh, and the view it was made for: {period, q, at, tabs: {period:
-  // {total, urls}}, total, urls, rows: [{url, count}]} (total and urls count every URL of the
-  // period matching q, rows only the top ones).
+  // The last good refresh, and the view it was made for: {period, q, at, metric, tabs:
+  // {period: {total, urls}}, total, urls, rows: [{url, count}]} (total and urls count every
+  // URL of the period matching q, rows only the top ones).
   data: null,
-  series: null, // the last good /series answers: {period, q, range, lines: [{url, buckets}]}
+  series: null, // the last good /series answers: {period, q, range, metric, lines: [{url, buckets}]}
+  // Whether HitMe counts visits (`--visits`): null until a /top answer tells (its "metric"
+  // field is there exactly when it does). state.metric is only the view's wish.
+  visits: null,
   error: null, // the message of the last refresh, when it failed
   auth: null, // "needed" or "refused" when the API asked for a read token (401), else null
   updated: null, // when the last good refresh finished (ms)
 };
 
-// ---- The URL hash: #period=last_hour&range=day&rows=100&q=blog&at=1700000000000 ------------
+// ---- The URL hash: #period=last_hour&range=day&metric=visits&rows=100&q=blog&at=1700000000000
+
+/**
+ * The metric `view` shows: visits only once HitMe has said it counts them, so that a linked
+ * `metric=visits` never sends a HitMe without `--visits` a request it refuses.
+ */
+function metricOf(view) {
+  return view.visits === true && view.metric === "visits" ? "visits" : "hits";
+}
 
 /** `text` trimmed and cut to what `/top` takes as a filter. */
 function filterOf(text) {
@@ -106,11 +125,15 @@ function readHash() {
     rows: Math.min(MAX_ROWS, Math.max(PAGE_ROWS, rows)),
     q: filterOf(params.get("q") ?? ""),
     at: /^[1-9][0-9]{0,14}$/.test(at ?? "") ? Number(at) : null,
+    metric: pick("metric", Object.keys(NOUNS)),
   };
 }
 
 function hashOf(view) {
   const params = new URLSearchParams({ period: view.period, range: view.range });
+  // Hits are the default, never written. A wish for visits stays until HitMe is known not to
+  // count them, so a link survives the first render, made before any answer.
+  if (view.metric === "visits" && view.visits !== false) params.set("metric", "visits");
   if (view.rows !== PAGE_ROWS) params.set("rows", view.rows);
   if (view.q) params.set("q", view.q);
   if (view.at !== null) params.set("at", view.at);
@@ -218,22 +241,37 @@ async function get(path, params, meter) {
   // Only HitMe's own 401: a proxy's login is an ordinary error.
   if (res.status === 401 && body?.reason === "token") throw new TokenError(body.error);
   if (!res.ok || body?.status !== "OK") {
-    throw new Error(body?.error ?? `HTTP ${res.status} ${res.statusText}`.trim());
+    const err = new Error(body?.error ?? `HTTP ${res.status} ${res.statusText}`.trim());
+    err.status = res.status; // a 400 to a visits request: see fail()
+    throw err;
   }
   return body;
 }
 
-/** A page of `period`'s ranking: `{total, urls, top: [{url, count}]}`, of the URLs matching `q`. */
-function top(period, { limit, offset = 0, q, at }, meter) {
-  const params = { period: PERIODS[period].api, limit, offset: offset || null, q, timestamp: at };
-  return get("/top", params, meter);
+/** `metric=visits`, or no param at all for hits: the requests of a HitMe without `--visits`. */
+const metricParam = (metric) => (metric === "visits" ? metric : null);
+
+/**
+ * A page of `period`'s ranking by `metric`: `{total, urls, top: [{url, count}]}`, of the URLs
+ * matching `q`. Tells state.visits what the answer says of HitMe.
+ */
+async function top(period, { limit, offset = 0, q, at, metric }, meter) {
+  const params = { period: PERIODS[period].api, limit, offset: offset || null, q, timestamp: at, metric: metricParam(metric) };
+  const answer = await get("/top", params, meter);
+  state.visits = "metric" in answer;
+  return answer;
 }
 
 let timer = 0;
 let generation = 0;
 
-/** Records a failed request: a refused token asks for one, anything else is the error banner. */
-function fail(err) {
+/**
+ * Records a failed request: a refused token asks for one, anything else is the error banner.
+ * A 400 to a visits request is what a HitMe restarted without `--visits` answers: the next
+ * refresh asks for hits and learns again whether it counts visits.
+ */
+function fail(err, metric) {
+  if (metric === "visits" && err.status === 400) state.visits = null;
   const token = err instanceof TokenError;
   state.auth = token ? (readToken() ? "refused" : "needed") : null;
   state.error = token ? null : err.message;
@@ -249,6 +287,7 @@ async function refresh() {
   clearTimeout(timer);
   const mine = ++generation;
   const { period, range, rows, q, at } = state;
+  const metric = metricOf(state);
   const meter = { requests: 0, bytes: 0 };
   try {
     // One request at a time, on purpose: HitMe gives each keep-alive connection a thread of
@@ -261,8 +300,11 @@ async function refresh() {
       // The other tabs need only their totals; all time's top URLs stand in for an empty
       // period's in the series chart.
       const limit = name === period ? rows : name === "all_time" ? SERIES_URLS : 1;
-      const answer = await top(name, { limit, q, at }, meter);
+      const answer = await top(name, { limit, q, at, metric }, meter);
       if (mine !== generation) return; // the view changed meanwhile; a newer refresh is on its way
+      // The first answer told that HitMe counts visits (or no longer does) and the view wants
+      // the other metric: start again with it. Only a linked `metric=visits` costs this request.
+      if (metricOf(state) !== metric) return refresh();
       tabs[name] = { total: answer.total, urls: answer.urls };
       if (name === period) page = answer;
       if (name === "all_time") allTime = answer;
@@ -272,14 +314,14 @@ async function refresh() {
     const count = RANGES[range].count;
     const lines = [];
     for (const url of urls) {
-      const line = await get("/series", { url, period: range, count, timestamp: at }, meter);
+      const line = await get("/series", { url, period: range, count, timestamp: at, metric: metricParam(metric) }, meter);
       zone = line.time_zone ?? zone;
       lines.push(line);
       if (mine !== generation) return;
     }
     Object.assign(state, {
-      data: { period, q, at, tabs, total: page.total, urls: page.urls, rows: page.top },
-      series: { period: from, q, range, lines },
+      data: { period, q, at, metric, tabs, total: page.total, urls: page.urls, rows: page.top },
+      series: { period: from, q, range, metric, lines },
       error: null,
       auth: null,
       updated: Date.now(),
@@ -288,7 +330,7 @@ async function refresh() {
     setAttrs($("dashboard"), { "data-refresh-requests": meter.requests, "data-refresh-bytes": meter.bytes });
   } catch (err) {
     if (mine !== generation) return;
-    fail(err);
+    fail(err, metric);
   }
   render();
   schedule();
@@ -303,7 +345,7 @@ function tick() {
 /** Whether the data on screen was made for another view than the one asked for. */
 function pending() {
   const { data } = state;
-  return data !== null && (data.period !== state.period || data.q !== state.q || data.at !== state.at);
+  return data !== null && (data.period !== state.period || data.q !== state.q || data.at !== state.at || data.metric !== metricOf(state));
 }
 
 /**
@@ -320,7 +362,7 @@ async function showMore() {
   state.rows = offset + limit;
   setAttrs($("show-more"), { disabled: true });
   try {
-    const page = await top(data.period, { limit, offset, q: data.q, at: data.at }, { requests: 0, bytes: 0 });
+    const page = await top(data.period, { limit, offset, q: data.q, at: data.at, metric: data.metric }, { requests: 0, bytes: 0 });
     if (mine !== generation) return;
     // The ranking may have moved since the rows on screen were read: a URL is shown once.
     const shown = new Set(data.rows.map((row) => row.url));
@@ -329,7 +371,7 @@ async function showMore() {
     Object.assign(state, { data: { ...data, tabs, rows, total: page.total, urls: page.urls }, error: null, auth: null });
   } catch (err) {
     if (mine !== generation) return;
-    fail(err);
+    fail(err, data.metric);
   }
   render();
   schedule();
@@ -352,6 +394,13 @@ function render() {
   const retry = `Retrying every ${REFRESH_MS / 1000} seconds.`;
   setText($("error-retry"), state.updated ? `${retry} Showing data from ${stamp(state.updated)}.` : retry);
   $("empty").hidden = name !== "empty";
+  // Visits may start empty beside years of hits (HitMe just got `--visits`): the switch lives
+  // in the header, outside #content, so it stays in reach on this card.
+  const noun = NOUNS[data?.metric ?? "hits"];
+  // What the numbers on screen count, for tests; absent on a HitMe without `--visits`.
+  setAttrs($("dashboard"), { "data-metric": state.visits === true && data ? data.metric : null });
+  setText($("empty-title"), `No ${noun.many} yet`);
+  setText($("empty-text"), `HitMe is running but has not counted any ${noun.many}. Record one with:`);
   // Stale data stays on screen under the error banner: better than a blank page mid-outage.
   $("content").hidden = data === null || empty || name === "token";
   $("content").classList.toggle("stale", Boolean(error));
@@ -359,6 +408,7 @@ function render() {
   $("content").classList.toggle("pending", pending());
   setAttrs($("content"), { "aria-busy": pending() ? "true" : null });
   renderMode();
+  renderMetric();
   renderToken();
   if (data && !empty && name !== "token") {
     renderFilter();
@@ -379,6 +429,14 @@ function renderMode() {
   const mode = state.auth ? "Needs a read token" : state.at !== null ? "Pinned" : live ? `Live · every ${REFRESH_MS / 1000} s` : "Reconnecting…";
   setText($("mode"), mode);
   $("mode").classList.toggle("live", live);
+}
+
+/** The Hits | Visits switch: only on a HitMe that counts visits, and not over the token form. */
+function renderMetric() {
+  $("metric-switch").hidden = state.visits !== true || Boolean(state.auth);
+  for (const button of $("metric-switch").querySelectorAll("button")) {
+    setAttrs(button, { "aria-pressed": String(button.dataset.metric === metricOf(state)) });
+  }
 }
 
 /** The read-token form, in place of the data while HitMe refuses the requests. */
@@ -425,15 +483,17 @@ function renderPeriod() {
   const { data } = state;
   const period = PERIODS[data.period];
   const { total, urls, rows, q } = data;
-  setText($("summary"), `${plural(total, "hit", "hits")} on ${plural(urls, "URL", "URLs")}${containing(q)}`);
-  const inZoneNote = period.zoned ? ` (${zone})` : "";
-  setText($("period-hint"), data.at === null || !period.zoned ? `${period.live}${inZoneNote}` : `${period.pinned} ${stamp(data.at)}`);
+  // Named by the data's own metric: just after a switch the page shows the previous one's.
+  const noun = NOUNS[data.metric];
+  setText($("summary"), `${plural(total, noun.one, noun.many)} on ${plural(urls, "URL", "URLs")}${containing(q)}`);
+  const hint = !period.zoned ? `Every ${noun.one} ever counted` : data.at === null ? `${period.live} (${zone})` : `${period.pinned} ${stamp(data.at)}`;
+  setText($("period-hint"), hint);
   $("period-empty").hidden = urls > 0;
-  setText($("period-empty"), q ? `No URL${containing(q)} has hits in ${period.label}.` : `No hits in ${period.label} yet.`);
+  setText($("period-empty"), q ? `No URL${containing(q)} has ${noun.many} in ${period.label}.` : `No ${noun.many} in ${period.label} yet.`);
   $("compare").hidden = urls === 0;
   if (urls === 0) return;
-  renderBars(data);
-  renderTable(data);
+  renderBars(data, noun);
+  renderTable(data, noun);
 }
 
 /** The pixel width `chart` is shown at, for drawing it at that size. */
@@ -443,7 +503,7 @@ function widthOf(chart) {
 
 const sum = (rows) => rows.reduce((total, row) => total + row.count, 0);
 
-function renderBars({ period, rows, total, urls }) {
+function renderBars({ period, rows, total, urls }, noun) {
   const shown = rows.slice(0, urls > BARS ? BARS - 1 : BARS);
   const bars = shown.map(({ url, count }) => ({ key: url, url, label: withoutScheme(url), title: `${url}: ${count}`, count }));
   if (urls > shown.length) {
@@ -452,7 +512,7 @@ function renderBars({ period, rows, total, urls }) {
     bars.push({ key: "\u0000others", label, title: `${label}: ${count}`, count, others: urls - shown.length });
   }
   drawBars($("bar-chart"), bars, widthOf($("bar-chart")));
-  setAttrs($("bar-chart"), { "aria-label": `Hits per URL in ${PERIODS[period].label}; the table has the numbers` });
+  setAttrs($("bar-chart"), { "aria-label": `${noun.title} per URL in ${PERIODS[period].label}; the table has the numbers` });
 }
 
 const withoutScheme = (url) => url.replace(/^https?:\/\//, "");
@@ -462,7 +522,9 @@ function shareOf(count, total) {
   return share > 0 && share < 0.1 ? "<0.1%" : `${share.toFixed(1)}%`;
 }
 
-function renderTable({ rows, total, urls, q }) {
+function renderTable({ rows, total, urls, q }, noun) {
+  setText($("count-head"), noun.title);
+  setText($("url-caption"), `The URLs with the most ${noun.many} in the selected period, most first`);
   reconcile(
     $("url-rows"),
     rows,
@@ -484,12 +546,12 @@ function renderTable({ rows, total, urls, q }) {
     },
   );
   const ranked = rows.length < urls ? `The top ${number(rows.length)} of ${plural(urls, "URL", "URLs")}` : urls === 1 ? "The one URL" : `All ${number(urls)} URLs`;
-  const shares = q ? `; shares are of the ${plural(total, "hit", "hits")} on URLs${containing(q)}` : "";
-  setText($("table-note"), `${ranked}${containing(q)}, most hits first${shares}.`);
+  const shares = q ? `; shares are of the ${plural(total, noun.one, noun.many)} on URLs${containing(q)}` : "";
+  setText($("table-note"), `${ranked}${containing(q)}, most ${noun.many} first${shares}.`);
   const hiddenUrls = Math.max(0, urls - rows.length);
   $("more-row").hidden = hiddenUrls === 0;
   const hiddenHits = Math.max(0, total - sum(rows));
-  setText($("more-text"), `and ${plural(hiddenUrls, "more URL", "more URLs")} with ${plural(hiddenHits, "hit", "hits")}`);
+  setText($("more-text"), `and ${plural(hiddenUrls, "more URL", "more URLs")} with ${plural(hiddenHits, noun.one, noun.many)}`);
   const capped = rows.length >= MAX_ROWS;
   $("show-more").hidden = capped;
   setAttrs($("show-more"), { disabled: null });
@@ -530,12 +592,17 @@ function renderSeries() {
   const starts = data.lines[0]?.buckets.map((b) => b.start) ?? [];
   const chart = $("series-chart");
   drawSeries(chart, { starts, lines, tick: range.tick, tip: range.tip }, widthOf(chart));
+  const noun = NOUNS[data.metric];
+  // charts.js ends each point's tooltip in "N hits"; a chart of visits renames them.
+  if (data.metric !== "hits") {
+    for (const title of chart.querySelectorAll(".point > title")) setText(title, title.textContent.replace(/ hits$/, ` ${noun.many}`));
+  }
   setAttrs(chart, {
     "data-range": data.range,
-    "aria-label": `Hits per ${range.unit} over the last ${range.span} for the top ${urls.length} URLs`,
+    "aria-label": `${noun.title} per ${range.unit} over the last ${range.span} for the top ${urls.length} URLs`,
   });
   setText($("series-title"), `Top ${urls.length} ${urls.length === 1 ? "URL" : "URLs"} over time`);
-  setText($("series-hint"), `Hits per ${range.unit} over the last ${range.span} (${zone}) for the top URLs of ${PERIODS[data.period].label}${containing(data.q)}`);
+  setText($("series-hint"), `${noun.title} per ${range.unit} over the last ${range.span} (${zone}) for the top URLs of ${PERIODS[data.period].label}${containing(data.q)}`);
   reconcile(
     $("series-legend"),
     lines,
@@ -580,6 +647,12 @@ $("tabs").addEventListener("keydown", (e) => {
   const tab = tabs[(to + tabs.length) % tabs.length];
   tab.focus();
   choosePeriod(tab.dataset.period);
+});
+
+// Another metric is another ranking, as a period is.
+$("metric-switch").addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-metric]");
+  if (button && button.dataset.metric !== metricOf(state)) change({ metric: button.dataset.metric, rows: PAGE_ROWS });
 });
 
 $("ranges").addEventListener("click", (e) => {

@@ -917,6 +917,59 @@ fn sites_and_rate_limits_hold_in_cluster_mode() {
     assert_eq!(counts.json()["all_time"], 3);
 }
 
+/// `--visits` in cluster mode: a hit and its visit are one script in the URL's slot; 100
+/// visitors loading a page three times are 300 hits and 100 visits.
+#[test]
+fn visits_are_counted_in_cluster_mode() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--visits", "--trusted-proxies", "127.0.0.1/32"]);
+    let page = "http://site.example/cluster";
+    let body = format!("url={}&timestamp={T}", encode(page));
+    for i in 0..100 {
+        let from = format!("10.0.0.{i}");
+        for _ in 0..3 {
+            let headers = [
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("X-Forwarded-For", from.as_str()),
+                ("User-Agent", "TestBrowser/1.0"),
+            ];
+            assert_eq!(
+                request(hitme.addr, "POST", "/hit", &headers, body.as_bytes()).status,
+                200
+            );
+        }
+    }
+    let counts = hitme
+        .get(&format!("/hit?url={}&timestamp={T}", encode(page)))
+        .json();
+    assert_eq!(counts["all_time"], 300);
+    for period in [
+        "all_time",
+        "last_month",
+        "last_week",
+        "last_day",
+        "last_hour",
+        "last_minute",
+    ] {
+        assert_eq!(counts["visits"][period], 100, "{period}");
+    }
+    let top = hitme
+        .get(&format!("/top?period=minute&metric=visits&timestamp={T}"))
+        .json();
+    assert_eq!(top["total"], 100);
+    let tag = url_tag(page);
+    let keys = cluster.keys();
+    assert!(
+        keys.contains(&format!("hits:visits:{{{tag}}}:all")),
+        "{keys:?}"
+    );
+    assert_eq!(keys.iter().filter(|k| k.contains(":visitor:")).count(), 100);
+    assert!(keys
+        .iter()
+        .filter(|k| k.contains(":visitor:"))
+        .all(|k| k.contains(&format!("{{{tag}}}"))));
+}
+
 /// What the load clients saw for one URL.
 #[derive(Default)]
 struct Tally {

@@ -1169,6 +1169,40 @@ fn a_private_dashboard_asks_for_its_token_once() {
     assert!(!hitme.log().contains(TOKEN));
 }
 
+/// With `--visits`, the page has a Hits | Visits switch, kept in the link (`#metric=`), and
+/// the visits view counts visits; without it, no switch.
+#[test]
+fn the_visits_switch_shows_visits_when_the_server_counts_them() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--visits"]);
+    for _ in 0..3 {
+        hitme.hit(HOME, now_ms());
+    }
+    let hits = load(&hitme, "");
+    assert!(!hits.id("metric-switch").hidden());
+    assert_eq!(hits.id("metric-hits").attr("aria-pressed"), Some("true"));
+    assert_eq!(hits.id("metric-visits").attr("aria-pressed"), Some("false"));
+    assert_eq!(hits.id("dashboard").attr("data-metric"), Some("hits"));
+    assert_eq!(hits.text_of("count-head"), "Hits");
+    assert_eq!(hits.row_cells(HOME), [HOME, "3", "100.0%"]);
+
+    let visits = load(&hitme, "#metric=visits");
+    assert_eq!(visits.id("dashboard").attr("data-metric"), Some("visits"));
+    assert_eq!(
+        visits.id("metric-visits").attr("aria-pressed"),
+        Some("true")
+    );
+    assert_eq!(visits.text_of("count-head"), "Visits");
+    // One client, one browser: three hits, one visit.
+    assert_eq!(visits.row_cells(HOME), [HOME, "1", "100.0%"]);
+
+    let plain = HitMe::start(&redis.url());
+    let without = load(&plain, "#metric=visits");
+    assert!(without.id("metric-switch").hidden());
+    assert_eq!(without.id("dashboard").attr("data-metric"), None);
+    assert_eq!(without.text_of("count-head"), "Hits");
+}
+
 #[test]
 fn an_empty_redis_shows_how_to_record_the_first_hit() {
     let redis = Redis::start();

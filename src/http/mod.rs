@@ -41,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::store::pool::PoolProbe;
 use crate::store::HitStore;
 use crate::top::Rankings;
+use crate::visits::{Visitor, Visits};
 
 /// The largest request body accepted; a hit needs only a URL and a timestamp.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -72,6 +73,32 @@ pub(crate) struct App {
     pub bots: Bots,
     /// Who may read the statistics (`--read-token`, `--public-counts`).
     pub access: ReadAccess,
+    /// With `--visits`: visits are counted beside hits.
+    pub visits: Option<Visits>,
+}
+
+impl App {
+    /// With `--visits`, the visitor of a hit on `url` from `request`'s client: a keyed hash,
+    /// see [`crate::visits`].
+    pub(crate) fn visitor(
+        &self,
+        request: &Request,
+        url: &str,
+    ) -> Result<Option<Visitor>, ApiError> {
+        let Some(visits) = &self.visits else {
+            return Ok(None);
+        };
+        let client = self.proxies.client_of(request);
+        let user_agent = header(request, "User-Agent");
+        let visitor = visits.visitor(
+            self.store.as_ref(),
+            sites::host_of(url),
+            client,
+            user_agent,
+            url,
+        )?;
+        Ok(Some(visitor))
+    }
 }
 
 /// Parses `request` into the command it asks for: its route, its method and its parameters,
@@ -100,7 +127,10 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
             let body = read_body(request).map_err(ApiError::with_body_unread)?;
             let user_agent = header(request, "User-Agent");
             match RecordHit::parse(query, &body, body_is_json, user_agent, app)? {
-                Posted::Hit(hit) => Ok(Command::RecordHit(hit)),
+                Posted::Hit(mut hit) => {
+                    hit.hit.visitor = app.visitor(request, &hit.hit.url)?;
+                    Ok(Command::RecordHit(hit))
+                }
                 Posted::Ignored(reason) => Ok(Command::Ignored(reason)),
             }
         }
@@ -114,7 +144,7 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
         }
         Endpoint::Hits => {
             access?;
-            AllCounts::parse(fields()?).map(Command::AllCounts)
+            AllCounts::parse(fields()?, app).map(Command::AllCounts)
         }
         Endpoint::Top => {
             access?;
@@ -126,15 +156,10 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
         }
         Endpoint::Metrics => access.map(|()| Command::Metrics),
         Endpoint::Badge => Ok(Command::Badge(match access {
-            Ok(()) => Badge::parse(query, header(request, "User-Agent"), app),
+            Ok(()) => Badge::parse(query, request, app),
             Err(refused) => Badge::refusing(refused),
         })),
-        Endpoint::Pixel => Ok(Command::Pixel(Pixel::parse(
-            query,
-            header(request, "Referer"),
-            header(request, "User-Agent"),
-            app,
-        ))),
+        Endpoint::Pixel => Ok(Command::Pixel(Pixel::parse(query, request, app))),
         Endpoint::Healthz => Ok(Command::Health),
     }
 }
@@ -256,6 +281,7 @@ mod tests {
             prefix: "hits".into(),
             calendar: Calendar::new(WeekStart::Monday),
             retention: PerPeriod::default(),
+            visit_window: None,
         };
         let opened = crate::store::open(&config, metrics.store_counters()).unwrap();
         App {
@@ -272,6 +298,7 @@ mod tests {
             limiter: None,
             bots: Bots::new(false),
             access: ReadAccess::default(),
+            visits: None,
         }
     }
 

@@ -11,6 +11,7 @@ use super::canonical::{canonical_url, UrlRules};
 use super::error::{truncate, ApiError};
 use super::images::MAX_LABEL_CHARS;
 use crate::buckets::{Period, MAX_TIMESTAMP_MS};
+use crate::store::Metric;
 
 /// The most buckets one `/series` request may ask for.
 pub const MAX_SERIES_COUNT: usize = 1000;
@@ -34,6 +35,8 @@ pub struct Fields {
     pub label: Option<String>,
     /// `js` on the hits `hitme.js` sends, which a bot's browser may send too.
     pub src: Option<String>,
+    /// `hits` or `visits`, for the reads.
+    pub metric: Option<String>,
 }
 
 impl Fields {
@@ -56,6 +59,7 @@ impl Fields {
                 b"q" => &mut fields.q,
                 b"label" => &mut fields.label,
                 b"src" => &mut fields.src,
+                b"metric" => &mut fields.metric,
                 _ => continue,
             };
             if slot.is_none() {
@@ -112,6 +116,7 @@ impl Fields {
             q: self.q.or(fallback.q),
             label: self.label.or(fallback.label),
             src: self.src.or(fallback.src),
+            metric: self.metric.or(fallback.metric),
         }
     }
 
@@ -186,10 +191,11 @@ impl Fields {
         Ok(q)
     }
 
-    /// A badge's label: `hits` when absent, at most `MAX_LABEL_CHARS` characters.
-    pub fn badge_label(&self) -> Result<String, ApiError> {
+    /// A badge's label: `default` (`hits`, `visits`) when absent, at most `MAX_LABEL_CHARS`
+    /// characters.
+    pub fn badge_label(&self, default: &str) -> Result<String, ApiError> {
         match self.label.as_deref().map(trim_blanks) {
-            None | Some("") => Ok("hits".to_string()),
+            None | Some("") => Ok(default.to_string()),
             Some(label) if label.chars().count() > MAX_LABEL_CHARS => Err(ApiError::bad_request(
                 format!("label must be at most {MAX_LABEL_CHARS} characters"),
             )),
@@ -205,6 +211,21 @@ impl Fields {
             Some(_) => Err(ApiError::bad_request(
                 "count must be 1 (record a hit, then show the count) or 0",
             )),
+        }
+    }
+
+    /// What a read counts: `hits` (also when absent) or, when HitMe counts them, `visits`.
+    pub(crate) fn metric(&self, visits_counted: bool) -> Result<Metric, ApiError> {
+        match self.metric.as_deref().map(trim_blanks) {
+            None | Some("") | Some("hits") => Ok(Metric::Hits),
+            Some("visits") if visits_counted => Ok(Metric::Visits),
+            Some("visits") => Err(ApiError::bad_request(
+                "metric=visits needs HitMe started with --visits; without it only hits are counted",
+            )),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "metric must be hits or visits (got {:?})",
+                truncate(other, 40)
+            ))),
         }
     }
 

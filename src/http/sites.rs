@@ -73,7 +73,7 @@ impl Sites {
 }
 
 /// The host of a canonical URL (`scheme://host[:port]/...`, lower case, no user info).
-fn host_of(url: &str) -> &str {
+pub(crate) fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     match authority.strip_prefix('[') {

@@ -26,12 +26,15 @@ use self::pool::PoolProbe;
 use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
 use crate::period::PerPeriod;
+use crate::visits::Visitor;
 
-/// One hit to record: a canonical URL at a time.
+/// One hit to record: a canonical URL at a time, and with `--visits` who hit it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hit {
     pub url: String,
     pub timestamp_ms: i64,
+    /// With `--visits`: the visitor, whose first hit on the URL within the window is a visit.
+    pub visitor: Option<Visitor>,
 }
 
 /// A hit with its bucket starts, as a store writes it.
@@ -39,6 +42,7 @@ pub(crate) struct Hit {
 pub(crate) struct BucketedHit {
     pub url: String,
     pub starts: PerPeriod<i64>,
+    pub visitor: Option<Visitor>,
 }
 
 impl BucketedHit {
@@ -46,11 +50,29 @@ impl BucketedHit {
         BucketedHit {
             starts: calendar.starts(hit.timestamp_ms),
             url: hit.url,
+            visitor: hit.visitor,
         }
     }
 }
 
-/// The equal hits of a batch (same URL, same buckets), which a store writes once, by their
+/// What is counted: hits, or (with `--visits`) visits, kept alike under their own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub(crate) enum Metric {
+    #[default]
+    Hits,
+    Visits,
+}
+
+impl Metric {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Metric::Hits => "hits",
+            Metric::Visits => "visits",
+        }
+    }
+}
+
+/// The equal hits of a batch (same URL, same buckets, same visitor), which a store writes once, by their
 /// number: each group's first hit and how many hits it stands for, in batch order. Batches
 /// are small (a worker's queue, or a group commit's), so comparing costs less than any map.
 pub(crate) fn equal_hits(hits: &[BucketedHit]) -> impl Iterator<Item = (&BucketedHit, usize)> {
@@ -73,15 +95,35 @@ pub(crate) trait HitStore: Send + Sync {
     fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
         hits.into_iter().map(|hit| self.record_hit(hit)).collect()
     }
-    /// The counts of one URL in the buckets holding `timestamp_ms`.
-    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError>;
-    /// The counts of one URL in the `period` buckets starting at `starts`.
-    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, StoreError>;
+    /// The counts (of `metric`) of one URL in the buckets holding `timestamp_ms`.
+    fn url_counts(
+        &self,
+        url: &str,
+        timestamp_ms: i64,
+        metric: Metric,
+    ) -> Result<UrlCounts, StoreError>;
+    /// The counts (of `metric`) of one URL in the `period` buckets starting at `starts`.
+    fn series(
+        &self,
+        url: &str,
+        period: Period,
+        starts: &[i64],
+        metric: Metric,
+    ) -> Result<Vec<i64>, StoreError>;
     /// One chunk of every URL's count in the `period` bucket starting at `start` (all-time:
     /// 0), from `cursor` on ([`ScanCursor::START`] first). No chunk is more than a bounded
     /// amount of Redis work, so reading a large bucket never stalls Redis. A URL may come
     /// twice (Redis may return a hash field twice while it resizes the hash).
-    fn scan(&self, period: Period, start: i64, cursor: ScanCursor) -> Result<Chunk, StoreError>;
+    fn scan(
+        &self,
+        period: Period,
+        start: i64,
+        cursor: ScanCursor,
+        metric: Metric,
+    ) -> Result<Chunk, StoreError>;
+    /// The salt of UTC day `day` (`--visits`): `proposed` unless another HitMe made it first,
+    /// kept `ttl_secs` (`SET <prefix>:salt:<day> proposed NX EX ttl_secs`, then `GET`).
+    fn day_salt(&self, day: i64, proposed: &str, ttl_secs: u64) -> Result<String, StoreError>;
     /// Whether Redis answers now.
     fn ping(&self) -> Result<(), StoreError>;
     /// What is known to be wrong with Redis without asking it: a server that cannot be
@@ -158,6 +200,8 @@ pub(crate) struct StoreConfig {
     pub prefix: String,
     pub calendar: Calendar,
     pub retention: Retention,
+    /// `--visit-window`, with `--visits`: visits are counted beside hits.
+    pub visit_window: Option<Duration>,
 }
 
 /// An opened store and a probe of its connection pool, for `/metrics`.

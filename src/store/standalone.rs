@@ -15,8 +15,8 @@ use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
 use super::settings;
 use super::{
-    equal_hits, resp, scan_reply, text, BucketedHit, Chunk, Hit, HitStore, ScanCursor, StoreConfig,
-    StoreError, Trouble, UrlCounts, SCAN_CHUNK,
+    equal_hits, resp, scan_reply, text, BucketedHit, Chunk, Hit, HitStore, Metric, ScanCursor,
+    StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::clock;
@@ -35,7 +35,35 @@ pub(crate) struct Store {
     group: Option<GroupCommit<BucketedHit, Result<(), StoreError>>>,
     breaker: Breaker,
     refusal: WriteRefusal,
+    /// With `--visits`: where visits are kept, and for how long a visitor's key lives.
+    visits: Option<VisitKeys>,
 }
+
+/// Where visits go in the standalone layout: hashes `<prefix>:visits:all` and
+/// `<prefix>:visits:<period>:<start>`, and one key `<prefix>:visitor:<hash>` per (visitor,
+/// URL) in the window.
+struct VisitKeys {
+    layout: KeyLayout,
+    visitor_prefix: String,
+    window_secs: String,
+}
+
+/// A visit, atomically: the visitor's key for this URL is set (or its window restarted); if
+/// it was not there, the URL's visits go up by one in every bucket, each bucket hash given
+/// its expiry with its first field. KEYS: the visitor's key, then the visit hashes from
+/// all-time to minute; ARGV: the URL, the window in seconds, the `EXPIREAT` of month to
+/// minute (0: keep).
+pub(crate) const VISIT_SCRIPT: &str = r#"if redis.call('SET', KEYS[1], '1', 'EX', ARGV[2], 'GET') then
+  return 0
+end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+for i = 3, 7 do
+  if redis.call('HINCRBY', KEYS[i], ARGV[1], 1) == 1 and ARGV[i] ~= '0' then
+    redis.call('EXPIREAT', KEYS[i], ARGV[i])
+  end
+end
+return 1
+"#;
 
 impl Store {
     /// Builds the pool without connecting: HitMe starts while Redis is down and answers 503
@@ -75,6 +103,13 @@ impl Store {
             group: group_commit.then(GroupCommit::default),
             breaker,
             refusal: WriteRefusal::default(),
+            visits: config.visit_window.map(|window| VisitKeys {
+                layout: KeyLayout {
+                    prefix: format!("{}:visits", config.prefix),
+                },
+                visitor_prefix: format!("{}:visitor:", config.prefix),
+                window_secs: window.as_secs().max(1).to_string(),
+            }),
         };
         Ok((store, probe))
     }
@@ -208,8 +243,60 @@ impl Store {
                 }
             }
         }
+        if let Some(visits) = &self.visits {
+            commands += self.pack_visits(out, visits, hits, now);
+        }
         resp::simple(out, &[b"EXEC"]);
         commands
+    }
+
+    /// Writes one [`VISIT_SCRIPT`] per group of equal hits that names its visitor; returns
+    /// how many.
+    fn pack_visits(
+        &self,
+        out: &mut Vec<u8>,
+        visits: &VisitKeys,
+        hits: &[BucketedHit],
+        now: i64,
+    ) -> usize {
+        let mut written = 0;
+        for (hit, _) in equal_hits(hits) {
+            let Some(visitor) = hit.visitor else {
+                continue;
+            };
+            let visitor_key = format!("{}{}", visits.visitor_prefix, visitor.hex());
+            let keys = visits.layout.keys(&hit.starts);
+            resp::command(out, 3 + 7 + 2 + 5);
+            resp::arg(out, &[b"EVAL"]);
+            resp::arg(out, &[VISIT_SCRIPT.as_bytes()]);
+            resp::arg(out, &[b"7"]);
+            resp::arg(out, &[visitor_key.as_bytes()]);
+            for (_, key) in keys.iter() {
+                resp::arg(out, &[key.as_bytes()]);
+            }
+            resp::arg(out, &[hit.url.as_bytes()]);
+            resp::arg(out, &[visits.window_secs.as_bytes()]);
+            for period in Period::BUCKETED {
+                let at = match self.retention[period] {
+                    Some(keep) => expire_at(&self.calendar, period, hit.starts[period], keep),
+                    None => 0,
+                };
+                // A bucket already past its retention is not given a past expiry (which
+                // would delete it at once): it simply keeps no visits.
+                let at = if at != 0 && at <= now { now + 1 } else { at };
+                resp::arg(out, &[itoa::Buffer::new().format(at).as_bytes()]);
+            }
+            written += 1;
+        }
+        written
+    }
+
+    /// The standalone layout of `metric`'s hashes.
+    fn layout(&self, metric: Metric) -> &KeyLayout {
+        match (metric, &self.visits) {
+            (Metric::Visits, Some(visits)) => &visits.layout,
+            _ => &self.layout,
+        }
     }
 
     /// The key of `period`'s bucket at `start`, formatted into `digits` without allocating.
@@ -256,9 +343,17 @@ impl HitStore for Store {
     }
 
     /// The counts of one URL in the buckets holding `timestamp_ms`, in one pipelined round trip.
-    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError> {
+    fn url_counts(
+        &self,
+        url: &str,
+        timestamp_ms: i64,
+        metric: Metric,
+    ) -> Result<UrlCounts, StoreError> {
         let mut pipe = redis::pipe();
-        for (_, key) in self.layout.keys(&self.calendar.starts(timestamp_ms)) {
+        for (_, key) in self
+            .layout(metric)
+            .keys(&self.calendar.starts(timestamp_ms))
+        {
             pipe.hget(key, url);
         }
         let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
@@ -267,19 +362,31 @@ impl HitStore for Store {
     }
 
     /// The counts of one URL in the `period` buckets starting at `starts`, in one pipelined round trip.
-    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, StoreError> {
+    fn series(
+        &self,
+        url: &str,
+        period: Period,
+        starts: &[i64],
+        metric: Metric,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut pipe = redis::pipe();
         for start in starts {
-            pipe.hget(self.layout.key(period, *start), url);
+            pipe.hget(self.layout(metric).key(period, *start), url);
         }
         let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
         Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
     }
 
     /// One `HSCAN ... COUNT 1000` of the bucket's hash.
-    fn scan(&self, period: Period, start: i64, cursor: ScanCursor) -> Result<Chunk, StoreError> {
+    fn scan(
+        &self,
+        period: Period,
+        start: i64,
+        cursor: ScanCursor,
+        metric: Metric,
+    ) -> Result<Chunk, StoreError> {
         let scan = redis::cmd("HSCAN")
-            .arg(self.layout.key(period, start))
+            .arg(self.layout(metric).key(period, start))
             .arg(cursor.cursor)
             .arg("COUNT")
             .arg(SCAN_CHUNK)
@@ -326,6 +433,22 @@ impl HitStore for Store {
                 .arg(60_000)
                 .query::<()>(&mut conn.redis)
         })
+    }
+
+    fn day_salt(&self, day: i64, proposed: &str, ttl_secs: u64) -> Result<String, StoreError> {
+        let key = format!("{}:salt:{day}", self.layout.prefix);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&key)
+            .arg(proposed)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs)
+            .ignore()
+            .cmd("GET")
+            .arg(&key);
+        let (salt,): (String,) = self.attempt(2, true, |conn| pipe.query(&mut conn.redis))?;
+        Ok(salt)
     }
 
     /// One pipeline: an `HSETNX` per setting, then an `HMGET` of them all.

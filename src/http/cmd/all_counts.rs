@@ -23,7 +23,7 @@ use crate::http::params::Fields;
 use crate::http::response::{Body, Response, JSON};
 use crate::http::App;
 use crate::period::PerPeriod;
-use crate::store::{Chunk, HitStore, ScanCursor, StoreError};
+use crate::store::{Chunk, HitStore, Metric, ScanCursor, StoreError};
 
 /// Chunks read ahead of what is written: enough to keep Redis busy while the answer goes out.
 const AHEAD: usize = 2;
@@ -42,12 +42,14 @@ type Chunks = Receiver<Result<(Period, i64, Chunk), StoreError>>;
 
 pub(crate) struct AllCounts {
     timestamp_ms: i64,
+    metric: Metric,
 }
 
 impl AllCounts {
-    pub(crate) fn parse(fields: Fields) -> Result<AllCounts, ApiError> {
+    pub(crate) fn parse(fields: Fields, app: &App) -> Result<AllCounts, ApiError> {
         Ok(AllCounts {
             timestamp_ms: fields.timestamp_or(now_ms())?,
+            metric: fields.metric(app.visits.is_some())?,
         })
     }
 
@@ -55,7 +57,7 @@ impl AllCounts {
     /// is still a 503.
     pub(crate) fn apply(self, app: &App) -> Result<Response, ApiError> {
         let starts = app.calendar.starts(self.timestamp_ms);
-        let stream = AllCountsStream::open(app.store.clone(), starts)?;
+        let stream = AllCountsStream::open(app.store.clone(), starts, self.metric)?;
         Ok(Response::with(JSON, Body::Stream(Box::new(stream))))
     }
 }
@@ -118,7 +120,11 @@ struct AllCountsStream {
 impl AllCountsStream {
     /// Starts the answer for the buckets starting at `starts`, reading its first part now so
     /// that an unavailable Redis is an error before anything is sent.
-    fn open(store: Arc<dyn HitStore>, starts: PerPeriod<i64>) -> Result<Self, StoreError> {
+    fn open(
+        store: Arc<dyn HitStore>,
+        starts: PerPeriod<i64>,
+        metric: Metric,
+    ) -> Result<Self, StoreError> {
         let buckets: Vec<(Period, i64)> = starts.into_iter().collect();
         let (send, chunks) = sync_channel(AHEAD);
         std::thread::Builder::new()
@@ -127,7 +133,7 @@ impl AllCountsStream {
                 for (period, start) in buckets {
                     let mut cursor = Some(ScanCursor::START);
                     while let Some(at) = cursor {
-                        let chunk = store.scan(period, start, at);
+                        let chunk = store.scan(period, start, at, metric);
                         cursor = chunk.as_ref().ok().and_then(|c| c.next);
                         let failed = chunk.is_err();
                         // Gone: the client left, and the stream with it.

@@ -5,11 +5,14 @@
 use crate::buckets::Period;
 use crate::clock::now_ms;
 use crate::http::error::ApiError;
+use crate::http::header;
 use crate::http::images;
 use crate::http::params::Fields;
 use crate::http::response::{Body, Response};
 use crate::http::App;
-use crate::store::Hit;
+use crate::store::{Hit, Metric};
+use crate::visits::Visitor;
+use tiny_http::Request;
 
 pub(crate) struct Badge {
     /// What to show, or why it cannot be shown.
@@ -23,20 +26,30 @@ struct Asked {
     counts: bool,
     /// Loaded by a bot: shown, never counted.
     bot: bool,
+    /// Hits or (`metric=visits`) visits.
+    metric: Metric,
+    /// With `--visits`, the visitor of the hit it counts.
+    visitor: Option<Visitor>,
 }
 
 impl Badge {
-    pub(crate) fn parse(query: &str, user_agent: Option<&str>, app: &App) -> Badge {
+    pub(crate) fn parse(query: &str, request: &Request, app: &App) -> Badge {
         let asked = Fields::from_form(query.as_bytes()).and_then(|fields| {
-            let asked = Asked {
+            let metric = fields.metric(app.visits.is_some())?;
+            let mut asked = Asked {
                 url: fields.require_url(&app.url_rules)?,
                 period: fields.period_or_all()?,
-                label: fields.badge_label()?,
+                label: fields.badge_label(metric.name())?,
                 counts: fields.badge_counts()?,
-                bot: app.bots.is_bot(user_agent),
+                bot: app.bots.is_bot(header(request, "User-Agent")),
+                metric,
+                visitor: None,
             };
             if asked.counts {
                 app.sites.check(&asked.url)?;
+                if !asked.bot {
+                    asked.visitor = app.visitor(request, &asked.url)?;
+                }
             }
             Ok(asked)
         });
@@ -83,9 +96,10 @@ fn show(asked: Asked, app: &App) -> Result<Response, ApiError> {
         app.store.record_hit(Hit {
             url: asked.url.clone(),
             timestamp_ms: now,
+            visitor: asked.visitor,
         })?;
     }
-    let counts = app.store.url_counts(&asked.url, now)?;
+    let counts = app.store.url_counts(&asked.url, now, asked.metric)?;
     let value = counts[asked.period].to_string();
     Ok(svg(200, images::badge(&asked.label, &value, false)))
 }

@@ -6,35 +6,37 @@
 use crate::clock::now_ms;
 use crate::http::canonical::canonical_url;
 use crate::http::error::ApiError;
+use crate::http::header;
 use crate::http::images;
 use crate::http::params::Fields;
 use crate::http::response::{Body, Response};
 use crate::http::App;
 use crate::store::Hit;
+use crate::visits::Visitor;
+use tiny_http::Request;
 
 pub(crate) struct Pixel {
-    /// The URL to count, or why there is none.
-    url: Result<String, ApiError>,
+    /// The URL to count (and with `--visits` its visitor), or why there is none.
+    url: Result<(String, Option<Visitor>), ApiError>,
     bot: bool,
 }
 
 impl Pixel {
-    pub(crate) fn parse(
-        query: &str,
-        referer: Option<&str>,
-        user_agent: Option<&str>,
-        app: &App,
-    ) -> Pixel {
+    pub(crate) fn parse(query: &str, request: &Request, app: &App) -> Pixel {
+        let referer = header(request, "Referer");
         let url =
             Fields::from_form(query.as_bytes()).and_then(|fields| match (&fields.url, referer) {
                 (None, Some(referer)) => canonical_url(referer, &app.url_rules),
                 _ => fields.require_url(&app.url_rules),
             });
-        let url = url.and_then(|url| app.sites.check(&url).map(|()| url));
-        Pixel {
-            url,
-            bot: app.bots.is_bot(user_agent),
-        }
+        let bot = app.bots.is_bot(header(request, "User-Agent"));
+        let url = url
+            .and_then(|url| app.sites.check(&url).map(|()| url))
+            .and_then(|url| match bot {
+                true => Ok((url, None)),
+                false => Ok((url.clone(), app.visitor(request, &url)?)),
+            });
+        Pixel { url, bot }
     }
 
     /// Whether applying it counts a hit.
@@ -52,9 +54,14 @@ impl Pixel {
             app.metrics.hit_ignored("bot");
             return gif(200);
         }
-        let recorded = self.url.and_then(|url| {
+        let recorded = self.url.and_then(|(url, visitor)| {
             let timestamp_ms = now_ms();
-            Ok(app.store.record_hit(Hit { url, timestamp_ms })?)
+            let hit = Hit {
+                url,
+                timestamp_ms,
+                visitor,
+            };
+            Ok(app.store.record_hit(hit)?)
         });
         match recorded {
             Ok(()) => gif(200),

@@ -43,7 +43,11 @@ impl RecordHit {
             return Ok(Posted::Ignored("bot"));
         }
         Ok(Posted::Hit(RecordHit {
-            hit: Hit { url, timestamp_ms },
+            hit: Hit {
+                url,
+                timestamp_ms,
+                visitor: None,
+            },
         }))
     }
 

@@ -7,8 +7,10 @@ use crate::http::error::ApiError;
 use crate::http::params::Fields;
 use crate::http::response::Response;
 use crate::http::App;
+use crate::store::Metric;
 
 pub(crate) struct Series {
+    metric: Metric,
     url: String,
     period: Period,
     count: usize,
@@ -20,6 +22,7 @@ impl Series {
         let url = fields.require_url(&app.url_rules)?;
         let period = fields.require_period()?;
         Ok(Series {
+            metric: fields.metric(app.visits.is_some())?,
             url,
             period,
             count: fields.count_or(period.default_series_len())?,
@@ -31,7 +34,9 @@ impl Series {
         let starts = app
             .calendar
             .series(self.timestamp_ms, self.period, self.count);
-        let counts = app.store.series(&self.url, self.period, &starts)?;
+        let counts = app
+            .store
+            .series(&self.url, self.period, &starts, self.metric)?;
         let mut out = Vec::with_capacity(64 + 40 * starts.len());
         out.extend_from_slice(br#"{"status":"OK","url":"#);
         serde_json::to_writer(&mut out, &self.url).expect("a string always serialises");

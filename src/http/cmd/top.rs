@@ -11,12 +11,14 @@ use crate::http::error::ApiError;
 use crate::http::params::Fields;
 use crate::http::response::Response;
 use crate::http::App;
+use crate::store::Metric;
 use crate::top::Ranking;
 
 /// URLs on a `/top` page when not told.
 const DEFAULT_TOP_LIMIT: usize = 50;
 
 pub(crate) struct Top {
+    metric: Metric,
     period: Period,
     start: i64,
     limit: usize,
@@ -34,6 +36,7 @@ impl Top {
         let filter = fields.filter()?.to_string();
         let timestamp = fields.timestamp_or(now_ms())?;
         Ok(Top {
+            metric: fields.metric(app.visits.is_some())?,
             period,
             start: app.calendar.start(timestamp, period),
             limit,
@@ -48,17 +51,17 @@ impl Top {
     pub(crate) fn take_fresh_ranking(&mut self, app: &App) -> bool {
         self.ranking = app
             .rankings
-            .fresh(self.period, self.start)
+            .fresh(self.period, self.start, self.metric)
             .filter(|r| r.page_is_cheap(&self.filter, self.offset, self.limit));
         self.ranking.is_some()
     }
 
     pub(crate) fn apply(self, app: &App) -> Result<Response, ApiError> {
-        let (period, start) = (self.period, self.start);
+        let (period, start, metric) = (self.period, self.start, self.metric);
         let ranking = match self.ranking {
             Some(ranking) => ranking,
-            None => app.rankings.get(period, start, || {
-                Ranking::read(app.store.as_ref(), period, start)
+            None => app.rankings.get(period, start, metric, || {
+                Ranking::read(app.store.as_ref(), period, start, metric)
             })?,
         };
         let page = ranking.page(&self.filter, self.offset, self.limit);
@@ -78,7 +81,13 @@ impl Top {
             serde_json::to_writer(&mut out, url).expect("a string always serialises");
             out.extend_from_slice(format!(r#","count":{count}}}"#).as_bytes());
         }
-        out.extend_from_slice(b"]}");
+        out.extend_from_slice(b"]");
+        // With --visits, which of the two was ranked (the dashboard learns from it that
+        // there are visits); without, the original's bytes.
+        if app.visits.is_some() {
+            out.extend_from_slice(format!(r#","metric":"{}""#, metric.name()).as_bytes());
+        }
+        out.push(b'}');
         Ok(Response::json(out))
     }
 }

@@ -117,8 +117,8 @@ use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
 use super::settings;
 use super::{
-    equal_hits, scan_reply, text, BucketedHit, Chunk, Hit, HitStore, ScanCursor, StoreConfig,
-    StoreError, Trouble, UrlCounts, SCAN_CHUNK,
+    equal_hits, scan_reply, text, BucketedHit, Chunk, Hit, HitStore, Metric, ScanCursor,
+    StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
@@ -136,6 +136,14 @@ use crate::period::PerPeriod;
 /// Every key it touches is in KEYS, as Redis Cluster requires. No `#!lua` shebang (a Redis 7
 /// feature): nothing in it needs one.
 pub(crate) const HIT_SCRIPT: &str = r#"local url, n = ARGV[1], tonumber(ARGV[7] or '1')
+if KEYS[8] and not redis.call('SET', KEYS[8], '1', 'EX', ARGV[8], 'GET') then
+  redis.call('HINCRBY', KEYS[9], url, 1)
+  for i = 10, 14 do
+    if redis.call('HINCRBY', KEYS[i], url, 1) == 1 and ARGV[i - 8] ~= '0' then
+      redis.call('EXPIREAT', KEYS[i], ARGV[i - 8])
+    end
+  end
+end
 local first = redis.call('HINCRBY', KEYS[1], url, n) == n
 for i = 2, 6 do
   if redis.call('HINCRBY', KEYS[i], url, n) == n and ARGV[i] ~= '0' then
@@ -166,6 +174,9 @@ pub(crate) struct ClusterStore {
     /// Whether a cluster connection can be had at all; each node has its own breaker too
     /// ([`node`]).
     breaker: Breaker,
+    /// With `--visits`: the keys of visits (`<prefix>:visits:{<tag>}:...`, the URL's hash
+    /// tag, so a hit and its visit are one script in one slot), and the window in seconds.
+    visits: Option<(ClusterKeys, String)>,
 }
 
 impl ClusterStore {
@@ -218,6 +229,12 @@ impl ClusterStore {
             wait_for: config.timeout / 4,
             unconfirmed_logged: OncePerSecond::default(),
             breaker,
+            visits: config.visit_window.map(|window| {
+                let keys = ClusterKeys {
+                    prefix: format!("{prefix}:visits"),
+                };
+                (keys, window.as_secs().max(1).to_string())
+            }),
         };
         Ok((store, probe))
     }
@@ -287,6 +304,14 @@ impl ClusterStore {
         })
     }
 
+    /// The keys of `metric`'s hashes (the URL index is the hits' in either case).
+    fn counting(&self, metric: Metric) -> &ClusterKeys {
+        match (metric, &self.visits) {
+            (Metric::Visits, Some((keys, _))) => keys,
+            _ => &self.keys,
+        }
+    }
+
     /// Records `times` equal hits: one `EVALSHA` in the URL's slot; on the URL's first hit
     /// (or while a failed index update awaits repair) also its index entry. See the module
     /// documentation.
@@ -295,14 +320,32 @@ impl ClusterStore {
         let tag = url_tag(url);
         let keys = self.keys.hit_keys(&tag, &hit.starts);
         let expiries = self.expiries(&hit.starts);
+        // With a visitor, the script also counts the visit: the visitor's key and the visit
+        // hashes follow the hit's keys, and the window its arguments.
+        let visit = self
+            .visits
+            .as_ref()
+            .zip(hit.visitor)
+            .map(|((keys, window), visitor)| {
+                let mut visit_keys = vec![format!(
+                    "{}:{{{tag}}}:visitor:{}",
+                    self.keys.prefix,
+                    visitor.hex()
+                )];
+                visit_keys.extend(keys.keys(&tag, &hit.starts).into_iter().map(|(_, key)| key));
+                (visit_keys, window.as_str())
+            });
         let script = |name: &str, body: &str| {
             let mut cmd = redis::cmd(name);
-            cmd.arg(body)
-                .arg(keys.len())
-                .arg(&keys[..])
-                .arg(url)
-                .arg(&expiries[..])
-                .arg(times);
+            let visit_keys = visit.as_ref().map_or(0, |(keys, _)| keys.len());
+            cmd.arg(body).arg(keys.len() + visit_keys).arg(&keys[..]);
+            if let Some((visit_keys, _)) = &visit {
+                cmd.arg(&visit_keys[..]);
+            }
+            cmd.arg(url).arg(&expiries[..]).arg(times);
+            if let Some((_, window)) = &visit {
+                cmd.arg(*window);
+            }
             cmd
         };
         let evalsha = script("EVALSHA", &self.hit_sha);
@@ -378,11 +421,16 @@ impl HitStore for ClusterStore {
 
     /// The counts of one URL in the buckets holding `timestamp_ms`: six `HGET`s in its slot,
     /// one round trip.
-    fn url_counts(&self, url: &str, timestamp_ms: i64) -> Result<UrlCounts, StoreError> {
+    fn url_counts(
+        &self,
+        url: &str,
+        timestamp_ms: i64,
+        metric: Metric,
+    ) -> Result<UrlCounts, StoreError> {
         let tag = url_tag(url);
         let starts = self.calendar.starts(timestamp_ms);
         let slot = slot_of_tag(&tag);
-        let reads: Vec<(u16, Cmd)> = (self.keys.keys(&tag, &starts).into_iter())
+        let reads: Vec<(u16, Cmd)> = (self.counting(metric).keys(&tag, &starts).into_iter())
             .map(|(_, key)| (slot, hget(&key, url)))
             .collect();
         let values = self.with_connection(|conn, connector| conn.read(connector, &reads, true))?;
@@ -395,7 +443,13 @@ impl HitStore for ClusterStore {
 
     /// The counts of one URL in the `period` buckets starting at `starts`: one `HGET` each,
     /// all in the URL's slot, one round trip.
-    fn series(&self, url: &str, period: Period, starts: &[i64]) -> Result<Vec<i64>, StoreError> {
+    fn series(
+        &self,
+        url: &str,
+        period: Period,
+        starts: &[i64],
+        metric: Metric,
+    ) -> Result<Vec<i64>, StoreError> {
         if starts.is_empty() {
             return Ok(Vec::new());
         }
@@ -403,7 +457,12 @@ impl HitStore for ClusterStore {
         let slot = slot_of_tag(&tag);
         let reads: Vec<(u16, Cmd)> = starts
             .iter()
-            .map(|start| (slot, hget(&self.keys.key(&tag, period, *start), url)))
+            .map(|start| {
+                (
+                    slot,
+                    hget(&self.counting(metric).key(&tag, period, *start), url),
+                )
+            })
             .collect();
         let values = self.with_connection(|conn, connector| conn.read(connector, &reads, true))?;
         values
@@ -414,7 +473,13 @@ impl HitStore for ClusterStore {
 
     /// One `SSCAN` of a URL index shard, then one `HGET` of the bucket per URL found, one
     /// batch per node; shard after shard.
-    fn scan(&self, period: Period, start: i64, cursor: ScanCursor) -> Result<Chunk, StoreError> {
+    fn scan(
+        &self,
+        period: Period,
+        start: i64,
+        cursor: ScanCursor,
+        metric: Metric,
+    ) -> Result<Chunk, StoreError> {
         let shard = cursor.part;
         if shard >= INDEX_SHARDS {
             return Ok(Chunk::default());
@@ -442,7 +507,7 @@ impl HitStore for ClusterStore {
                 let tag = url_tag(url);
                 (
                     slot_of_tag(&tag),
-                    hget(&self.keys.key(&tag, period, start), url),
+                    hget(&self.counting(metric).key(&tag, period, start), url),
                 )
             })
             .collect();
@@ -483,6 +548,24 @@ impl HitStore for ClusterStore {
             .collect();
         self.with_connection(|conn, connector| {
             settings::claimed(conn.read(connector, &commands, true)?)
+        })
+    }
+
+    /// `SET ... NX EX` then `GET`, on the node of the salt's key.
+    fn day_salt(&self, day: i64, proposed: &str, ttl_secs: u64) -> Result<String, StoreError> {
+        let key = format!("{}:salt:{day}", self.keys.prefix);
+        let set = redis::cmd("SET")
+            .arg(&key)
+            .arg(proposed)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs)
+            .to_owned();
+        let get = redis::cmd("GET").arg(&key).to_owned();
+        self.with_connection(|conn, connector| {
+            conn.command(connector, &set)?;
+            let salt: String = redis::from_redis_value(conn.command(connector, &get)?)?;
+            Ok(salt)
         })
     }
 

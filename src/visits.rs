@@ -1,0 +1,127 @@
+//! `--visits`: a visit is a hit from a visitor who has not hit that URL within
+//! `--visit-window`. A visitor is a keyed hash (SipHash-2-4, 128 bits) of the site's host, the
+//! client's address (as the rate limiter sees it, `--trusted-proxies` included) and its
+//! `User-Agent`, keyed with a random salt of the current UTC day. The salt lives in Redis
+//! (`<prefix>:salt:<day>`, made once by whichever HitMe needs it first, expiring after 48 h),
+//! so that every instance names a visitor alike, and once it is gone nobody can tell who a
+//! visitor was. The only trace of a visitor is one key per (visitor, URL), which expires at
+//! the end of the window; nothing else is stored.
+
+use std::hash::Hasher;
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use siphasher::sip128::{Hasher128, SipHasher24};
+
+use crate::clock::now_ms;
+use crate::store::{HitStore, StoreError};
+
+/// How long a salt is kept in Redis: today's and yesterday's stay, older ones go.
+pub(crate) const SALT_TTL_SECS: u64 = 48 * 3600;
+
+/// The longest `--visit-window`: a day, as a salt names visitors for one day.
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(86_400);
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A visitor, as its 128-bit keyed hash: what the visitor's key is named by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Visitor(pub u128);
+
+impl Visitor {
+    /// 32 lowercase hex digits, for the key.
+    pub(crate) fn hex(self) -> String {
+        format!("{:032x}", self.0)
+    }
+}
+
+/// Names visitors (the window is the store's, which sets each visitor key's expiry).
+#[derive(Default)]
+pub(crate) struct Visits {
+    /// Today's salt once known: (UTC day, key).
+    salt: Mutex<Option<(i64, [u8; 16])>>,
+}
+
+impl Visits {
+    /// The visitor of a hit on `url` (of `host`) from `client` with `user_agent`.
+    pub(crate) fn visitor(
+        &self,
+        store: &dyn HitStore,
+        host: &str,
+        client: Option<IpAddr>,
+        user_agent: Option<&str>,
+        url: &str,
+    ) -> Result<Visitor, StoreError> {
+        let key = self.todays_salt(store)?;
+        let mut hasher = SipHasher24::new_with_key(&key);
+        hasher.write(host.as_bytes());
+        hasher.write_u8(0);
+        match client {
+            Some(IpAddr::V4(v4)) => hasher.write(&v4.octets()),
+            Some(IpAddr::V6(v6)) => hasher.write(&v6.octets()),
+            None => {}
+        }
+        hasher.write_u8(0);
+        hasher.write(user_agent.unwrap_or("").as_bytes());
+        hasher.write_u8(0);
+        hasher.write(url.as_bytes());
+        Ok(Visitor(hasher.finish128().as_u128()))
+    }
+
+    /// The salt of the current UTC day: kept in memory once read, made in Redis (or read from
+    /// it, when another HitMe made it first) on the day's first hit.
+    fn todays_salt(&self, store: &dyn HitStore) -> Result<[u8; 16], StoreError> {
+        let day = now_ms().div_euclid(DAY_MS);
+        let mut salt = self.salt.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((known, key)) = *salt {
+            if known == day {
+                return Ok(key);
+            }
+        }
+        let proposed = random_hex()?;
+        let agreed = store.day_salt(day, &proposed, SALT_TTL_SECS)?;
+        let key = parse_hex(&agreed).ok_or_else(|| {
+            StoreError::BadData(format!(
+                "the salt of day {day} in Redis is not 32 hex digits; delete the key and HitMe makes a new one"
+            ))
+        })?;
+        *salt = Some((day, key));
+        Ok(key)
+    }
+}
+
+/// 16 random bytes from the kernel, as 32 hex digits.
+fn random_hex() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| StoreError::Internal(format!("cannot read /dev/urandom for a salt ({e})")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn parse_hex(hex: &str) -> Option<[u8; 16]> {
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salts_are_random_hex_that_parses_back() {
+        let (a, b) = (random_hex().unwrap(), random_hex().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(parse_hex(&a).map(|k| k.len()), Some(16));
+        assert_eq!(parse_hex("zz"), None);
+        assert_eq!(Visitor(255).hex(), "000000000000000000000000000000ff");
+    }
+}

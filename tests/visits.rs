@@ -1,0 +1,205 @@
+//! `--visits`: a thousand visitors (distinct addresses through a trusted proxy, distinct
+//! User-Agents) loading one page five times are 5,000 hits and 1,000 visits in every period,
+//! and one more visit each after the window; the salt is one key that expires within 48 h,
+//! and nothing in Redis names an address or a User-Agent. Without the flag nothing changes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{encode, request, HitMe, Redis};
+
+const T: i64 = 1_700_010_123_456;
+const PAGE: &str = "http://site.example/article";
+const VISITORS: usize = 1000;
+
+/// The six bucket keys of `T` under `prefix`.
+fn buckets(prefix: &str) -> [String; 6] {
+    [
+        format!("{prefix}:all"),
+        format!("{prefix}:month:1698796800000"),
+        format!("{prefix}:week:1699833600000"),
+        format!("{prefix}:day:1700006400000"),
+        format!("{prefix}:hour:1700010000000"),
+        format!("{prefix}:minute:1700010120000"),
+    ]
+}
+
+/// Visitor `i`'s address, as the trusted proxy names it.
+fn address(i: usize) -> String {
+    format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256)
+}
+
+fn user_agent(i: usize) -> String {
+    format!("Mozilla/5.0 (X11; Linux x86_64) TestBrowser/{i}.0")
+}
+
+/// Each visitor loads the page `loads` times; 8 clients at once, each its share in order.
+fn load_page(hitme: &HitMe, loads: usize) {
+    let body = format!("url={}&timestamp={T}", encode(PAGE));
+    std::thread::scope(|s| {
+        for part in 0..8 {
+            let body = &body;
+            s.spawn(move || {
+                for i in (part..VISITORS).step_by(8) {
+                    let (from, agent) = (address(i), user_agent(i));
+                    for _ in 0..loads {
+                        let headers = [
+                            ("Content-Type", "application/x-www-form-urlencoded"),
+                            ("X-Forwarded-For", from.as_str()),
+                            ("User-Agent", agent.as_str()),
+                        ];
+                        let resp = request(hitme.addr, "POST", "/hit", &headers, body.as_bytes());
+                        assert_eq!(resp.status, 200, "{}", resp.text());
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn counts_in(redis: &Redis, prefix: &str) -> Vec<Option<i64>> {
+    buckets(prefix)
+        .iter()
+        .map(|key| redis.hget(key, PAGE))
+        .collect()
+}
+
+#[test]
+fn a_thousand_visitors_loading_a_page_five_times_are_a_thousand_visits() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(
+        &redis.url(),
+        &[
+            "--visits",
+            "--visit-window",
+            "4s",
+            "--trusted-proxies",
+            "127.0.0.1/32",
+        ],
+    );
+    load_page(&hitme, 5);
+    assert_eq!(counts_in(&redis, "hits"), vec![Some(5000); 6]);
+    assert_eq!(counts_in(&redis, "hits:visits"), vec![Some(1000); 6]);
+
+    // The reads.
+    let counts = hitme
+        .get(&format!("/hit?url={}&timestamp={T}", encode(PAGE)))
+        .json();
+    assert_eq!(counts["all_time"], 5000);
+    for period in [
+        "all_time",
+        "last_month",
+        "last_week",
+        "last_day",
+        "last_hour",
+        "last_minute",
+    ] {
+        assert_eq!(counts["visits"][period], 1000, "{period}");
+    }
+    let top = hitme
+        .get(&format!("/top?period=day&metric=visits&timestamp={T}"))
+        .json();
+    assert_eq!(
+        (top["total"].as_i64(), top["metric"].as_str()),
+        (Some(1000), Some("visits"))
+    );
+    assert_eq!(
+        hitme.get(&format!("/top?period=day&timestamp={T}")).json()["metric"],
+        "hits"
+    );
+    let series = hitme
+        .get(&format!(
+            "/series?url={}&period=minute&count=1&metric=visits&timestamp={T}",
+            encode(PAGE)
+        ))
+        .json();
+    assert_eq!(series["buckets"][0]["count"], 1000);
+    let all = hitme
+        .get(&format!("/hits?metric=visits&timestamp={T}"))
+        .json();
+    assert_eq!(all["last_hour"][PAGE], 1000);
+    let badge = hitme
+        .get(&format!(
+            "/badge.svg?url={}&metric=visits&period=all",
+            encode(PAGE)
+        ))
+        .text();
+    assert!(badge.contains("<title>visits: 1000</title>"), "{badge}");
+
+    // The salt: one key, kept at most 48 h.
+    let salts: Vec<String> = redis
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("hits:salt:"))
+        .collect();
+    assert_eq!(salts.len(), 1, "{salts:?}");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&salts[0])
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 48 * 3600, "{ttl}");
+
+    // Nothing names a visitor: no key or value holds an address or a User-Agent.
+    let mut conn = redis.conn();
+    for key in redis.keys() {
+        let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
+        let mut texts = vec![key.clone()];
+        match kind.as_str() {
+            "hash" => texts.extend(
+                redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query::<Vec<String>>(&mut conn)
+                    .unwrap(),
+            ),
+            "string" => texts.push(redis::cmd("GET").arg(&key).query(&mut conn).unwrap()),
+            other => panic!("{key} is a {other}"),
+        }
+        for text in texts {
+            assert!(
+                !text.contains("10.") && !text.contains("TestBrowser") && !text.contains("Mozilla"),
+                "{key} holds {text:?}"
+            );
+        }
+    }
+    let visitor_keys = redis
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("hits:visitor:"))
+        .count();
+    assert_eq!(visitor_keys, VISITORS, "one key per (visitor, URL)");
+
+    // After the window, each visitor's next load is a visit again.
+    std::thread::sleep(Duration::from_millis(4500));
+    load_page(&hitme, 1);
+    assert_eq!(counts_in(&redis, "hits"), vec![Some(6000); 6]);
+    assert_eq!(counts_in(&redis, "hits:visits"), vec![Some(2000); 6]);
+}
+
+/// Without `--visits`, no answer mentions visits, and asking for them says what to do.
+#[test]
+fn without_visits_nothing_changes_and_asking_for_them_says_how() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    hitme.hit(PAGE, T);
+    let counts = hitme.get(&format!("/hit?url={}&timestamp={T}", encode(PAGE)));
+    assert_eq!(
+        counts.text(),
+        r#"{"status":"OK","url":"http://site.example/article","all_time":1,"last_month":1,"last_week":1,"last_day":1,"last_hour":1,"last_minute":1}"#
+    );
+    let top = hitme.get(&format!("/top?period=day&timestamp={T}"));
+    assert!(!top.text().contains("metric"), "{}", top.text());
+    let refused = hitme.get("/top?metric=visits");
+    assert_eq!(
+        (refused.status, refused.error()),
+        (
+            400,
+            "metric=visits needs HitMe started with --visits; without it only hits are counted"
+                .to_string()
+        )
+    );
+    assert!(redis
+        .keys()
+        .iter()
+        .all(|k| !k.contains("visit") && !k.contains("salt")));
+}
