@@ -7,8 +7,8 @@
 //! - [`server`]: the workers, batching of hits, and a graceful stop; [`read_pool`], the
 //!   threads that answer the reads that scan; [`acceptor`] and [`listener`], the socket.
 //! - [`http`]: a request parsed once into a command (one module per endpoint), and answered.
-//! - [`store`]: the Redis backends, standalone and cluster; [`top`], rankings shared between
-//!   `/top` requests.
+//! - [`store`]: the Redis backends, standalone and cluster, each behind a breaker; [`top`],
+//!   rankings shared between `/top` requests; [`visits`], who a visitor is (`--visits`).
 //! - [`buckets`], [`zone`], [`period`], [`clock`]: time and its buckets.
 //! - [`config`], [`metrics`], [`assets`]: flags, `/metrics`, the dashboard's files.
 //!

@@ -943,14 +943,7 @@ fn visits_are_counted_in_cluster_mode() {
         .get(&format!("/hit?url={}&timestamp={T}", encode(page)))
         .json();
     assert_eq!(counts["all_time"], 300);
-    for period in [
-        "all_time",
-        "last_month",
-        "last_week",
-        "last_day",
-        "last_hour",
-        "last_minute",
-    ] {
+    for period in common::PERIODS {
         assert_eq!(counts["visits"][period], 100, "{period}");
     }
     let top = hitme

@@ -87,14 +87,7 @@ fn a_thousand_visitors_loading_a_page_five_times_are_a_thousand_visits() {
         .get(&format!("/hit?url={}&timestamp={T}", encode(PAGE)))
         .json();
     assert_eq!(counts["all_time"], 5000);
-    for period in [
-        "all_time",
-        "last_month",
-        "last_week",
-        "last_day",
-        "last_hour",
-        "last_minute",
-    ] {
+    for period in common::PERIODS {
         assert_eq!(counts["visits"][period], 1000, "{period}");
     }
     let top = hitme

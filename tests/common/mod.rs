@@ -159,6 +159,16 @@ impl Drop for Redis {
 }
 
 /// Milliseconds since the Unix epoch, now.
+/// The periods of a counts answer, in its order.
+pub const PERIODS: [&str; 6] = [
+    "all_time",
+    "last_month",
+    "last_week",
+    "last_day",
+    "last_hour",
+    "last_minute",
+];
+
 pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.unwrap().as_millis() as i64
