@@ -7,6 +7,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::buckets::{Calendar, Period, WeekStart};
+use crate::data::Format;
 use crate::http::client::TrustedProxies;
 use crate::http::cors::Cors;
 use crate::http::rate_limit::Rate;
@@ -23,6 +24,10 @@ use crate::zone::Zone;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "hitme", version)]
 pub struct Config {
+    /// Without a command, HitMe serves; with one, it runs it against the same Redis.
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
+
     /// Address to listen on (host:port; port 0 picks a free one).
     #[arg(long, env = "HITME_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -37,6 +42,7 @@ pub struct Config {
     #[arg(
         long,
         env = "HITME_REDIS_URL",
+        global = true,
         default_value = "redis://127.0.0.1:6379",
         hide_env_values = true,
         conflicts_with = "redis_cluster"
@@ -48,6 +54,7 @@ pub struct Config {
     #[arg(
         long,
         env = "HITME_REDIS_CLUSTER",
+        global = true,
         value_delimiter = ',',
         value_name = "HOST:PORT,...",
         hide_env_values = true
@@ -70,6 +77,7 @@ pub struct Config {
     #[arg(
         long,
         env = "HITME_REDIS_CA_FILE",
+        global = true,
         value_name = "PEM",
         conflicts_with = "redis_cluster"
     )]
@@ -98,17 +106,17 @@ pub struct Config {
     pub pool_size: Option<u32>,
 
     /// Prefix of every Redis key (`<prefix>:all`, `<prefix>:day:<ms>`, ...).
-    #[arg(long, env = "HITME_KEY_PREFIX", default_value = "hits", value_parser = parse_prefix)]
+    #[arg(long, env = "HITME_KEY_PREFIX", global = true, default_value = "hits", value_parser = parse_prefix)]
     pub key_prefix: String,
 
     /// First day of the week for week buckets (Monday as in ISO 8601, Sunday as in the original node build).
-    #[arg(long, env = "HITME_WEEK_START", value_enum, default_value_t = WeekStartArg::Monday)]
+    #[arg(long, env = "HITME_WEEK_START", global = true, value_enum, default_value_t = WeekStartArg::Monday)]
     pub week_start: WeekStartArg,
 
     /// Time zone whose local calendar cuts the month, week, day, hour and minute buckets: an
     /// IANA name such as America/New_York, Europe/Berlin or Asia/Kolkata. Every HitMe writing
     /// under one --key-prefix must use the same one (it is recorded in <prefix>:config).
-    #[arg(long, env = "HITME_TIME_ZONE", default_value = "UTC", value_name = "ZONE", value_parser = parse_time_zone)]
+    #[arg(long, env = "HITME_TIME_ZONE", global = true, default_value = "UTC", value_name = "ZONE", value_parser = parse_time_zone)]
     pub time_zone: TimeZoneArg,
 
     /// Milliseconds a client connection may stay silent (idle between keep-alive requests, or
@@ -118,7 +126,7 @@ pub struct Config {
 
     /// Milliseconds allowed for connecting to Redis, for each Redis command, and for waiting on a
     /// free pooled connection; past it a request gets 503.
-    #[arg(long, env = "HITME_REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(long, env = "HITME_REDIS_TIMEOUT_MS", global = true, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub redis_timeout_ms: u64,
 
     /// Also join hits taken by different workers into one round trip (each worker already
@@ -143,7 +151,7 @@ pub struct Config {
     /// every parameter.
     #[arg(
         long,
-        env = "HITME_DROP_QUERY_PARAMS",
+        env = "HITME_DROP_QUERY_PARAMS", global = true,
         default_value = crate::http::canonical::UrlRules::DEFAULT_DROPPED,
         value_name = "NAME,..."
     )]
@@ -199,30 +207,74 @@ pub struct Config {
     #[arg(long, env = "HITME_VISIT_WINDOW", default_value = "8h", value_name = "DURATION", value_parser = parse_visit_window)]
     pub visit_window: Duration,
 
+    /// Enable the admin routes, which need Authorization: Bearer TOKEN: DELETE /hit?url=URL
+    /// (remove a URL from every bucket) and GET /export (every count, as hitme export writes
+    /// it). Without it they do not exist.
+    #[arg(
+        long,
+        env = "HITME_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    admin_token: Option<String>,
+
+    /// As --admin-token, the token read from a file (its first line).
+    #[arg(long, env = "HITME_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<std::path::PathBuf>,
+
     /// With a read token: leave GET /hit and /badge.svg open, so that pages can show their own
     /// counts.
     #[arg(long, env = "HITME_PUBLIC_COUNTS")]
     pub public_counts: bool,
 
     /// Keep minute buckets this long after the minute ends (e.g. 48h, 7d; 0 = forever).
-    #[arg(long, env = "HITME_RETENTION_MINUTE", default_value = "48h", value_parser = parse_keep)]
+    #[arg(long, env = "HITME_RETENTION_MINUTE", global = true, default_value = "48h", value_parser = parse_keep)]
     pub retention_minute: Keep,
 
     /// Keep hour buckets this long after the hour ends.
-    #[arg(long, env = "HITME_RETENTION_HOUR", default_value = "60d", value_parser = parse_keep)]
+    #[arg(long, env = "HITME_RETENTION_HOUR", global = true, default_value = "60d", value_parser = parse_keep)]
     pub retention_hour: Keep,
 
     /// Keep day buckets this long after the day ends.
-    #[arg(long, env = "HITME_RETENTION_DAY", default_value = "3y", value_parser = parse_keep)]
+    #[arg(long, env = "HITME_RETENTION_DAY", global = true, default_value = "3y", value_parser = parse_keep)]
     pub retention_day: Keep,
 
     /// Keep week buckets this long after the week ends.
-    #[arg(long, env = "HITME_RETENTION_WEEK", default_value = "0", value_parser = parse_keep)]
+    #[arg(long, env = "HITME_RETENTION_WEEK", global = true, default_value = "0", value_parser = parse_keep)]
     pub retention_week: Keep,
 
     /// Keep month buckets this long after the month ends.
-    #[arg(long, env = "HITME_RETENTION_MONTH", default_value = "0", value_parser = parse_keep)]
+    #[arg(long, env = "HITME_RETENTION_MONTH", global = true, default_value = "0", value_parser = parse_keep)]
     pub retention_month: Keep,
+}
+
+/// What HitMe does besides serving.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Tool {
+    /// Write every count under --key-prefix (hits and visits), as CSV (metric,period,start,url,count,
+    /// after a line naming the format's version) or JSON lines, to standard output or --output.
+    Export {
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        /// Only buckets that start at or after this time (ms since the epoch); all-time
+        /// totals are always written.
+        #[arg(long, value_name = "TS")]
+        since: Option<i64>,
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "PATH")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Write the counts of an export (or of url,count lines: all-time totals) into Redis.
+    /// The whole file is checked first, and nothing is written if a line is wrong.
+    Import {
+        /// The file, or - for standard input.
+        file: std::path::PathBuf,
+        /// Add each count to the one in Redis (to merge two HitMes) instead of setting it
+        /// (so that importing twice changes nothing).
+        #[arg(long)]
+        add: bool,
+    },
 }
 
 /// How long to keep a bucket after it ends; `None` keeps it forever.
@@ -339,22 +391,12 @@ impl Config {
 
     /// The read token, from `--read-token` or the first line of `--read-token-file`.
     pub(crate) fn read_token(&self) -> Result<Option<String>, String> {
-        if let Some(token) = &self.read_token {
-            return Ok(Some(token.trim().to_string()));
-        }
-        let Some(path) = &self.read_token_file else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read --read-token-file {} ({e})", path.display()))?;
-        match text.lines().next().map(str::trim) {
-            Some(token) if !token.is_empty() => Ok(Some(token.to_string())),
-            _ => Err(format!(
-                "--read-token-file {} holds no token; write one on its first line, e.g. with `openssl rand -hex 32 > {}`",
-                path.display(),
-                path.display()
-            )),
-        }
+        token(&self.read_token, &self.read_token_file, "--read-token")
+    }
+
+    /// The admin token, from `--admin-token` or the first line of `--admin-token-file`.
+    pub(crate) fn admin_token(&self) -> Result<Option<String>, String> {
+        token(&self.admin_token, &self.admin_token_file, "--admin-token")
     }
 
     /// The read timeout of client connections, if any.
@@ -439,6 +481,36 @@ pub fn redact(redis_url: &str) -> String {
             url.into()
         }
         Err(_) => "<unparseable redis url>".to_string(),
+    }
+}
+
+/// A token given as `flag`, or on the first line of the file given as `<flag>-file`.
+fn token(
+    given: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+    flag: &str,
+) -> Result<Option<String>, String> {
+    if let Some(token) = given {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(format!(
+                "{flag} is empty; give a long random token, e.g. from `openssl rand -hex 32`"
+            ));
+        }
+        return Ok(Some(token.to_string()));
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {flag}-file {} ({e})", path.display()))?;
+    match text.lines().next().map(str::trim) {
+        Some(token) if !token.is_empty() => Ok(Some(token.to_string())),
+        _ => Err(format!(
+            "{flag}-file {} holds no token; write one on its first line, e.g. with `openssl rand -hex 32 > {}`",
+            path.display(),
+            path.display()
+        )),
     }
 }
 

@@ -21,6 +21,7 @@ pub(crate) mod assets;
 pub mod buckets;
 pub(crate) mod clock;
 pub mod config;
+pub(crate) mod data;
 pub mod http;
 pub mod listener;
 pub(crate) mod metrics;
@@ -33,4 +34,5 @@ pub(crate) mod visits;
 pub mod zone;
 
 pub use config::Config;
+pub use data::run_tool;
 pub use server::run;

@@ -11,7 +11,7 @@ use tiny_http::{Header, Request, Server};
 
 use crate::acceptor::Acceptor;
 use crate::config::Config;
-use crate::http::access::ReadAccess;
+use crate::http::access::{AdminAccess, ReadAccess};
 use crate::http::bots::Bots;
 use crate::http::canonical::UrlRules;
 use crate::http::error::ApiError;
@@ -53,7 +53,7 @@ const SETTINGS_RETRY: Duration = Duration::from_millis(500);
 /// Checks this HitMe's calendar against the one recorded under its key prefix (recording it
 /// on a first start): a mismatch stops HitMe before it counts anything. With Redis down at
 /// startup, a thread checks once it answers and stops HitMe then on a mismatch.
-fn check_settings(store: &Arc<dyn HitStore>, config: &Config) -> Result<(), Fatal> {
+pub(crate) fn check_calendar(store: &Arc<dyn HitStore>, config: &Config) -> Result<(), Fatal> {
     let calendar = config.calendar();
     let settings = [
         ("time_zone", calendar.zone_name().to_string()),
@@ -109,7 +109,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     let metrics = Metrics::new();
     let opened = store::open(&config.store_config(), metrics.store_counters()).map_err(Fatal)?;
     let store: Arc<dyn HitStore> = opened.store.into();
-    check_settings(&store, &config)?;
+    check_calendar(&store, &config)?;
     let app = Arc::new(App {
         store,
         rankings: Rankings::new(),
@@ -125,6 +125,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         bots: Bots::new(config.count_bots),
         access: ReadAccess::new(config.read_token().map_err(Fatal)?, config.public_counts),
         visits: config.visits.then(Visits::default),
+        admin: AdminAccess::new(config.admin_token().map_err(Fatal)?),
     });
     let addr = listener.local_addr().map_err(|e| Fatal(e.to_string()))?;
     if !addr.ip().is_loopback() && config.sites.all() {

@@ -37,18 +37,7 @@ impl ReadAccess {
         if !needs_token {
             return Ok(());
         }
-        let sent = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().trim());
-        let bearer = sent.and_then(|value| {
-            let (scheme, credentials) = value.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| credentials.trim())
-        });
-        match bearer {
+        match bearer(request) {
             Some(given) if same(given.as_bytes(), token.as_bytes()) => Ok(()),
             Some(_) => Err(ApiError::unauthorized("the read token is not this HitMe's")),
             None => Err(ApiError::unauthorized(
@@ -56,6 +45,51 @@ impl ReadAccess {
             )),
         }
     }
+}
+
+/// `--admin-token`: who may change data (`DELETE /hit`) and take it all (`GET /export`).
+/// Without a token those routes do not exist.
+#[derive(Default)]
+pub(crate) struct AdminAccess(Option<String>);
+
+impl AdminAccess {
+    pub(crate) fn new(token: Option<String>) -> AdminAccess {
+        AdminAccess(token)
+    }
+
+    /// Whether the admin routes exist.
+    pub(crate) fn enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether `request` carries the admin token: a 401 when not.
+    pub(crate) fn check(&self, request: &Request) -> Result<(), ApiError> {
+        let Some(token) = &self.0 else {
+            return Err(ApiError::unauthorized("this HitMe has no admin token"));
+        };
+        match bearer(request) {
+            Some(given) if same(given.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(_) => Err(ApiError::unauthorized("the admin token is not this HitMe's")),
+            None => Err(ApiError::unauthorized(
+                "this needs HitMe's admin token: send Authorization: Bearer <token> (the token it was started with, --admin-token)",
+            )),
+        }
+    }
+}
+
+/// The credentials of an `Authorization: Bearer` header, if the request has one.
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))?
+        .value
+        .as_str()
+        .trim();
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
 }
 
 /// Compares in time that depends on the length only, so that the time an answer takes does

@@ -22,11 +22,13 @@ use std::sync::Arc;
 
 use tiny_http::{Header, Method, Request};
 
-use self::access::ReadAccess;
+use self::access::{AdminAccess, ReadAccess};
 use self::bots::Bots;
 use self::canonical::UrlRules;
 use self::client::TrustedProxies;
-use self::cmd::{AllCounts, Badge, Counts, Pixel, Posted, RecordHit, Series, Top};
+use self::cmd::{
+    AllCounts, Badge, Counts, DeleteUrl, Export, Pixel, Posted, RecordHit, Series, Top,
+};
 pub(crate) use self::cmd::{Command, Lane};
 use self::cors::Cors;
 use self::error::ApiError;
@@ -75,6 +77,8 @@ pub(crate) struct App {
     pub access: ReadAccess,
     /// With `--visits`: visits are counted beside hits.
     pub visits: Option<Visits>,
+    /// Who may delete and export (`--admin-token`).
+    pub admin: AdminAccess,
 }
 
 impl App {
@@ -121,6 +125,12 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
     };
     match route.endpoint {
         Endpoint::NotFound => Err(ApiError::not_found(path)),
+        // The admin routes exist only with an admin token.
+        Endpoint::Export if !app.admin.enabled() => Err(ApiError::not_found(path)),
+        Endpoint::Hit if *method == Method::Delete && app.admin.enabled() => {
+            app.admin.check(request)?;
+            DeleteUrl::parse(fields()?, app).map(Command::DeleteUrl)
+        }
         Endpoint::Hit if *method == Method::Post => {
             let query = fields()?;
             let body_is_json = is_json(request);
@@ -155,6 +165,10 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
             Series::parse(fields()?, app).map(Command::Series)
         }
         Endpoint::Metrics => access.map(|()| Command::Metrics),
+        Endpoint::Export => {
+            app.admin.check(request)?;
+            Export::parse(fields()?).map(Command::Export)
+        }
         Endpoint::Badge => Ok(Command::Badge(match access {
             Ok(()) => Badge::parse(query, request, app),
             Err(refused) => Badge::refusing(refused),
@@ -299,6 +313,7 @@ mod tests {
             bots: Bots::new(false),
             access: ReadAccess::default(),
             visits: None,
+            admin: AdminAccess::default(),
         }
     }
 

@@ -37,6 +37,9 @@ pub struct Fields {
     pub src: Option<String>,
     /// `hits` or `visits`, for the reads.
     pub metric: Option<String>,
+    /// `GET /export`: `csv` or `jsonl`, and the earliest bucket.
+    pub format: Option<String>,
+    pub since: Option<String>,
 }
 
 impl Fields {
@@ -60,6 +63,8 @@ impl Fields {
                 b"label" => &mut fields.label,
                 b"src" => &mut fields.src,
                 b"metric" => &mut fields.metric,
+                b"format" => &mut fields.format,
+                b"since" => &mut fields.since,
                 _ => continue,
             };
             if slot.is_none() {
@@ -117,6 +122,8 @@ impl Fields {
             label: self.label.or(fallback.label),
             src: self.src.or(fallback.src),
             metric: self.metric.or(fallback.metric),
+            format: self.format.or(fallback.format),
+            since: self.since.or(fallback.since),
         }
     }
 

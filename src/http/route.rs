@@ -15,6 +15,8 @@ pub(crate) enum Endpoint {
     Series,
     Healthz,
     Metrics,
+    /// `GET /export`, with `--admin-token`.
+    Export,
     Asset(Asset),
     NotFound,
 }
@@ -33,7 +35,7 @@ pub(crate) struct Route {
 const READ_ONLY: &str = "GET, HEAD, OPTIONS";
 
 /// Every API path: the endpoint, and the methods it takes.
-const API: [(&str, Endpoint, &str); 8] = [
+const API: [(&str, Endpoint, &str); 9] = [
     ("/hit", Endpoint::Hit, "GET, HEAD, POST, OPTIONS"),
     ("/hits", Endpoint::Hits, READ_ONLY),
     ("/top", Endpoint::Top, READ_ONLY),
@@ -42,6 +44,7 @@ const API: [(&str, Endpoint, &str); 8] = [
     ("/series", Endpoint::Series, READ_ONLY),
     ("/healthz", Endpoint::Healthz, READ_ONLY),
     ("/metrics", Endpoint::Metrics, READ_ONLY),
+    ("/export", Endpoint::Export, "GET, HEAD"),
 ];
 
 impl Route {

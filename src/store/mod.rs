@@ -55,6 +55,41 @@ impl BucketedHit {
     }
 }
 
+/// One count of one bucket, as `hitme export` writes it and `hitme import` reads it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Row {
+    pub metric: Metric,
+    pub period: Period,
+    /// The bucket's start (ms); 0 for all-time.
+    pub start: i64,
+    pub url: String,
+    pub count: i64,
+}
+
+/// What removing a URL removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Deleted {
+    /// Buckets (hashes of every period, of hits and of visits) that held the URL.
+    pub buckets: u64,
+    /// Its all-time hits and visits.
+    pub hits: i64,
+    pub visits: i64,
+}
+
+/// Receives an export's rows, a chunk at a time; an `Err` (the reader went away) stops it.
+pub(crate) type RowSink<'a> = dyn FnMut(Vec<Row>) -> Result<(), String> + 'a;
+
+/// The period and start of a bucket key's last part: `all`, or `<period>:<start>`.
+pub(crate) fn parse_bucket(rest: &str) -> Option<(Period, i64)> {
+    if rest == "all" {
+        return Some((Period::All, 0));
+    }
+    let (name, start) = rest.split_once(':')?;
+    let period = Period::bucketed_from_name(name)?;
+    let start = start.parse::<i64>().ok()?;
+    Some((period, start))
+}
+
 /// What is counted: hits, or (with `--visits`) visits, kept alike under their own keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub(crate) enum Metric {
@@ -126,6 +161,15 @@ pub(crate) trait HitStore: Send + Sync {
     fn day_salt(&self, day: i64, proposed: &str, ttl_secs: u64) -> Result<String, StoreError>;
     /// Whether Redis answers now.
     fn ping(&self) -> Result<(), StoreError>;
+    /// Every count under the prefix (hits and visits), read in chunks (`SCAN` and `HSCAN`,
+    /// never `KEYS` or `HGETALL`) and given to `sink` a chunk at a time, each count once.
+    /// Buckets that start before `since` are left out; all-time is always in.
+    fn export(&self, since: Option<i64>, sink: &mut RowSink<'_>) -> Result<(), StoreError>;
+    /// Writes `rows`: each count set (importing twice changes nothing), or with `add` added.
+    /// Retention applies as to hits.
+    fn import(&self, rows: &[Row], add: bool) -> Result<(), StoreError>;
+    /// Removes `url` from every bucket of every period, hits and visits.
+    fn delete_url(&self, url: &str) -> Result<Deleted, StoreError>;
     /// What is known to be wrong with Redis without asking it: a server that cannot be
     /// reached (its breaker is open), or writes refused since the last one failed so.
     fn trouble(&self) -> Option<Trouble>;

@@ -2,6 +2,7 @@
 //! applied. One module per endpoint, each holding its command's struct, its parse and its
 //! apply; [`super::parse`] picks the module from the path and the method.
 
+mod admin;
 mod all_counts;
 mod badge;
 mod counts;
@@ -11,6 +12,7 @@ mod series;
 mod service;
 mod top;
 
+pub(crate) use self::admin::{DeleteUrl, Export};
 pub(crate) use self::all_counts::AllCounts;
 pub(crate) use self::badge::Badge;
 pub(crate) use self::counts::Counts;
@@ -50,6 +52,10 @@ pub(crate) enum Command {
     Metrics,
     /// A dashboard file.
     Asset(Asset),
+    /// `DELETE /hit`, with the admin token.
+    DeleteUrl(DeleteUrl),
+    /// `GET /export`, with the admin token.
+    Export(Export),
 }
 
 /// Where a command is applied.
@@ -66,7 +72,7 @@ impl Command {
     /// from it now, so that applying it reads nothing.
     pub(crate) fn lane(&mut self, app: &App) -> Lane {
         match self {
-            Command::AllCounts(_) => Lane::Reads,
+            Command::AllCounts(_) | Command::DeleteUrl(_) | Command::Export(_) => Lane::Reads,
             Command::Top(top) => match top.take_fresh_ranking(app) {
                 true => Lane::Worker,
                 false => Lane::Reads,
@@ -112,6 +118,8 @@ impl Command {
             Command::Health => service::health(app),
             Command::Metrics => Ok(service::metrics(app)),
             Command::Asset(asset) => Ok(service::asset(asset)),
+            Command::DeleteUrl(cmd) => cmd.apply(app),
+            Command::Export(cmd) => cmd.apply(app),
         };
         applied.unwrap_or_else(|err| Response::error(&err))
     }
