@@ -292,6 +292,44 @@ fn healthz_says_when_redis_refuses_writes_until_it_takes_them_again() {
     assert_eq!(counted(&redis), 2);
 }
 
+/// A connection holds one descriptor while it is open (its read and write halves share one
+/// socket) and none once it is closed: after 300 requests on connections of their own the
+/// descriptors are as many as before, and an open keep-alive connection adds exactly one.
+#[test]
+fn connections_hold_one_descriptor_and_leave_none_behind() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    hitme.hit(URL, 0);
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{}/fd", hitme.pid()))
+            .unwrap()
+            .count()
+    };
+    // The first hit's connection may still be closing: its descriptor counts as gone.
+    let before = descriptors();
+    for _ in 0..300 {
+        hitme.hit(URL, 0);
+    }
+    wait_until(
+        Duration::from_secs(5),
+        "the connections' descriptors closed",
+        || descriptors() <= before,
+    );
+    let idle = descriptors();
+    let mut open = send(hitme.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(common::read_response(&mut open).status, 200);
+    assert_eq!(
+        descriptors(),
+        idle + 1,
+        "one descriptor for an open connection"
+    );
+    drop(open);
+    wait_until(Duration::from_secs(5), "the last connection closed", || {
+        descriptors() == idle
+    });
+    assert_eq!(counted(&redis), 301);
+}
+
 #[test]
 fn a_frozen_redis_gives_503_not_a_hang() {
     let redis = Redis::start();

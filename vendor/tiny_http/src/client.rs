@@ -56,9 +56,10 @@ impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
     pub fn new(
         write_socket: RefinedTcpStream,
-        mut read_socket: RefinedTcpStream,
+        read_socket: RefinedTcpStream,
+        peer: Option<SocketAddr>,
     ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
+        let remote_addr = Ok(peer);
         let secure = read_socket.secure();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));

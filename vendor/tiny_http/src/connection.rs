@@ -77,9 +77,45 @@ impl std::io::Write for Connection {
         }
     }
 }
+// HitMe: reading and writing through a shared reference, so that the two halves of a
+// connection can share one socket.
+impl std::io::Read for &Connection {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match *self {
+            Connection::Tcp(s) => {
+                let mut s = s;
+                s.read(buf)
+            }
+            #[cfg(unix)]
+            Connection::Unix(s) => {
+                let mut s = s;
+                s.read(buf)
+            }
+        }
+    }
+}
+impl std::io::Write for &Connection {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match *self {
+            Connection::Tcp(s) => {
+                let mut s = s;
+                s.write(buf)
+            }
+            #[cfg(unix)]
+            Connection::Unix(s) => {
+                let mut s = s;
+                s.write(buf)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 impl Connection {
     /// Gets the peer's address. Some for TCP, None for Unix sockets.
-    pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
+    pub(crate) fn peer_addr(&self) -> std::io::Result<Option<SocketAddr>> {
         match self {
             Self::Tcp(s) => s.peer_addr().map(Some),
             #[cfg(unix)]

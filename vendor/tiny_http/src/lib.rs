@@ -306,7 +306,9 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((sock, _)) => {
+                    // HitMe: the peer's address as accept() gave it, rather than asked again
+                    // with getpeername for every connection.
+                    Ok((sock, peer)) => {
                         if read_timeout.is_some() {
                             let _ = sock.set_read_timeout(read_timeout);
                         }
@@ -328,7 +330,7 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, peer))
                     }
                     Err(e) => Err(e),
                 };

@@ -1,13 +1,16 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use crate::ssl::SslStream;
 
 pub(crate) enum Stream {
-    Http(Connection),
+    // HitMe: the read and write halves share one socket, closed when both are done, rather
+    // than a duplicate descriptor each, each half shut and closed on its own.
+    Http(Arc<Connection>),
     #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
     Https(SslStream),
 }
@@ -15,7 +18,7 @@ pub(crate) enum Stream {
 impl Clone for Stream {
     fn clone(&self) -> Self {
         match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone().unwrap()),
+            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.clone()),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
         }
@@ -24,7 +27,7 @@ impl Clone for Stream {
 
 impl From<Connection> for Stream {
     fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
+        Stream::Http(Arc::new(tcp_stream))
     }
 }
 
@@ -57,7 +60,10 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
+            Stream::Http(tcp_stream) => {
+                let mut shared: &Connection = tcp_stream;
+                shared.read(buf)
+            }
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.read(buf),
         }
@@ -67,7 +73,10 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
+            Stream::Http(tcp_stream) => {
+                let mut shared: &Connection = tcp_stream;
+                shared.write(buf)
+            }
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.write(buf),
         }
@@ -75,7 +84,10 @@ impl Write for Stream {
 
     fn flush(&mut self) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
+            Stream::Http(tcp_stream) => {
+                let mut shared: &Connection = tcp_stream;
+                shared.flush()
+            }
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.flush(),
         }
@@ -84,8 +96,6 @@ impl Write for Stream {
 
 pub struct RefinedTcpStream {
     stream: Stream,
-    close_read: bool,
-    close_write: bool,
 }
 
 impl RefinedTcpStream {
@@ -97,17 +107,8 @@ impl RefinedTcpStream {
 
         let (read, write) = (stream.clone(), stream);
 
-        let read = RefinedTcpStream {
-            stream: read,
-            close_read: true,
-            close_write: false,
-        };
-
-        let write = RefinedTcpStream {
-            stream: write,
-            close_read: false,
-            close_write: true,
-        };
+        let read = RefinedTcpStream { stream: read };
+        let write = RefinedTcpStream { stream: write };
 
         (read, write)
     }
@@ -128,17 +129,7 @@ impl RefinedTcpStream {
     }
 }
 
-impl Drop for RefinedTcpStream {
-    fn drop(&mut self) {
-        if self.close_read {
-            self.stream.shutdown(Shutdown::Read).ok();
-        }
 
-        if self.close_write {
-            self.stream.shutdown(Shutdown::Write).ok();
-        }
-    }
-}
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
