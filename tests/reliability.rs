@@ -330,6 +330,43 @@ fn connections_hold_one_descriptor_and_leave_none_behind() {
     assert_eq!(counted(&redis), 301);
 }
 
+/// A request that does not parse as HTTP/1.1 (no version, bytes that are not ASCII, a header
+/// without a colon) is answered 400 with a JSON error saying what was wrong, and the
+/// connection closed: where a next request would start is unknown.
+#[test]
+fn requests_that_do_not_parse_get_a_400_that_says_why() {
+    use std::io::Read;
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    for (raw, why) in [
+        (
+            &b"GET /hit\r\n\r\n"[..],
+            "the request line is not METHOD /path HTTP/1.1",
+        ),
+        (
+            &b"GET /h\xffit HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            "the request line or a header has bytes that are not ASCII; percent-encode them",
+        ),
+        (
+            &b"GET /hit HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"[..],
+            "a header line is not Name: value",
+        ),
+    ] {
+        let mut stream = send(hitme.addr, raw);
+        let resp = common::read_response(&mut stream);
+        assert_eq!(resp.status, 400, "{raw:?}");
+        assert_eq!(resp.header("Content-Type"), Some("application/json"));
+        assert_eq!(
+            resp.json(),
+            serde_json::json!({"status": "error", "error": format!("the request could not be read: {why}")})
+        );
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "closed after");
+    }
+    // The server goes on.
+    hitme.hit(URL, 0);
+}
+
 #[test]
 fn a_frozen_redis_gives_503_not_a_hang() {
     let redis = Redis::start();

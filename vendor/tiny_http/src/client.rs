@@ -45,6 +45,8 @@ enum ReadError {
     ExpectationFailed(HTTPVersion),
     /// the request line and headers are longer than `MAX_HEAD_BYTES`
     HeadTooLarge,
+    /// HitMe: the request line or a header has bytes that are not ASCII
+    NotAscii,
     ReadIoError(IoError),
 }
 
@@ -103,12 +105,7 @@ impl ClientConnection {
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf).map_err(|_| {
-                    ReadError::ReadIoError(IoError::new(
-                        ErrorKind::InvalidInput,
-                        "Header is not in ASCII",
-                    ))
-                });
+                return AsciiString::from_ascii(buf).map_err(|_| ReadError::NotAscii);
             }
 
             *budget = budget.checked_sub(1).ok_or(ReadError::HeadTooLarge)?;
@@ -204,22 +201,25 @@ impl Iterator for ClientConnection {
 
         loop {
             let rq = match self.read() {
+                // HitMe: a request that does not parse is answered 400 with a JSON error that
+                // says what was wrong (RFC 9112 section 3), then the connection is closed:
+                // where the next request would start is unknown.
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    self.refuse(HTTPVersion(1, 1), "the request line is not METHOD /path HTTP/1.1");
+                    return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    self.refuse(ver, "a header line is not Name: value");
+                    return None;
+                }
+
+                Err(ReadError::NotAscii) => {
+                    self.refuse(
+                        HTTPVersion(1, 1),
+                        "the request line or a header has bytes that are not ASCII; percent-encode them",
+                    );
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
@@ -290,6 +290,25 @@ impl Iterator for ClientConnection {
 
             // returning the request
             return Some(rq);
+        }
+    }
+}
+
+impl ClientConnection {
+    /// HitMe: answers a request that does not parse with `400` and HitMe's JSON error.
+    fn refuse(&mut self, version: HTTPVersion, why: &str) {
+        use crate::{Header, Response, StatusCode};
+        let body = format!(
+            "{{\"status\":\"error\",\"error\":\"the request could not be read: {why}\"}}"
+        );
+        let response = Response::from_string(body)
+            .with_status_code(StatusCode(400))
+            .with_header(
+                Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+                    .expect("a valid header"),
+            );
+        if let Some(writer) = self.sink.next() {
+            response.raw_print(writer, version, &[], false, None).ok();
         }
     }
 }
