@@ -79,6 +79,43 @@ pub(crate) struct Deleted {
 /// Receives an export's rows, a chunk at a time; an `Err` (the reader went away) stops it.
 pub(crate) type RowSink<'a> = dyn FnMut(Vec<Row>) -> Result<(), String> + 'a;
 
+/// Gives `sink` every count of one counting hash of `bucket` (metric, period, start), read to
+/// its end by `hscan` (a cursor in, `HSCAN`'s reply out), each URL once: `HSCAN` may return
+/// a field twice while the hash grows. `to_error` names a reply HitMe cannot use.
+pub(crate) fn export_hash(
+    bucket: (Metric, Period, i64),
+    mut hscan: impl FnMut(u64) -> Result<redis::Value, StoreError>,
+    to_error: fn(redis::RedisError) -> StoreError,
+    sink: &mut RowSink<'_>,
+) -> Result<(), StoreError> {
+    let (metric, period, start) = bucket;
+    let mut written = std::collections::HashSet::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, pairs) = scan_reply(hscan(cursor)?).map_err(to_error)?;
+        let mut rows = Vec::with_capacity(pairs.len() / 2);
+        let mut pairs = pairs.into_iter();
+        while let (Some(url), Some(count)) = (pairs.next(), pairs.next()) {
+            let url = text(url).map_err(to_error)?;
+            let count: i64 = redis::from_redis_value_ref(&count).map_err(|e| to_error(e.into()))?;
+            if written.insert(url.clone()) {
+                rows.push(Row {
+                    metric,
+                    period,
+                    start,
+                    url,
+                    count,
+                });
+            }
+        }
+        sink(rows).map_err(StoreError::Internal)?;
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
 /// The period and start of a bucket key's last part: `all`, or `<period>:<start>`.
 pub(crate) fn parse_bucket(rest: &str) -> Option<(Period, i64)> {
     if rest == "all" {

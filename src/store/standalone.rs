@@ -15,8 +15,9 @@ use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
 use super::settings;
 use super::{
-    equal_hits, parse_bucket, resp, scan_reply, text, BucketedHit, Chunk, Deleted, Hit, HitStore,
-    Metric, Row, RowSink, ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
+    equal_hits, export_hash, parse_bucket, resp, scan_reply, text, BucketedHit, Chunk, Deleted,
+    Hit, HitStore, Metric, Row, RowSink, ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts,
+    SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::clock;
@@ -511,41 +512,17 @@ impl HitStore for Store {
             if since.is_some_and(|since| period != Period::All && start < since) {
                 return Ok(());
             }
-            // HSCAN may return a field twice while the hash grows: each URL once.
-            let mut written = HashSet::new();
-            let mut cursor = 0u64;
-            loop {
-                let (next, pairs) = self.with_connection(|conn| {
-                    let reply: Value = redis::cmd("HSCAN")
+            let hscan = |cursor: u64| {
+                self.with_connection(|conn| {
+                    redis::cmd("HSCAN")
                         .arg(&key)
                         .arg(cursor)
                         .arg("COUNT")
                         .arg(SCAN_CHUNK)
-                        .query(&mut conn.redis)?;
-                    scan_reply(reply)
-                })?;
-                let mut rows = Vec::with_capacity(pairs.len() / 2);
-                let mut pairs = pairs.into_iter();
-                while let (Some(url), Some(count)) = (pairs.next(), pairs.next()) {
-                    let pair = text(url)
-                        .and_then(|url| Ok((url, redis::from_redis_value_ref::<i64>(&count)?)));
-                    let (url, count) = pair.map_err(StoreError::standalone)?;
-                    if written.insert(url.clone()) {
-                        rows.push(Row {
-                            metric,
-                            period,
-                            start,
-                            url,
-                            count,
-                        });
-                    }
-                }
-                sink(rows).map_err(StoreError::Internal)?;
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
-            }
+                        .query::<Value>(&mut conn.redis)
+                })
+            };
+            export_hash((metric, period, start), hscan, StoreError::standalone, sink)
         })
     }
 

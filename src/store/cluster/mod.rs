@@ -120,8 +120,9 @@ use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
 use super::settings;
 use super::{
-    equal_hits, parse_bucket, scan_reply, text, BucketedHit, Chunk, Deleted, Hit, HitStore, Metric,
-    Row, RowSink, ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
+    equal_hits, export_hash, parse_bucket, scan_reply, text, BucketedHit, Chunk, Deleted, Hit,
+    HitStore, Metric, Row, RowSink, ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts,
+    SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
@@ -651,40 +652,16 @@ impl HitStore for ClusterStore {
                 if since.is_some_and(|since| period != Period::All && start < since) {
                     continue;
                 }
-                let mut written = HashSet::new();
-                let mut cursor = 0u64;
-                loop {
+                let hscan = |cursor: u64| {
                     let hscan = redis::cmd("HSCAN")
                         .arg(&key)
                         .arg(cursor)
                         .arg("COUNT")
                         .arg(SCAN_CHUNK)
                         .to_owned();
-                    let (next, pairs) = self.with_connection(|conn, connector| {
-                        scan_reply(conn.command(connector, &hscan)?)
-                    })?;
-                    let mut rows = Vec::with_capacity(pairs.len() / 2);
-                    let mut pairs = pairs.into_iter();
-                    while let (Some(url), Some(n)) = (pairs.next(), pairs.next()) {
-                        let url = text(url).map_err(errors::store_error)?;
-                        if let Some(count) = count(n)? {
-                            if written.insert(url.clone()) {
-                                rows.push(Row {
-                                    metric,
-                                    period,
-                                    start,
-                                    url,
-                                    count,
-                                });
-                            }
-                        }
-                    }
-                    sink(rows).map_err(StoreError::Internal)?;
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
+                    self.with_connection(|conn, connector| conn.command(connector, &hscan))
+                };
+                export_hash((metric, period, start), hscan, errors::store_error, sink)?;
             }
         }
         Ok(())
