@@ -78,13 +78,13 @@ impl Acceptor {
 
     /// The current server, if its accept thread has died (its socket descriptor is closed or
     /// now names something else).
-    pub fn dead_accept_loop(&self) -> Option<Arc<Server>> {
+    pub(crate) fn dead_accept_loop(&self) -> Option<Arc<Server>> {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         let alive = same_open_file(current.fd, self.listener.as_raw_fd());
         (!alive).then(|| current.server.clone())
     }
 
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
@@ -135,14 +135,14 @@ impl Acceptor {
     }
 
     /// Keeps `handle` (a thread answering a replaced server's connections) to join at the end.
-    pub fn add_retired(&self, handle: JoinHandle<()>) {
+    pub(crate) fn add_retired(&self, handle: JoinHandle<()>) {
         self.retired
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(handle);
     }
 
-    pub fn join_retired(&self) {
+    pub(crate) fn join_retired(&self) {
         let handles = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
         for handle in handles {
             let _ = handle.join();

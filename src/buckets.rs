@@ -107,7 +107,7 @@ impl Calendar {
 ///
 /// `timestamp_ms` must lie in `0..=MAX_TIMESTAMP_MS`; the result can be negative for
 /// weeks that began in 1969.
-pub fn bucket_start(timestamp_ms: i64, period: Period, week_start: WeekStart) -> i64 {
+pub(crate) fn bucket_start(timestamp_ms: i64, period: Period, week_start: WeekStart) -> i64 {
     debug_assert!((0..=MAX_TIMESTAMP_MS).contains(&timestamp_ms));
     match period {
         Period::All => 0,
@@ -133,7 +133,7 @@ pub fn bucket_start(timestamp_ms: i64, period: Period, week_start: WeekStart) ->
 }
 
 /// The first millisecond after the `period` bucket that starts at `start`.
-pub fn bucket_end(start: i64, period: Period, week_start: WeekStart) -> i64 {
+pub(crate) fn bucket_end(start: i64, period: Period, week_start: WeekStart) -> i64 {
     match period {
         Period::All => MAX_TIMESTAMP_MS + 1,
         Period::Minute => start + MINUTE_MS,

@@ -400,7 +400,7 @@ impl Config {
     }
 
     /// The read timeout of client connections, if any.
-    pub fn client_timeout(&self) -> Option<Duration> {
+    pub(crate) fn client_timeout(&self) -> Option<Duration> {
         (self.client_timeout_ms > 0).then(|| Duration::from_millis(self.client_timeout_ms))
     }
 
@@ -413,7 +413,7 @@ impl Config {
         })
     }
 
-    pub fn pool_size(&self) -> u32 {
+    pub(crate) fn pool_size(&self) -> u32 {
         self.pool_size.unwrap_or(self.threads() + self.read_threads)
     }
 
@@ -457,7 +457,7 @@ impl Config {
     }
 
     /// Where hits go, fit for logs: passwords are hidden.
-    pub fn redis_description(&self) -> String {
+    pub(crate) fn redis_description(&self) -> String {
         match &self.redis_cluster {
             Some(nodes) => {
                 let nodes: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
@@ -469,7 +469,7 @@ impl Config {
 }
 
 /// A Redis URL with any password removed; a bare `host:port` is kept.
-pub fn redact(redis_url: &str) -> String {
+pub(crate) fn redact(redis_url: &str) -> String {
     if !redis_url.contains("://") && !redis_url.contains('@') {
         return redis_url.to_string();
     }

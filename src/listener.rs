@@ -14,7 +14,7 @@ const BACKLOG: i32 = 65_535;
 /// hold a thread for ever). Set on the listening socket, whose connections inherit it, so it
 /// costs no system call per connection. Only an answer larger than the socket's buffers can
 /// ever wait.
-pub const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Binds `addr` (host:port) with a large backlog and `SO_REUSEADDR`, and `SO_REUSEPORT` when
 /// asked so that several processes can share the address.

@@ -17,7 +17,7 @@ pub enum Period {
 
 impl Period {
     /// Every period, in the order the API reports them.
-    pub const EVERY: [Period; 6] = [
+    pub(crate) const EVERY: [Period; 6] = [
         Period::All,
         Period::Month,
         Period::Week,
@@ -60,7 +60,7 @@ impl Period {
     }
 
     /// The bucketed period with this name, if any (`all` is not one).
-    pub fn bucketed_from_name(name: &str) -> Option<Period> {
+    pub(crate) fn bucketed_from_name(name: &str) -> Option<Period> {
         Period::BUCKETED.into_iter().find(|p| p.name() == name)
     }
 
@@ -88,7 +88,7 @@ pub struct PerPeriod<T>([T; 6]);
 
 impl<T> PerPeriod<T> {
     /// Each period's value, made by `f`.
-    pub fn from_fn(mut f: impl FnMut(Period) -> T) -> PerPeriod<T> {
+    pub(crate) fn from_fn(mut f: impl FnMut(Period) -> T) -> PerPeriod<T> {
         PerPeriod(Period::EVERY.map(&mut f))
     }
 

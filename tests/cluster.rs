@@ -526,14 +526,7 @@ fn concurrent_clients_get_exact_totals_in_cluster_mode() {
         .iter()
         .map(|u| (u.to_string(), json!(per_url)))
         .collect();
-    for period in [
-        "all_time",
-        "last_month",
-        "last_week",
-        "last_day",
-        "last_hour",
-        "last_minute",
-    ] {
+    for period in common::PERIODS {
         assert_eq!(
             all[period],
             serde_json::Value::Object(exact.clone()),

@@ -230,14 +230,7 @@ fn exact_totals(args: &[&str]) {
         }
     }
     let all = hitme.get(&format!("/hits?timestamp={T}")).json();
-    for period in [
-        "all_time",
-        "last_month",
-        "last_week",
-        "last_day",
-        "last_hour",
-        "last_minute",
-    ] {
+    for period in common::PERIODS {
         let total: i64 = all[period]
             .as_object()
             .unwrap()

@@ -109,8 +109,8 @@ fn counts(hitme: &HitMe, url: &str) -> serde_json::Value {
         .json()
 }
 
-#[test]
-fn an_export_imported_elsewhere_is_every_count_exactly_and_twice_is_once() {
+/// A Redis with hits and visits recorded through a HitMe, and its export.
+fn recorded_and_exported() -> (Redis, HitMe, String) {
     let source = Redis::start();
     let hitme = HitMe::start_with(
         &source.url(),
@@ -118,6 +118,12 @@ fn an_export_imported_elsewhere_is_every_count_exactly_and_twice_is_once() {
     );
     record(&hitme);
     let text = export(&source.url(), &[]);
+    (source, hitme, text)
+}
+
+#[test]
+fn an_export_imported_elsewhere_is_every_count_exactly_and_twice_is_once() {
+    let (source, hitme, text) = recorded_and_exported();
     assert!(
         text.starts_with("# hitme export v1\nmetric,period,start,url,count\n"),
         "{}",
@@ -234,13 +240,7 @@ fn url_count_totals_from_another_counter_import_as_all_time_hits() {
 /// Standalone to cluster and back: every count the same.
 #[test]
 fn counts_move_between_standalone_and_cluster_mode() {
-    let source = Redis::start();
-    let hitme = HitMe::start_with(
-        &source.url(),
-        &["--visits", "--trusted-proxies", "127.0.0.1/32"],
-    );
-    record(&hitme);
-    let text = export(&source.url(), &[]);
+    let (_source, hitme, text) = recorded_and_exported();
     let cluster = Cluster::start();
     let nodes = cluster.nodes();
     let in_cluster = ["--redis-cluster", nodes.as_str()];

@@ -18,11 +18,11 @@ pub struct UrlRules {
 
 impl UrlRules {
     /// `--drop-query-params`' default: the campaign and click tags of the common trackers.
-    pub const DEFAULT_DROPPED: &'static str =
+    pub(crate) const DEFAULT_DROPPED: &'static str =
         "utm_source,utm_medium,utm_campaign,utm_term,utm_content,gclid,fbclid";
 
     /// Rules from a comma-separated list of parameters to drop; empty keeps them all.
-    pub fn dropping(list: &str) -> UrlRules {
+    pub(crate) fn dropping(list: &str) -> UrlRules {
         UrlRules {
             drop_params: list
                 .split(',')

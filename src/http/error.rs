@@ -40,11 +40,11 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(400, message)
     }
 
-    pub fn not_found(path: &str) -> Self {
+    pub(crate) fn not_found(path: &str) -> Self {
         Self::new(
             404,
             format!(
@@ -54,7 +54,7 @@ impl ApiError {
         )
     }
 
-    pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
+    pub(crate) fn method_not_allowed(method: &str, allow: &'static str) -> Self {
         ApiError {
             allow: Some(allow),
             ..Self::new(
@@ -67,7 +67,7 @@ impl ApiError {
         }
     }
 
-    pub fn payload_too_large(limit: usize) -> Self {
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
         Self::new(
             413,
             format!("request body is over the {limit}-byte limit; send only url and timestamp"),
@@ -126,12 +126,12 @@ impl ApiError {
         ))
     }
 
-    pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn internal(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(500, message)
     }
 
     /// The JSON body sent to the client.
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut body = br#"{"status":"error","error":"#.to_vec();
         serde_json::to_writer(&mut body, &self.message).expect("a string always serialises");
         if let Some(reason) = self.reason {

@@ -14,13 +14,13 @@ use crate::buckets::{Period, MAX_TIMESTAMP_MS};
 use crate::store::Metric;
 
 /// The most buckets one `/series` request may ask for.
-pub const MAX_SERIES_COUNT: usize = 1000;
+pub(crate) const MAX_SERIES_COUNT: usize = 1000;
 
 /// The most URLs one `/top` page may hold.
-pub const MAX_TOP_LIMIT: usize = 1000;
+pub(crate) const MAX_TOP_LIMIT: usize = 1000;
 
 /// The longest `/top` filter, in bytes.
-pub const MAX_FILTER_BYTES: usize = 200;
+pub(crate) const MAX_FILTER_BYTES: usize = 200;
 
 /// The raw fields of a request, still unchecked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ impl Fields {
 
 impl Fields {
     /// The bucketed period named by `period`.
-    pub fn require_period(&self) -> Result<Period, ApiError> {
+    pub(crate) fn require_period(&self) -> Result<Period, ApiError> {
         let name = self.period.as_deref().unwrap_or("");
         Period::bucketed_from_name(name).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -162,7 +162,7 @@ impl Fields {
     }
 
     /// The period of a `/top` request: any of them, all-time when absent.
-    pub fn period_or_all(&self) -> Result<Period, ApiError> {
+    pub(crate) fn period_or_all(&self) -> Result<Period, ApiError> {
         match self.period.as_deref() {
             None | Some("") => Ok(Period::All),
             Some(name) => Period::EVERY
@@ -178,7 +178,7 @@ impl Fields {
     }
 
     /// How many URLs a `/top` page holds: 1 to `MAX_TOP_LIMIT`, `default` when absent.
-    pub fn limit_or(&self, default: usize) -> Result<usize, ApiError> {
+    pub(crate) fn limit_or(&self, default: usize) -> Result<usize, ApiError> {
         whole_number(self.limit.as_deref(), default, 1, MAX_TOP_LIMIT, "limit")
     }
 
@@ -200,7 +200,7 @@ impl Fields {
 
     /// A badge's label: `default` (`hits`, `visits`) when absent, at most `MAX_LABEL_CHARS`
     /// characters.
-    pub fn badge_label(&self, default: &str) -> Result<String, ApiError> {
+    pub(crate) fn badge_label(&self, default: &str) -> Result<String, ApiError> {
         match self.label.as_deref().map(trim_blanks) {
             None | Some("") => Ok(default.to_string()),
             Some(label) if label.chars().count() > MAX_LABEL_CHARS => Err(ApiError::bad_request(
@@ -211,7 +211,7 @@ impl Fields {
     }
 
     /// Whether a badge request also records a hit: `count=1` (`0` or absent: it does not).
-    pub fn badge_counts(&self) -> Result<bool, ApiError> {
+    pub(crate) fn badge_counts(&self) -> Result<bool, ApiError> {
         match self.count.as_deref().map(trim_blanks) {
             None | Some("") | Some("0") => Ok(false),
             Some("1") => Ok(true),
@@ -237,7 +237,7 @@ impl Fields {
     }
 
     /// The number of buckets asked for, `default` when absent.
-    pub fn count_or(&self, default: usize) -> Result<usize, ApiError> {
+    pub(crate) fn count_or(&self, default: usize) -> Result<usize, ApiError> {
         whole_number(self.count.as_deref(), default, 1, MAX_SERIES_COUNT, "count")
     }
 }

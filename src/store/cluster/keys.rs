@@ -5,7 +5,7 @@ use crate::period::PerPeriod;
 
 /// Shards of the URL index: enough that no one key takes every new URL, few enough that
 /// `/hits` reads them in one request per node.
-pub const INDEX_SHARDS: u64 = 16;
+pub(crate) const INDEX_SHARDS: u64 = 16;
 
 /// Slots in a Redis Cluster.
 pub const SLOTS: usize = 16384;
@@ -14,7 +14,7 @@ pub const SLOTS: usize = 16384;
 /// and tiny, so every HitMe instance (and an operator's one-line script) finds the same keys;
 /// the finalizer is there because FNV-1a alone barely mixes the last bytes of a URL into its
 /// high bits, which would crowd the index shards (`example.com/1`, `example.com/2`, ...).
-pub fn url_hash(url: &str) -> u64 {
+pub(crate) fn url_hash(url: &str) -> u64 {
     fmix64(fnv1a64(url.as_bytes()))
 }
 
@@ -60,7 +60,7 @@ pub fn slot_of_tag(tag: &str) -> u16 {
 
 /// The cluster slot of a whole key: that of its hash tag (the text between its first `{`
 /// and the next `}`, when not empty), or of the key.
-pub fn slot_of_key(key: &str) -> u16 {
+pub(crate) fn slot_of_key(key: &str) -> u16 {
     let tag = key.find('{').and_then(|open| {
         let rest = &key[open + 1..];
         rest.find('}')
@@ -101,7 +101,7 @@ impl ClusterKeys {
     }
 
     /// The hash tag of an index shard's key.
-    pub fn index_tag(shard: u64) -> String {
+    pub(crate) fn index_tag(shard: u64) -> String {
         format!("s{shard}")
     }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use redis::io::tcp::TcpSettings;
 use redis::{ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
+mod data;
+
 use super::breaker::{self, Breaker, Probe, WriteRefusal};
 use super::expiry::{expire_at, Retention};
 use super::group_commit::GroupCommit;
@@ -15,15 +17,13 @@ use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
 use super::settings;
 use super::{
-    equal_hits, export_hash, parse_bucket, resp, scan_reply, text, BucketedHit, Chunk, Deleted,
-    Hit, HitStore, Metric, Row, RowSink, ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts,
-    SCAN_CHUNK,
+    equal_hits, resp, scan_reply, text, BucketedHit, Chunk, Deleted, Hit, HitStore, Metric, Row,
+    RowSink, ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
 };
 use crate::buckets::{Calendar, Period};
 use crate::clock;
 use crate::metrics::StoreCounters;
 use crate::period::PerPeriod;
-use std::collections::HashSet;
 
 /// A pool of connections to a standalone Redis and the commands HitMe runs on them.
 pub(crate) struct Store {
@@ -293,60 +293,6 @@ impl Store {
         written
     }
 
-    /// The counting hashes under the prefix (hits' and visits'), a `SCAN` chunk at a time,
-    /// each once, with what they count; other keys (settings, salts, visitors) are passed by.
-    fn each_bucket(
-        &self,
-        mut visit: impl FnMut(String, Metric, Period, i64) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let prefix = format!("{}:", self.layout.prefix);
-        let pattern = format!("{prefix}*");
-        let mut seen = HashSet::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self.with_connection(|conn| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_CHUNK)
-                    .arg("TYPE")
-                    .arg("hash")
-                    .query(&mut conn.redis)
-            })?;
-            for key in keys {
-                let rest = &key[prefix.len()..];
-                let (metric, rest) = match rest.strip_prefix("visits:") {
-                    Some(rest) => (Metric::Visits, rest),
-                    None => (Metric::Hits, rest),
-                };
-                let Some((period, start)) = parse_bucket(rest) else {
-                    continue;
-                };
-                if seen.insert(key.clone()) {
-                    visit(key, metric, period, start)?;
-                }
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-
-    /// The key of `metric`'s bucket, with or without `--visits` in force (an import may bring
-    /// visits to a HitMe that does not count them).
-    fn bucket_key(&self, metric: Metric, period: Period, start: i64) -> String {
-        match metric {
-            Metric::Hits => self.layout.key(period, start),
-            Metric::Visits => KeyLayout {
-                prefix: format!("{}:visits", self.layout.prefix),
-            }
-            .key(period, start),
-        }
-    }
-
     /// The standalone layout of `metric`'s hashes.
     fn layout(&self, metric: Metric) -> &KeyLayout {
         match (metric, &self.visits) {
@@ -508,75 +454,15 @@ impl HitStore for Store {
     }
 
     fn export(&self, since: Option<i64>, sink: &mut RowSink<'_>) -> Result<(), StoreError> {
-        self.each_bucket(|key, metric, period, start| {
-            if since.is_some_and(|since| period != Period::All && start < since) {
-                return Ok(());
-            }
-            let hscan = |cursor: u64| {
-                self.with_connection(|conn| {
-                    redis::cmd("HSCAN")
-                        .arg(&key)
-                        .arg(cursor)
-                        .arg("COUNT")
-                        .arg(SCAN_CHUNK)
-                        .query::<Value>(&mut conn.redis)
-                })
-            };
-            export_hash((metric, period, start), hscan, StoreError::standalone, sink)
-        })
+        self.export_counts(since, sink)
     }
 
     fn import(&self, rows: &[Row], add: bool) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        let mut buckets = HashSet::new();
-        for row in rows {
-            let key = self.bucket_key(row.metric, row.period, row.start);
-            let command = if add { "HINCRBY" } else { "HSET" };
-            pipe.cmd(command)
-                .arg(&key)
-                .arg(&row.url)
-                .arg(row.count)
-                .ignore();
-            buckets.insert((key, row.period, row.start));
-        }
-        let now = clock::now_secs();
-        for (key, period, start) in buckets {
-            if let Some(keep) = self.retention[period] {
-                // A bucket past its retention goes at once, as a hit's would.
-                let at = expire_at(&self.calendar, period, start, keep);
-                pipe.cmd("EXPIREAT").arg(key).arg(at.max(now)).ignore();
-            }
-        }
-        self.attempt(rows.len() as u64, true, |conn| {
-            pipe.query::<()>(&mut conn.redis)
-        })
+        self.import_counts(rows, add)
     }
 
     fn delete_url(&self, url: &str) -> Result<Deleted, StoreError> {
-        let mut deleted = Deleted::default();
-        self.each_bucket(|key, metric, period, _| {
-            let (count, removed): (Option<i64>, i64) = self.attempt(1, true, |conn| {
-                redis::pipe()
-                    .atomic()
-                    .cmd("HGET")
-                    .arg(&key)
-                    .arg(url)
-                    .cmd("HDEL")
-                    .arg(&key)
-                    .arg(url)
-                    .query(&mut conn.redis)
-            })?;
-            if removed == 1 {
-                deleted.buckets += 1;
-                match (metric, period) {
-                    (Metric::Hits, Period::All) => deleted.hits = count.unwrap_or(0),
-                    (Metric::Visits, Period::All) => deleted.visits = count.unwrap_or(0),
-                    _ => {}
-                }
-            }
-            Ok(())
-        })?;
-        Ok(deleted)
+        self.delete_counts(url)
     }
 
     /// One pipeline: an `HSETNX` per setting, then an `HMGET` of them all.
