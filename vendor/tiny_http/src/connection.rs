@@ -22,6 +22,16 @@ impl Listener {
         }
     }
 
+    /// HitMe: how long `accept` waits, also the receive timeout every accepted socket
+    /// inherits.
+    pub(crate) fn set_accept_timeout(&self, timeout: std::time::Duration) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(l) => socket2::SockRef::from(l).set_read_timeout(Some(timeout)),
+            #[cfg(unix)]
+            Self::Unix(l) => socket2::SockRef::from(l).set_read_timeout(Some(timeout)),
+        }
+    }
+
     pub(crate) fn accept(&self) -> std::io::Result<(Connection, Option<SocketAddr>)> {
         match self {
             Self::Tcp(l) => l
@@ -131,7 +141,10 @@ impl Connection {
         }
     }
 
-    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+    pub(crate) fn set_read_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
         match self {
             Self::Tcp(s) => s.set_read_timeout(timeout),
             #[cfg(unix)]

@@ -89,7 +89,6 @@
 //! ```
 // Upstream code, built as a path dependency: its lints are not HitMe's to fix.
 #![allow(dead_code, unused_imports)]
-
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
@@ -297,75 +296,57 @@ impl Server {
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
 
-        let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    // HitMe: the peer's address as accept() gave it, rather than asked again
-                    // with getpeername for every connection.
-                    Ok((sock, peer)) => {
-                        if read_timeout.is_some() {
-                            let _ = sock.set_read_timeout(read_timeout);
-                        }
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
+        // HitMe: connection threads accept their own connections (util/accept_pool.rs). The
+        // listening socket's receive timeout is inherited by every accepted socket, so it is
+        // the connections' read timeout without a setsockopt each, and it is how long an
+        // idle connection thread waits in accept() before it may exit.
+        server.set_accept_timeout(read_timeout.unwrap_or(util::accept_pool::IDLE_WAIT))?;
+        let clear_timeout = read_timeout.is_none();
+        let serving_messages = messages.clone();
+        let failing_messages = messages.clone();
+        util::accept_pool::start(
+            server,
+            close_trigger.clone(),
+            move |sock, peer| {
+                if clear_timeout {
+                    let _ = sock.set_read_timeout(None);
+                }
+                use util::RefinedTcpStream;
+                let (read_closable, write_closable) = match ssl {
+                    None => RefinedTcpStream::new(sock),
+                    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                    Some(ref ssl) => {
+                        // trying to apply SSL over the connection
+                        // if an error occurs, we just close the socket and resume listening
+                        let sock = match ssl.accept(sock) {
+                            Ok(s) => s,
+                            Err(_) => return,
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable, peer))
+                        RefinedTcpStream::new(sock)
                     }
-                    Err(e) => Err(e),
+                    #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                    Some(ref _ssl) => unreachable!(),
                 };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
+                let client = ClientConnection::new(write_closable, read_closable, peer);
+                // Synchronization is needed for HTTPS requests to avoid a deadlock
+                if client.secure() {
+                    let (sender, receiver) = mpsc::channel();
+                    for rq in client {
+                        serving_messages.push(rq.with_notify_sender(sender.clone()).into());
+                        receiver.recv().unwrap();
                     }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                } else {
+                    for rq in client {
+                        serving_messages.push(rq.into());
                     }
                 }
-            }
-            log::debug!("Terminating accept thread");
-        });
+            },
+            move |e| {
+                log::error!("Error accepting new client: {}", e);
+                failing_messages.push(e.into());
+            },
+        );
 
         // result
         Ok(Server {

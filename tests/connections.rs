@@ -1,0 +1,60 @@
+//! How connections reach the workers, through the vendored tiny_http's patches
+//! (vendor/tiny_http/PATCHED.md): connection threads that accept for themselves and leave a
+//! few at a time when idle.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{request, wait_until, HitMe, Redis};
+
+/// Threads of process `pid`.
+fn threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the process is running")
+        .count()
+}
+
+/// After a burst of 200 connections, the 200 connection threads it started leave once idle
+/// (one every 2 ms, after the client timeout), and the process ends with the threads
+/// it started with. A burst's threads leaving all at once would show as a few steps; leaving
+/// one at a time shows as many.
+#[test]
+fn idle_connection_threads_leave_a_few_at_a_time() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--client-timeout-ms", "1000"]);
+    assert_eq!(request(hitme.addr, "GET", "/healthz", &[], b"").status, 200);
+    let before = threads(hitme.pid());
+
+    let open: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(hitme.addr).expect("hitme accepts connections"))
+        .collect();
+    // The four threads that waited in accept() before serve four of them.
+    wait_until(Duration::from_secs(10), "a thread per connection", || {
+        threads(hitme.pid()) > before + 196
+    });
+    let peak = threads(hitme.pid());
+    drop(open);
+
+    let mut seen = vec![peak];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while *seen.last().unwrap() > before {
+        assert!(
+            Instant::now() < deadline,
+            "idle threads still there after 30 s: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        let now = threads(hitme.pid());
+        if now != *seen.last().unwrap() {
+            seen.push(now);
+        }
+    }
+    assert_eq!(*seen.last().unwrap(), before, "{seen:?}");
+    assert!(
+        seen.len() >= 20,
+        "the threads left in {} steps: {seen:?}",
+        seen.len()
+    );
+}
