@@ -1,6 +1,6 @@
 //! How connections reach the workers, through the vendored tiny_http's patches
 //! (vendor/tiny_http/PATCHED.md): connection threads that accept for themselves and leave a
-//! few at a time when idle.
+//! few at a time when idle, and a request queue that wakes a waiting worker for every request.
 
 mod common;
 
@@ -57,4 +57,44 @@ fn idle_connection_threads_leave_a_few_at_a_time() {
         "the threads left in {} steps: {seen:?}",
         seen.len()
     );
+}
+
+/// A worker waiting in `recv` (or `recv_timeout`) is woken for each request: 300 requests
+/// one after the other, each arriving while the only worker waits for it. A lost wake-up
+/// would leave a request unanswered (the client gives up after 10 s).
+#[test]
+fn a_waiting_worker_is_woken_for_every_request() {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("a free port");
+    let addr = server.server_addr().to_ip().unwrap();
+    let worker = std::thread::spawn(move || {
+        for i in 0..300 {
+            let request = if i % 2 == 0 {
+                server.recv().expect("a request")
+            } else {
+                server
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("no error")
+                    .expect("a request within 60 s")
+            };
+            let answer = format!("answer {i}");
+            request
+                .respond(tiny_http::Response::from_string(answer))
+                .expect("answered");
+        }
+    });
+    for i in 0..300 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        stream
+            .read_to_string(&mut reply)
+            .unwrap_or_else(|e| panic!("request {i} unanswered: {e}"));
+        assert!(reply.ends_with(&format!("\r\n\r\nanswer {i}")), "{reply}");
+    }
+    worker.join().unwrap();
 }

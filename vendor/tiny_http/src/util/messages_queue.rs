@@ -11,8 +11,22 @@ pub struct MessagesQueue<T>
 where
     T: Send,
 {
-    queue: Mutex<VecDeque<Control<T>>>,
+    queue: Mutex<Queue<T>>,
     condvar: Condvar,
+}
+
+/// HitMe: the queue and how many threads wait for it. A `Condvar` notification is a system
+/// call (`futex`) even when no thread waits, and under load every worker is usually busy when
+/// a request is pushed; it is made only when a thread waits.
+struct Queue<T> {
+    items: VecDeque<Control<T>>,
+    waiting: usize,
+}
+
+impl<T> Queue<T> {
+    fn pop_front(&mut self) -> Option<Control<T>> {
+        self.items.pop_front()
+    }
 }
 
 impl<T> MessagesQueue<T>
@@ -21,7 +35,10 @@ where
 {
     pub fn with_capacity(capacity: usize) -> Arc<MessagesQueue<T>> {
         Arc::new(MessagesQueue {
-            queue: Mutex::new(VecDeque::with_capacity(capacity)),
+            queue: Mutex::new(Queue {
+                items: VecDeque::with_capacity(capacity),
+                waiting: 0,
+            }),
             condvar: Condvar::new(),
         })
     }
@@ -29,15 +46,19 @@ where
     /// Pushes an element to the queue.
     pub fn push(&self, value: T) {
         let mut queue = self.queue.lock().unwrap();
-        queue.push_back(Control::Elem(value));
-        self.condvar.notify_one();
+        queue.items.push_back(Control::Elem(value));
+        if queue.waiting > 0 {
+            self.condvar.notify_one();
+        }
     }
 
     /// Unblock one thread stuck in pop loop.
     pub fn unblock(&self) {
         let mut queue = self.queue.lock().unwrap();
-        queue.push_back(Control::Unblock);
-        self.condvar.notify_one();
+        queue.items.push_back(Control::Unblock);
+        if queue.waiting > 0 {
+            self.condvar.notify_one();
+        }
     }
 
     /// Pops an element. Blocks until one is available.
@@ -52,7 +73,9 @@ where
                 None => (),
             }
 
+            queue.waiting += 1;
             queue = self.condvar.wait(queue).unwrap();
+            queue.waiting -= 1;
         }
     }
 
@@ -69,8 +92,9 @@ where
     /// more than the specified timeout duration
     /// or unblock() was issued
     pub fn pop_timeout(&self, timeout: Duration) -> Option<T> {
+        // HitMe: an element pushed as the wait times out is taken, not left for the next pop.
+        let deadline = Instant::now() + timeout;
         let mut queue = self.queue.lock().unwrap();
-        let mut duration = timeout;
         loop {
             match queue.pop_front() {
                 Some(Control::Elem(value)) => return Some(value),
@@ -78,19 +102,12 @@ where
                 None => (),
             }
             let now = Instant::now();
-            let (_queue, result) = self.condvar.wait_timeout(queue, timeout).unwrap();
-            queue = _queue;
-            let sleep_time = now.elapsed();
-            duration = if duration > sleep_time {
-                duration - sleep_time
-            } else {
-                Duration::from_millis(0)
-            };
-            if result.timed_out()
-                || (duration.as_secs() == 0 && duration.subsec_nanos() < 1_000_000)
-            {
+            if now >= deadline {
                 return None;
             }
+            queue.waiting += 1;
+            queue = self.condvar.wait_timeout(queue, deadline - now).unwrap().0;
+            queue.waiting -= 1;
         }
     }
 }
