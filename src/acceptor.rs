@@ -1,6 +1,6 @@
 //! Accepting connections: the tiny_http server that does it, and its replacement on the same
 //! socket when its accept loop dies (tiny_http ends that loop for good on the first accept
-//! error, and its accept thread panics when it cannot duplicate a socket).
+//! error that is not one connection's, such as EMFILE).
 
 use std::net::{Shutdown, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use tiny_http::Server;
 
-/// A tiny_http server and the listening-socket descriptor its accept thread owns.
+/// A tiny_http server and the listening-socket descriptor its accept loop owns.
 struct Accepting {
     server: Arc<Server>,
-    /// tiny_http's accept thread owns this duplicate of the listening socket, so it is closed
-    /// when that thread ends, even by a panic tiny_http never reports (it unwraps a failed
-    /// `dup` of each accepted connection).
+    /// tiny_http's connection threads share this duplicate of the listening socket, so it is
+    /// closed when the last of them ends, even by a panic tiny_http does not report.
     fd: RawFd,
 }
 
@@ -33,7 +32,7 @@ pub struct Acceptor {
     retired: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// Descriptors that must be free before a new accept loop starts; it needs two per connection,
+/// Descriptors that must be free before a new accept loop starts; it needs one per connection,
 /// and starting it with fewer would only see it die again.
 const FREE_FDS_TO_RESTORE: usize = 16;
 
@@ -76,7 +75,7 @@ impl Acceptor {
             .clone()
     }
 
-    /// The current server, if its accept thread has died (its socket descriptor is closed or
+    /// The current server, if its accept loop has died (its socket descriptor is closed or
     /// now names something else).
     pub(crate) fn dead_accept_loop(&self) -> Option<Arc<Server>> {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());

@@ -42,15 +42,45 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> 
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(reuse_port)?;
-    // Accepted connections inherit it (Linux copies the listener's socket options); never a
-    // read timeout here, which would end tiny_http's accept loop.
+    // Accepted connections inherit it (Linux copies the listener's socket options), as they
+    // inherit the read timeout tiny_http sets here (the client timeout).
     socket.set_write_timeout(Some(WRITE_STALL))?;
+    defer_accept(&socket)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
 
-/// Raises the soft open-file limit to the hard limit. Each client holds a descriptor, and one
+/// Seconds a connection that has sent nothing waits in the kernel before it is accepted anyway
+/// (Linux rounds it up to the next SYN-ACK retransmission, about a second).
+const DEFER_ACCEPT_S: libc::c_int = 1;
+
+/// `TCP_DEFER_ACCEPT`: the kernel hands a connection to `accept()` once its first bytes have
+/// arrived, so that the connection thread that accepts it reads its request at once instead
+/// of sleeping on an empty socket and being woken again (under `ab`, where a client connects,
+/// then writes, a third of the floor's context switches). A client that connects and sends
+/// nothing is still accepted, after about `DEFER_ACCEPT_S`, and then has the client timeout
+/// like any other.
+fn defer_accept(socket: &Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads one c_int from a live local for a socket this function borrows.
+    let status = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&DEFER_ACCEPT_S as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit. Each client holds a descriptor, and a
 /// failed accept (EMFILE) stops tiny_http's accept loop for good. Returns the limit in force.
 pub fn raise_open_file_limit() -> std::io::Result<u64> {
     let mut limit = libc::rlimit {

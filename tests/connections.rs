@@ -1,6 +1,8 @@
 //! How connections reach the workers, through the vendored tiny_http's patches
-//! (vendor/tiny_http/PATCHED.md): connection threads that accept for themselves and leave a
-//! few at a time when idle, and a request queue that wakes a waiting worker for every request.
+//! (vendor/tiny_http/PATCHED.md) and the listening socket (`src/listener.rs`): connection
+//! threads that accept for themselves and leave a few at a time when idle, connections
+//! accepted once their first bytes are in, and a request queue that wakes a waiting worker
+//! for every request.
 
 mod common;
 
@@ -28,9 +30,8 @@ fn idle_connection_threads_leave_a_few_at_a_time() {
     assert_eq!(request(hitme.addr, "GET", "/healthz", &[], b"").status, 200);
     let before = threads(hitme.pid());
 
-    let open: Vec<TcpStream> = (0..200)
-        .map(|_| TcpStream::connect(hitme.addr).expect("hitme accepts connections"))
-        .collect();
+    // A request begun, so that each is accepted at once (TCP_DEFER_ACCEPT waits for bytes).
+    let open: Vec<TcpStream> = (0..200).map(|_| common::send(hitme.addr, b"GET")).collect();
     // The four threads that waited in accept() before serve four of them.
     wait_until(Duration::from_secs(10), "a thread per connection", || {
         threads(hitme.pid()) > before + 196
@@ -57,6 +58,26 @@ fn idle_connection_threads_leave_a_few_at_a_time() {
         "the threads left in {} steps: {seen:?}",
         seen.len()
     );
+}
+
+/// The listening socket defers accepting a connection until its first bytes arrive
+/// (`TCP_DEFER_ACCEPT`), but a client that connects and sends nothing is still accepted, after
+/// about a second, and then closed once the client timeout has passed (a connection never
+/// accepted would stay open until the test's own 20 s read timeout, an error here).
+#[test]
+fn a_client_that_sends_nothing_is_accepted_then_closed_after_the_client_timeout() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--client-timeout-ms", "300"]);
+    let mut silent = TcpStream::connect(hitme.addr).expect("hitme accepts connections");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = String::new();
+    silent
+        .read_to_string(&mut answer)
+        .expect("the connection is closed by hitme");
+    assert_eq!(answer, "", "nothing asked, nothing answered");
+    assert_eq!(request(hitme.addr, "GET", "/healthz", &[], b"").status, 200);
 }
 
 /// A worker waiting in `recv` (or `recv_timeout`) is woken for each request: 300 requests
