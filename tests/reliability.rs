@@ -367,6 +367,26 @@ fn requests_that_do_not_parse_get_a_400_that_says_why() {
     hitme.hit(URL, 0);
 }
 
+/// Lines that end in a bare LF (RFC 9112 section 2.2 lets a server accept them) are read
+/// like CRLF ones, a CR before the LF dropped: the request is answered, the hit counted,
+/// where the server used to wait for a CRLF that never came and close without a word.
+#[test]
+fn lines_ending_in_a_bare_lf_are_read_as_lines() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let mut health = send(hitme.addr, b"GET /healthz HTTP/1.0\n\n");
+    assert_eq!(common::read_response(&mut health).status, 200);
+    let body = format!("url={}&timestamp=0", common::encode(URL));
+    let hit = format!(
+        "POST /hit HTTP/1.1\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\nContent-Length: {}\r\n\n{body}",
+        body.len()
+    );
+    let mut stream = send(hitme.addr, hit.as_bytes());
+    let resp = common::read_response(&mut stream);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(counted(&redis), 1);
+}
+
 #[test]
 fn a_frozen_redis_gives_503_not_a_hang() {
     let redis = Redis::start();

@@ -86,8 +86,13 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
+    ///
+    /// HitMe: a bare `LF` ends a line too, a `CR` before it dropped (RFC 9112 section 2.2
+    /// allows it; upstream waited for a `CRLF` that never came, then closed without a word).
+    /// The line starts with room for 64 bytes, where upstream grew it from nothing, one
+    /// reallocation at 8, 16, 32 and 64 bytes of every header line.
     fn read_next_line(&mut self, budget: &mut usize) -> Result<AsciiString, ReadError> {
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(64);
         let mut prev_byte_was_cr = false;
 
         loop {
@@ -103,8 +108,10 @@ impl ClientConnection {
                 }
             };
 
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
+            if byte == b'\n' {
+                if prev_byte_was_cr {
+                    buf.pop(); // removing the '\r'
+                }
                 return AsciiString::from_ascii(buf).map_err(|_| ReadError::NotAscii);
             }
 
