@@ -9,6 +9,7 @@
 # Loopback only; every run is bounded by its count or duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 concurrency=64 requests=2000 tool=ab counter=strace
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -17,7 +18,7 @@ while [ $# -gt 0 ]; do
         --wrk) tool=wrk; shift ;;
         --switches) counter=perf; shift ;;
         --) shift; break ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
+        *) say "unknown option $1"; exit 2 ;;
     esac
 done
 port=18081
@@ -27,9 +28,8 @@ if [ $# -eq 0 ]; then
 else
     port=${PORT:?set PORT to the port the server command listens on}
 fi
-for t in $counter ab wrk; do
-    command -v $t >/dev/null || { echo "needs $t (apt-get install -y strace linux-perf apache2-utils wrk)" >&2; exit 1; }
-done
+tracer=strace:strace; [ "$counter" = perf ] && tracer=perf:linux-perf
+ensure_commands ab:apache2-utils wrk:wrk curl:curl "$tracer"
 out=$(mktemp -d)
 "$@" >"$out/server.log" 2>&1 &
 server=$!
