@@ -28,8 +28,8 @@ if [ $# -eq 0 ]; then
 else
     port=${PORT:?set PORT to the port the server command listens on}
 fi
-tracer=strace:strace; [ "$counter" = perf ] && tracer=perf:linux-perf
-ensure_commands ab:apache2-utils wrk:wrk curl:curl "$tracer"
+counter_pkg=strace:strace; [ "$counter" = perf ] && counter_pkg=perf:linux-perf
+ensure_commands ab:apache2-utils wrk:wrk curl:curl "$counter_pkg"
 out=$(mktemp -d)
 "$@" >"$out/server.log" 2>&1 &
 server=$!
