@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use hitme::acceptor::Acceptor;
 use hitme::http::{Response, MAX_BODY_BYTES};
-use hitme::listener;
+use hitme::serve::acceptor::Acceptor;
+use hitme::serve::listener;
 
 /// HitMe's threads and socket answering without Redis.
 #[derive(Parser)]

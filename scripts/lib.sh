@@ -17,11 +17,13 @@ ensure_commands() {
   fi
   command -v apt-get >/dev/null 2>&1 || { say "missing: ${missing[*]}; install them with your package manager"; exit 1; }
   say "installing ${missing[*]}"
+  # Another apt run (a second script, an unattended upgrade) holds the lock: wait for it.
+  local wait_lock=(-o DPkg::Lock::Timeout=300)
   if [ -z "${HITME_APT_UPDATED:-}" ]; then
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get "${wait_lock[@]}" update -qq
     HITME_APT_UPDATED=1
   fi
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get "${wait_lock[@]}" install -y -qq "${missing[@]}" >/dev/null
 }
 
 # Fails with a clear message when cargo is missing.

@@ -6,16 +6,16 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use crate::buckets::{Calendar, Period, WeekStart};
-use crate::data::Format;
 use crate::http::client::TrustedProxies;
 use crate::http::cors::Cors;
 use crate::http::rate_limit::Rate;
 use crate::http::sites::Sites;
-use crate::period::PerPeriod;
 use crate::store::expiry::Retention;
+use crate::store::rows::Format;
 use crate::store::{Backend, StoreConfig};
-use crate::zone::Zone;
+use crate::time::PerPeriod;
+use crate::time::Zone;
+use crate::time::{Calendar, Period, WeekStart};
 
 /// HitMe: a Redis-backed HTTP hit counter.
 ///

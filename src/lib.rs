@@ -2,37 +2,38 @@
 //!
 //! A fixed pool of worker threads pulls requests off a `tiny_http` listener; each checks out
 //! a pooled Redis connection and counts the hit in time-bucketed hashes in one atomic round
-//! trip. The map:
+//! trip. Data flows one way: flags ([`config`]) → built parts ([`start`]) → serving
+//! ([`serve`]) → the HTTP edge ([`http`]) → Redis ([`store`]), with [`time`] below them all.
+//! The map:
 //!
-//! - [`server`]: the workers, batching of hits, and a graceful stop; [`read_pool`], the
-//!   threads that answer the reads that scan; [`acceptor`] and [`listener`], the socket.
-//! - [`http`]: a request parsed once into a command (one module per endpoint), and answered.
-//! - [`store`]: the Redis backends, standalone and cluster, each behind a breaker; [`top`],
-//!   rankings shared between `/top` requests; [`visits`], who a visitor is (`--visits`).
-//! - [`buckets`], [`zone`], [`period`], [`clock`]: time and its buckets.
-//! - [`config`], [`metrics`], [`assets`]: flags, `/metrics`, the dashboard's files.
+//! - [`config`]: the flags and the `export`/`import` tools' arguments, checked.
+//! - [`start`]: the one place that builds what the server shares ([`http::App`]) and its
+//!   socket from the flags; start-up errors.
+//! - [`serve`]: the worker threads, the batching of hits, the read pool, the accept loop and
+//!   its watchdog, the socket; a graceful stop. Its module doc traces one `POST /hit`.
+//! - [`http`]: a request parsed once, without I/O, into a command (one module per endpoint
+//!   under `http::cmd`), then applied and answered.
+//! - [`store`]: the Redis backends, standalone and cluster, each behind a breaker; an
+//!   export's rows.
+//! - [`top`]: rankings shared between `/top` requests; [`visits`]: who a visitor is
+//!   (`--visits`); [`transfer`]: `hitme export` and `hitme import`.
+//! - [`time`]: periods, buckets on UTC and local calendars, the clock.
+//! - [`metrics`], [`assets`]: `/metrics`, the dashboard's files.
 //!
 //! What is `pub` is what the binary, the examples and the integration tests use.
 
 #![deny(unreachable_pub)]
 
-pub mod acceptor;
 pub(crate) mod assets;
-pub mod buckets;
-pub(crate) mod clock;
 pub mod config;
-pub(crate) mod data;
 pub mod http;
-pub mod listener;
 pub(crate) mod metrics;
-pub mod period;
-pub(crate) mod read_pool;
-pub(crate) mod server;
+pub mod serve;
+pub mod start;
 pub mod store;
+pub mod time;
 pub(crate) mod top;
+pub mod transfer;
 pub(crate) mod visits;
-pub mod zone;
 
 pub use config::Config;
-pub use data::run_tool;
-pub use server::run;

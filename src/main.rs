@@ -1,5 +1,7 @@
 use std::process::ExitCode;
 
+use hitme::start::{self, RedisDown};
+
 /// tiny_http logs accept errors itself, including the expected one at shutdown; HitMe logs
 /// the ones that matter.
 const DEFAULT_LOG_FILTER: &str = "info,tiny_http=off";
@@ -9,7 +11,10 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(DEFAULT_LOG_FILTER))
         .init();
     if let Some(tool) = &config.tool {
-        return match hitme::run_tool(&config, tool) {
+        let ran = start::app(&config, RedisDown::Fail)
+            .map_err(|e| e.to_string())
+            .and_then(|app| hitme::transfer::run(tool, &app));
+        return match ran {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hitme: {e}");
@@ -17,7 +22,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    match hitme::run(config) {
+    match start::run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");

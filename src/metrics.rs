@@ -7,8 +7,6 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::store::pool::PoolProbe;
-
 /// Request latency buckets, in seconds: sub-millisecond hits up to Redis timeouts.
 const LATENCY_BUCKETS: [f64; 13] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -30,6 +28,13 @@ pub(crate) struct Metrics {
     responses_cut: IntCounterVec,
     breaker_open: IntGaugeVec,
     hits_ignored: IntCounterVec,
+}
+
+/// Pool occupancy, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
 }
 
 /// The counters the store keeps itself, handed to it when it is opened.
@@ -233,8 +238,7 @@ impl Metrics {
     }
 
     /// The metrics in the Prometheus text format, with the pool's state as of now.
-    pub(crate) fn render(&self, pool: &PoolProbe) -> Vec<u8> {
-        let pool = pool();
+    pub(crate) fn render(&self, pool: PoolState) -> Vec<u8> {
         self.pool_connections.set(pool.connections.into());
         self.pool_idle.set(pool.idle.into());
         let mut out = Vec::with_capacity(4096);

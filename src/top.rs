@@ -4,7 +4,7 @@
 //! that one read (single flight), so ten dashboards cost about what one does. A ranking in
 //! use is read again before it expires ([`REFRESH_AFTER`]) by one request while the others
 //! go on with the kept one, so steady readers never queue behind a read. Reads run on the
-//! read pool (`crate::read_pool`); a request whose ranking is [`Rankings::fresh`] is answered
+//! read pool (`serve::read_pool`); a request whose ranking is [`Rankings::fresh`] is answered
 //! where it was taken.
 
 use std::cmp::Ordering;
@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::buckets::Period;
 use crate::store::{HitStore, Metric, ScanCursor, StoreError};
+use crate::time::Period;
 
 /// How long a ranking is reused: a new hit shows in `/top` within this.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(2);

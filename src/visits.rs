@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 
-use crate::clock::now_ms;
-use crate::store::{HitStore, StoreError};
+use crate::store::{HitStore, StoreError, Visitor};
+use crate::time::clock::now_ms;
 
 /// How long a salt is kept in Redis: today's and yesterday's stay, older ones go.
 pub(crate) const SALT_TTL_SECS: u64 = 48 * 3600;
@@ -26,15 +26,12 @@ pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(86_400);
 
 const DAY_MS: i64 = 86_400_000;
 
-/// A visitor, as its 128-bit keyed hash: what the visitor's key is named by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Visitor(pub u128);
-
-impl Visitor {
-    /// 32 lowercase hex digits, for the key.
-    pub(crate) fn hex(self) -> String {
-        format!("{:032x}", self.0)
-    }
+/// What names a hit's visitor, as read from its request: the client's address and its
+/// `User-Agent`. Kept until the hit is applied, when the day's salt is at hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sighting {
+    pub client: Option<IpAddr>,
+    pub user_agent: Option<String>,
 }
 
 /// Names visitors (the window is the store's, which sets each visitor key's expiry).
@@ -45,26 +42,25 @@ pub(crate) struct Visits {
 }
 
 impl Visits {
-    /// The visitor of a hit on `url` (of `host`) from `client` with `user_agent`.
+    /// The visitor of a hit on `url` (of `host`) by `sighting`.
     pub(crate) fn visitor(
         &self,
         store: &dyn HitStore,
         host: &str,
-        client: Option<IpAddr>,
-        user_agent: Option<&str>,
+        sighting: &Sighting,
         url: &str,
     ) -> Result<Visitor, StoreError> {
         let key = self.todays_salt(store)?;
         let mut hasher = SipHasher24::new_with_key(&key);
         hasher.write(host.as_bytes());
         hasher.write_u8(0);
-        match client {
+        match sighting.client {
             Some(IpAddr::V4(v4)) => hasher.write(&v4.octets()),
             Some(IpAddr::V6(v6)) => hasher.write(&v6.octets()),
             None => {}
         }
         hasher.write_u8(0);
-        hasher.write(user_agent.unwrap_or("").as_bytes());
+        hasher.write(sighting.user_agent.as_deref().unwrap_or("").as_bytes());
         hasher.write_u8(0);
         hasher.write(url.as_bytes());
         Ok(Visitor(hasher.finish128().as_u128()))

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, UNUSED_REDIS_URL};
 use common::{encode, now_ms, request, wait_until, HitMe};
-use hitme::buckets::{Calendar, Period, WeekStart};
 use hitme::store::cluster::keys::{index_shard, slot_of_tag, url_tag, ClusterKeys};
+use hitme::time::{Calendar, Period, WeekStart};
 use serde_json::json;
 
 /// 2023-11-15T01:02:03.456Z, a Wednesday.

@@ -4,10 +4,10 @@
 mod common;
 
 use common::encode;
-use hitme::buckets::{Calendar, Period, WeekStart, MAX_TIMESTAMP_MS};
 use hitme::http::canonical::{canonical_url, UrlRules, MAX_URL_BYTES};
 use hitme::http::params::{parse_timestamp, Fields};
-use hitme::zone::Zone;
+use hitme::time::Zone;
+use hitme::time::{Calendar, Period, WeekStart, MAX_TIMESTAMP_MS};
 use proptest::prelude::*;
 
 fn period() -> impl Strategy<Value = Period> {

@@ -26,10 +26,8 @@ use self::access::{AdminAccess, ReadAccess};
 use self::bots::Bots;
 use self::canonical::UrlRules;
 use self::client::TrustedProxies;
-use self::cmd::{
-    AllCounts, Badge, Counts, DeleteUrl, Export, Pixel, Posted, RecordHit, Series, Top,
-};
-pub(crate) use self::cmd::{Command, Lane};
+use self::cmd::{AllUrlCounts, Badge, DeleteUrl, Export, Pixel, Posted, Series, Top, UrlCounts};
+pub(crate) use self::cmd::{Command, Placed, RecordHit};
 use self::cors::Cors;
 use self::error::ApiError;
 use self::params::Fields;
@@ -38,69 +36,73 @@ pub(crate) use self::response::keep_alive_header;
 pub use self::response::{Body, Response};
 use self::route::{Endpoint, Route};
 use self::sites::Sites;
-use crate::buckets::Calendar;
 use crate::metrics::Metrics;
 use crate::store::pool::PoolProbe;
 use crate::store::HitStore;
+use crate::store::Visitor;
+use crate::time::Calendar;
 use crate::top::Rankings;
-use crate::visits::{Visitor, Visits};
+use crate::visits::{Sighting, Visits};
 
 /// The largest request body accepted; a hit needs only a URL and a timestamp.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every worker shares.
-pub(crate) struct App {
-    pub store: Arc<dyn HitStore>,
+/// What every worker shares, built once from the flags at start-up (`start::app`).
+pub struct App {
+    pub(crate) store: Arc<dyn HitStore>,
     /// `/top`'s rankings, shared between requests.
-    pub rankings: Rankings,
+    pub(crate) rankings: Rankings,
     /// The store's connection pool, for `/metrics`.
-    pub pool: PoolProbe,
+    pub(crate) pool: PoolProbe,
     /// How timestamps fall into buckets, for `/series`.
-    pub calendar: Calendar,
+    pub(crate) calendar: Calendar,
     /// What canonicalisation drops from URLs.
-    pub url_rules: UrlRules,
+    pub(crate) url_rules: UrlRules,
     /// Origins whose pages may read the API (`--cors-origins`).
-    pub cors: Cors,
-    pub metrics: Metrics,
+    pub(crate) cors: Cors,
+    pub(crate) metrics: Metrics,
     /// `Keep-Alive` for HTTP/1.0 keep-alive clients, naming how long an idle connection is
     /// kept (`--client-timeout-ms`).
-    pub keep_alive: Header,
+    pub(crate) keep_alive: Header,
     /// The hosts counted (`--sites`).
-    pub sites: Sites,
+    pub(crate) sites: Sites,
     /// Whose forwarding headers name the client (`--trusted-proxies`).
-    pub proxies: TrustedProxies,
+    pub(crate) proxies: TrustedProxies,
     /// Per-client quotas of counting requests (`--rate-limit`).
-    pub limiter: Option<RateLimiter>,
+    pub(crate) limiter: Option<RateLimiter>,
     /// Bots whose pixel, badge and script loads are not counted (unless `--count-bots`).
-    pub bots: Bots,
+    pub(crate) bots: Bots,
     /// Who may read the statistics (`--read-token`, `--public-counts`).
-    pub access: ReadAccess,
+    pub(crate) access: ReadAccess,
     /// With `--visits`: visits are counted beside hits.
-    pub visits: Option<Visits>,
+    pub(crate) visits: Option<Visits>,
     /// Who may delete and export (`--admin-token`).
-    pub admin: AdminAccess,
+    pub(crate) admin: AdminAccess,
 }
 
 impl App {
-    /// With `--visits`, the visitor of a hit on `url` from `request`'s client: a keyed hash,
-    /// see [`crate::visits`].
+    /// With `--visits`, what names the visitor of a hit from `request`: read from the request
+    /// alone, so that parsing never waits on Redis.
+    pub(crate) fn sighting(&self, request: &Request) -> Option<Sighting> {
+        self.visits.as_ref()?;
+        Some(Sighting {
+            client: self.proxies.client_of(request),
+            user_agent: header(request, "User-Agent").map(str::to_string),
+        })
+    }
+
+    /// The visitor of a hit on `url` by `sighting` (none without `--visits`): a keyed hash,
+    /// see [`crate::visits`]. It may read the day's salt from Redis, so it is asked when the
+    /// hit is applied.
     pub(crate) fn visitor(
         &self,
-        request: &Request,
+        sighting: Option<&Sighting>,
         url: &str,
     ) -> Result<Option<Visitor>, ApiError> {
-        let Some(visits) = &self.visits else {
+        let (Some(visits), Some(sighting)) = (&self.visits, sighting) else {
             return Ok(None);
         };
-        let client = self.proxies.client_of(request);
-        let user_agent = header(request, "User-Agent");
-        let visitor = visits.visitor(
-            self.store.as_ref(),
-            sites::host_of(url),
-            client,
-            user_agent,
-            url,
-        )?;
+        let visitor = visits.visitor(self.store.as_ref(), sites::host_of(url), sighting, url)?;
         Ok(Some(visitor))
     }
 }
@@ -135,12 +137,8 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
             let query = fields()?;
             let body_is_json = is_json(request);
             let body = read_body(request).map_err(ApiError::with_body_unread)?;
-            let user_agent = header(request, "User-Agent");
-            match RecordHit::parse(query, &body, body_is_json, user_agent, app)? {
-                Posted::Hit(mut hit) => {
-                    hit.hit.visitor = app.visitor(request, &hit.hit.url)?;
-                    Ok(Command::RecordHit(hit))
-                }
+            match RecordHit::parse(query, &body, body_is_json, request, app)? {
+                Posted::Hit(hit) => Ok(Command::RecordHit(hit)),
                 Posted::Ignored(reason) => Ok(Command::Ignored(reason)),
             }
         }
@@ -150,11 +148,11 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
         _ if !is_get => Err(not_allowed()),
         Endpoint::Hit => {
             access?;
-            Counts::parse(fields()?, app).map(Command::Counts)
+            UrlCounts::parse(fields()?, app).map(Command::UrlCounts)
         }
         Endpoint::Hits => {
             access?;
-            AllCounts::parse(fields()?, app).map(Command::AllCounts)
+            AllUrlCounts::parse(fields()?, app).map(Command::AllUrlCounts)
         }
         Endpoint::Top => {
             access?;
@@ -271,50 +269,22 @@ fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use tiny_http::{HTTPVersion, Method, TestRequest};
 
     use super::*;
-    use crate::buckets::WeekStart;
-    use crate::period::PerPeriod;
-    use crate::store::{Backend, StoreConfig};
 
     /// An app whose Redis is not there (nothing listens on port 1): whatever reaches the store
     /// fails fast with a 503, and everything else is answered without it.
     fn app() -> App {
-        let metrics = Metrics::new();
-        let config = StoreConfig {
-            backend: Backend::Standalone {
-                redis_url: "redis://127.0.0.1:1".into(),
-                ca_file: None,
-                group_commit: false,
-            },
-            pool_size: 1,
-            timeout: Duration::from_millis(50),
-            prefix: "hits".into(),
-            calendar: Calendar::new(WeekStart::Monday),
-            retention: PerPeriod::default(),
-            visit_window: None,
-        };
-        let opened = crate::store::open(&config, metrics.store_counters()).unwrap();
-        App {
-            store: opened.store.into(),
-            rankings: Rankings::new(),
-            pool: opened.pool,
-            calendar: config.calendar,
-            url_rules: UrlRules::default(),
-            cors: Cors::parse("http://allowed.example").unwrap(),
-            metrics,
-            keep_alive: keep_alive_header(Some(Duration::from_secs(15))),
-            sites: Sites::default(),
-            proxies: TrustedProxies::default(),
-            limiter: None,
-            bots: Bots::new(false),
-            access: ReadAccess::default(),
-            visits: None,
-            admin: AdminAccess::default(),
-        }
+        let config = crate::Config::try_parse_checked([
+            "hitme",
+            "--redis-url=redis://127.0.0.1:1",
+            "--pool-size=1",
+            "--redis-timeout-ms=50",
+            "--cors-origins=http://allowed.example",
+        ])
+        .unwrap();
+        crate::start::app(&config, crate::start::RedisDown::CheckLater).unwrap()
     }
 
     fn header(name: &str, value: &str) -> Header {

@@ -10,8 +10,8 @@ use percent_encoding::percent_decode;
 use super::canonical::{canonical_url, UrlRules};
 use super::error::{truncate, ApiError};
 use super::images::MAX_LABEL_CHARS;
-use crate::buckets::{Period, MAX_TIMESTAMP_MS};
 use crate::store::Metric;
+use crate::time::{Period, MAX_TIMESTAMP_MS};
 
 /// The most buckets one `/series` request may ask for.
 pub(crate) const MAX_SERIES_COUNT: usize = 1000;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::buckets::{Calendar, Period};
-use crate::period::PerPeriod;
+use crate::time::PerPeriod;
+use crate::time::{Calendar, Period};
 
 /// How long each period's buckets are kept after they end; `None` keeps them forever (always
 /// so for all-time).
@@ -20,7 +20,7 @@ pub(crate) fn expire_at(calendar: &Calendar, period: Period, start: i64, keep: D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buckets::WeekStart;
+    use crate::time::WeekStart;
 
     #[test]
     fn a_bucket_expires_its_retention_after_it_ends() {

@@ -1,8 +1,8 @@
 //! Key names of the standalone layout, interchangeable with the original HitMe: hashes
 //! `<prefix>:all` and `<prefix>:<period>:<bucket start ms>`, field = canonical URL.
 
-use crate::buckets::Period;
-use crate::period::PerPeriod;
+use crate::time::PerPeriod;
+use crate::time::Period;
 
 /// How standalone keys are named.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ impl KeyLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buckets::{Calendar, WeekStart};
+    use crate::time::{Calendar, WeekStart};
 
     #[test]
     fn key_layout_matches_the_original() {

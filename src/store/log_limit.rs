@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::clock;
+use crate::time::clock;
 
 /// Lets one log line through per second of the wall clock.
 #[derive(Debug, Default)]

@@ -14,6 +14,7 @@ pub(crate) mod keys;
 mod log_limit;
 pub(crate) mod pool;
 pub(crate) mod resp;
+pub mod rows;
 pub(crate) mod settings;
 pub(crate) mod standalone;
 
@@ -23,10 +24,19 @@ use std::time::Duration;
 pub(crate) use self::error::StoreError;
 use self::expiry::Retention;
 use self::pool::PoolProbe;
-use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
-use crate::period::PerPeriod;
-use crate::visits::Visitor;
+use crate::time::{Calendar, PerPeriod, Period};
+
+/// A visitor, as its 128-bit keyed hash: what the visitor's key is named by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Visitor(pub u128);
+
+impl Visitor {
+    /// 32 lowercase hex digits, for the key.
+    pub(crate) fn hex(self) -> String {
+        format!("{:032x}", self.0)
+    }
+}
 
 /// One hit to record: a canonical URL at a time, and with `--visits` who hit it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +310,7 @@ pub(crate) fn open(config: &StoreConfig, counters: StoreCounters) -> Result<Open
             ca_file,
             group_commit,
         } => {
-            let (store, pool) = standalone::Store::open(
+            let (store, pool) = standalone::StandaloneStore::open(
                 config,
                 redis_url,
                 ca_file.as_deref(),

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, RedisError, RedisResult, Value};
 
+use crate::metrics::PoolState;
+
 /// A connection that has been idle this long is checked with a PING before use; busier ones
 /// are not, so a hit costs one round trip, and a failure on them drops them anyway.
 pub(crate) const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -73,13 +75,6 @@ impl Default for Health {
 /// Whether `err` is an error reply from Redis, after which the connection is still in step.
 pub(crate) fn is_error_reply(err: &RedisError) -> bool {
     matches!(err.kind(), ErrorKind::Server(_))
-}
-
-/// Pool occupancy, for metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct PoolState {
-    pub connections: u32,
-    pub idle: u32,
 }
 
 /// Reads a pool's occupancy when asked (at each `/metrics` scrape).

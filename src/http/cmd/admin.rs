@@ -6,11 +6,11 @@ use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
-use crate::data::{Format, RowWriter};
 use crate::http::error::ApiError;
 use crate::http::params::{parse_timestamp, Fields};
 use crate::http::response::{Body, Response};
 use crate::http::App;
+use crate::store::rows::{Format, RowWriter};
 use crate::store::{HitStore, StoreError};
 
 /// `DELETE /hit?url=URL`

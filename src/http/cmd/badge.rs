@@ -2,8 +2,6 @@
 //! `period` holding now, as a badge; with `count=1` the hit is recorded first. A badge that
 //! fails says so in red, with the error's status.
 
-use crate::buckets::Period;
-use crate::clock::now_ms;
 use crate::http::error::ApiError;
 use crate::http::header;
 use crate::http::images;
@@ -11,7 +9,9 @@ use crate::http::params::Fields;
 use crate::http::response::{Body, Response};
 use crate::http::App;
 use crate::store::{Hit, Metric};
-use crate::visits::Visitor;
+use crate::time::clock::now_ms;
+use crate::time::Period;
+use crate::visits::Sighting;
 use tiny_http::Request;
 
 pub(crate) struct Badge {
@@ -28,8 +28,8 @@ struct Asked {
     bot: bool,
     /// Hits or (`metric=visits`) visits.
     metric: Metric,
-    /// With `--visits`, the visitor of the hit it counts.
-    visitor: Option<Visitor>,
+    /// With `--visits`, what names the visitor of the hit it counts.
+    sighting: Option<Sighting>,
 }
 
 impl Badge {
@@ -43,12 +43,12 @@ impl Badge {
                 counts: fields.badge_counts()?,
                 bot: app.bots.is_bot(header(request, "User-Agent")),
                 metric,
-                visitor: None,
+                sighting: None,
             };
             if asked.counts {
                 app.sites.check(&asked.url)?;
                 if !asked.bot {
-                    asked.visitor = app.visitor(request, &asked.url)?;
+                    asked.sighting = app.sighting(request);
                 }
             }
             Ok(asked)
@@ -96,7 +96,7 @@ fn show(asked: Asked, app: &App) -> Result<Response, ApiError> {
         app.store.record_hit(Hit {
             url: asked.url.clone(),
             timestamp_ms: now,
-            visitor: asked.visitor,
+            visitor: app.visitor(asked.sighting.as_ref(), &asked.url)?,
         })?;
     }
     let counts = app.store.url_counts(&asked.url, now, asked.metric)?;

@@ -3,23 +3,23 @@
 //! apply; [`super::parse`] picks the module from the path and the method.
 
 mod admin;
-mod all_counts;
+mod all_url_counts;
 mod badge;
-mod counts;
 mod pixel;
 mod record_hit;
 mod series;
 mod service;
 mod top;
+mod url_counts;
 
 pub(crate) use self::admin::{DeleteUrl, Export};
-pub(crate) use self::all_counts::AllCounts;
+pub(crate) use self::all_url_counts::AllUrlCounts;
 pub(crate) use self::badge::Badge;
-pub(crate) use self::counts::Counts;
 pub(crate) use self::pixel::Pixel;
 pub(crate) use self::record_hit::{Posted, RecordHit};
 pub(crate) use self::series::Series;
 pub(crate) use self::top::Top;
+pub(crate) use self::url_counts::UrlCounts;
 
 use super::error::ApiError;
 use super::response::Response;
@@ -33,9 +33,9 @@ pub(crate) enum Command {
     /// A `POST /hit` answered but not counted, and why (a metrics label).
     Ignored(&'static str),
     /// `GET /hit`
-    Counts(Counts),
+    UrlCounts(UrlCounts),
     /// `GET /hits`
-    AllCounts(AllCounts),
+    AllUrlCounts(AllUrlCounts),
     /// `GET /top`
     Top(Top),
     /// `GET /series`
@@ -58,26 +58,27 @@ pub(crate) enum Command {
     Export(Export),
 }
 
-/// Where a command is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lane {
+/// A command and where it is applied.
+pub(crate) enum Placed {
     /// By the worker that took it: it costs at most a round trip to Redis.
-    Worker,
+    Worker(Command),
     /// On the read pool: it scans buckets, or writes an answer as long as its client takes.
-    Reads,
+    Reads(Command),
 }
 
 impl Command {
-    /// Where this command is applied. A `/top` page of a ranking that is kept fresh is taken
-    /// from it now, so that applying it reads nothing.
-    pub(crate) fn lane(&mut self, app: &App) -> Lane {
+    /// Where this command is applied. A `/top` page of a ranking that is kept fresh is paged
+    /// from it, taken now, so that applying it reads nothing.
+    pub(crate) fn place(self, app: &App) -> Placed {
         match self {
-            Command::AllCounts(_) | Command::DeleteUrl(_) | Command::Export(_) => Lane::Reads,
-            Command::Top(top) => match top.take_fresh_ranking(app) {
-                true => Lane::Worker,
-                false => Lane::Reads,
+            Command::AllUrlCounts(_) | Command::DeleteUrl(_) | Command::Export(_) => {
+                Placed::Reads(self)
+            }
+            Command::Top(top) => match top.fresh_ranking(app) {
+                Some(ranking) => Placed::Worker(Command::Top(top.paging(ranking))),
+                None => Placed::Reads(Command::Top(top)),
             },
-            _ => Lane::Worker,
+            _ => Placed::Worker(self),
         }
     }
 
@@ -108,8 +109,8 @@ impl Command {
                 app.metrics.hit_ignored(reason);
                 Ok(Response::ok())
             }
-            Command::Counts(cmd) => cmd.apply(app),
-            Command::AllCounts(cmd) => cmd.apply(app),
+            Command::UrlCounts(cmd) => cmd.apply(app),
+            Command::AllUrlCounts(cmd) => cmd.apply(app),
             Command::Top(cmd) => cmd.apply(app),
             Command::Series(cmd) => cmd.apply(app),
             Command::Pixel(cmd) => Ok(cmd.apply(app)),

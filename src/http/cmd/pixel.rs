@@ -3,7 +3,6 @@
 //! the answer is an image, so no page shows a broken one; the status says how it went. A host
 //! outside `--sites` is a 403; a bot's load is answered but not counted.
 
-use crate::clock::now_ms;
 use crate::http::canonical::canonical_url;
 use crate::http::error::ApiError;
 use crate::http::header;
@@ -12,12 +11,13 @@ use crate::http::params::Fields;
 use crate::http::response::{Body, Response};
 use crate::http::App;
 use crate::store::Hit;
-use crate::visits::Visitor;
+use crate::time::clock::now_ms;
+use crate::visits::Sighting;
 use tiny_http::Request;
 
 pub(crate) struct Pixel {
-    /// The URL to count (and with `--visits` its visitor), or why there is none.
-    url: Result<(String, Option<Visitor>), ApiError>,
+    /// The URL to count (and with `--visits` what names its visitor), or why there is none.
+    url: Result<(String, Option<Sighting>), ApiError>,
     bot: bool,
 }
 
@@ -32,9 +32,9 @@ impl Pixel {
         let bot = app.bots.is_bot(header(request, "User-Agent"));
         let url = url
             .and_then(|url| app.sites.check(&url).map(|()| url))
-            .and_then(|url| match bot {
-                true => Ok((url, None)),
-                false => Ok((url.clone(), app.visitor(request, &url)?)),
+            .map(|url| match bot {
+                true => (url, None),
+                false => (url, app.sighting(request)),
             });
         Pixel { url, bot }
     }
@@ -54,7 +54,8 @@ impl Pixel {
             app.metrics.hit_ignored("bot");
             return gif(200);
         }
-        let recorded = self.url.and_then(|(url, visitor)| {
+        let recorded = self.url.and_then(|(url, sighting)| {
+            let visitor = app.visitor(sighting.as_ref(), &url)?;
             let timestamp_ms = now_ms();
             let hit = Hit {
                 url,

@@ -1,16 +1,24 @@
 //! `POST /hit`: record one hit, from a form or JSON body and the query string. A host outside
 //! `--sites` is refused; a hit `hitme.js` sends (`src=js`) from a bot's browser is answered
-//! but not counted.
+//! but not counted. Hits a worker takes together are applied together ([`RecordHit::apply_all`]),
+//! in one round trip.
 
-use crate::clock::now_ms;
+use tiny_http::Request;
+
 use crate::http::error::ApiError;
+use crate::http::header;
 use crate::http::params::Fields;
 use crate::http::response::Response;
 use crate::http::App;
 use crate::store::Hit;
+use crate::time::clock::now_ms;
+use crate::visits::Sighting;
 
 pub(crate) struct RecordHit {
-    pub hit: Hit,
+    /// The hit, its visitor not yet named.
+    hit: Hit,
+    /// With `--visits`, what names its visitor when it is applied.
+    sighting: Option<Sighting>,
 }
 
 /// What a valid `POST /hit` asks: a hit to count, or one to answer and leave uncounted.
@@ -26,7 +34,7 @@ impl RecordHit {
         query: Fields,
         body: &[u8],
         body_is_json: bool,
-        user_agent: Option<&str>,
+        request: &Request,
         app: &App,
     ) -> Result<Posted, ApiError> {
         let fields = if body.is_empty() {
@@ -39,7 +47,7 @@ impl RecordHit {
         let url = fields.require_url(&app.url_rules)?;
         let timestamp_ms = fields.timestamp_or(now_ms())?;
         app.sites.check(&url)?;
-        if fields.src.as_deref() == Some("js") && app.bots.is_bot(user_agent) {
+        if fields.src.as_deref() == Some("js") && app.bots.is_bot(header(request, "User-Agent")) {
             return Ok(Posted::Ignored("bot"));
         }
         Ok(Posted::Hit(RecordHit {
@@ -48,12 +56,50 @@ impl RecordHit {
                 timestamp_ms,
                 visitor: None,
             },
+            sighting: app.sighting(request),
         }))
     }
 
-    /// Records the hit alone; a worker that took several records them together instead.
+    /// Records the hit alone.
     pub(crate) fn apply(self, app: &App) -> Result<Response, ApiError> {
-        app.store.record_hit(self.hit)?;
+        app.store.record_hit(self.named(app)?)?;
         Ok(Response::ok())
+    }
+
+    /// Records hits taken together, in one round trip; one answer per hit, in order.
+    pub(crate) fn apply_all(app: &App, hits: Vec<RecordHit>) -> Vec<Response> {
+        app.metrics.hits_batched(hits.len());
+        let mut answers: Vec<Option<Response>> = Vec::with_capacity(hits.len());
+        let mut named = Vec::with_capacity(hits.len());
+        for hit in hits {
+            match hit.named(app) {
+                Ok(hit) => {
+                    named.push(hit);
+                    answers.push(None);
+                }
+                Err(err) => answers.push(Some(Response::error(&err))),
+            }
+        }
+        let recorded = match named.is_empty() {
+            true => Vec::new(),
+            false => app.store.record_hits(named),
+        };
+        let mut recorded = recorded.into_iter();
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| match recorded.next() {
+                    Some(Err(err)) => Response::error(&err.into()),
+                    _ => Response::ok(),
+                })
+            })
+            .collect()
+    }
+
+    /// The hit with its visitor named (with `--visits`; this may read the day's salt).
+    fn named(self, app: &App) -> Result<Hit, ApiError> {
+        let mut hit = self.hit;
+        hit.visitor = app.visitor(self.sighting.as_ref(), &hit.url)?;
+        Ok(hit)
     }
 }

@@ -1,13 +1,13 @@
 //! `GET /series?url=URL&period=P&count=N&timestamp=TS`: one URL's counts in the last N buckets
 //! of a period, oldest first, with the time zone whose calendar cut them.
 
-use crate::buckets::Period;
-use crate::clock::now_ms;
 use crate::http::error::ApiError;
 use crate::http::params::Fields;
 use crate::http::response::Response;
 use crate::http::App;
 use crate::store::Metric;
+use crate::time::clock::now_ms;
+use crate::time::Period;
 
 pub(crate) struct Series {
     metric: Metric,

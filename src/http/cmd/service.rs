@@ -33,7 +33,7 @@ pub(super) fn health(app: &App) -> Result<Response, ApiError> {
 
 /// `GET /metrics`, in the Prometheus text format.
 pub(super) fn metrics(app: &App) -> Response {
-    let text = app.metrics.render(&app.pool);
+    let text = app.metrics.render((app.pool)());
     Response::with(
         "text/plain; version=0.0.4; charset=utf-8",
         Body::Owned(text),

@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use crate::buckets::Period;
-use crate::clock::now_ms;
 use crate::http::error::ApiError;
 use crate::http::params::Fields;
 use crate::http::response::Response;
 use crate::http::App;
 use crate::store::Metric;
+use crate::time::clock::now_ms;
+use crate::time::Period;
 use crate::top::Ranking;
 
 /// URLs on a `/top` page when not told.
@@ -24,7 +24,7 @@ pub(crate) struct Top {
     limit: usize,
     offset: usize,
     filter: String,
-    /// The ranking to page, when a fresh one was kept as the command was taken.
+    /// The ranking to page, when a fresh one was kept as the command was placed.
     ranking: Option<Arc<Ranking>>,
 }
 
@@ -46,14 +46,20 @@ impl Top {
         })
     }
 
-    /// Takes the bucket's ranking if one is kept fresh and the page costs next to nothing;
-    /// false when answering means reading or ordering.
-    pub(crate) fn take_fresh_ranking(&mut self, app: &App) -> bool {
-        self.ranking = app
-            .rankings
+    /// The bucket's ranking if one is kept fresh and the page costs next to nothing; `None`
+    /// when answering means reading or ordering.
+    pub(crate) fn fresh_ranking(&self, app: &App) -> Option<Arc<Ranking>> {
+        app.rankings
             .fresh(self.period, self.start, self.metric)
-            .filter(|r| r.page_is_cheap(&self.filter, self.offset, self.limit));
-        self.ranking.is_some()
+            .filter(|r| r.page_is_cheap(&self.filter, self.offset, self.limit))
+    }
+
+    /// This page, answered from `ranking` (a fresh one) without reading.
+    pub(crate) fn paging(self, ranking: Arc<Ranking>) -> Top {
+        Top {
+            ranking: Some(ranking),
+            ..self
+        }
     }
 
     pub(crate) fn apply(self, app: &App) -> Result<Response, ApiError> {

@@ -1,7 +1,7 @@
 //! Cluster key names: the hash and hash tag of a URL, its slot, and the URL index shards.
 
-use crate::buckets::Period;
-use crate::period::PerPeriod;
+use crate::time::PerPeriod;
+use crate::time::Period;
 
 /// Shards of the URL index: enough that no one key takes every new URL, few enough that
 /// `/hits` reads them in one request per node.
@@ -116,7 +116,7 @@ impl ClusterKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buckets::{Calendar, WeekStart};
+    use crate::time::{Calendar, WeekStart};
     use std::collections::BTreeSet;
 
     #[test]

@@ -98,8 +98,8 @@
 //! `--redis-url`, `--redis-ca-file` and `--group-commit` do not apply in cluster mode (a hit
 //! is already one command).
 
+mod bulk;
 mod conn;
-mod data;
 mod errors;
 pub mod keys;
 mod node;
@@ -121,9 +121,9 @@ use super::{
     equal_hits, scan_reply, text, BucketedHit, Chunk, Deleted, Hit, HitStore, Metric, Row, RowSink,
     ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
 };
-use crate::buckets::{Calendar, Period};
 use crate::metrics::StoreCounters;
-use crate::period::PerPeriod;
+use crate::time::PerPeriod;
+use crate::time::{Calendar, Period};
 
 /// Records `ARGV[7]` equal hits (1 if absent) for the URL `ARGV[1]`, atomically, in one slot.
 ///

@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::io::tcp::TcpSettings;
 use redis::{ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
-mod data;
+mod bulk;
 
 use super::breaker::{self, Breaker, Probe, WriteRefusal};
 use super::expiry::{expire_at, Retention};
@@ -20,13 +20,13 @@ use super::{
     equal_hits, resp, scan_reply, text, BucketedHit, Chunk, Deleted, Hit, HitStore, Metric, Row,
     RowSink, ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
 };
-use crate::buckets::{Calendar, Period};
-use crate::clock;
 use crate::metrics::StoreCounters;
-use crate::period::PerPeriod;
+use crate::time::clock;
+use crate::time::PerPeriod;
+use crate::time::{Calendar, Period};
 
 /// A pool of connections to a standalone Redis and the commands HitMe runs on them.
-pub(crate) struct Store {
+pub(crate) struct StandaloneStore {
     pool: r2d2::Pool<Connector>,
     layout: KeyLayout,
     calendar: Calendar,
@@ -67,7 +67,7 @@ end
 return 1
 "#;
 
-impl Store {
+impl StandaloneStore {
     /// Builds the pool without connecting: HitMe starts while Redis is down and answers 503
     /// until it is up. Returns the store and a probe of its pool for `/metrics`.
     pub(crate) fn open(
@@ -76,7 +76,7 @@ impl Store {
         ca_file: Option<&Path>,
         group_commit: bool,
         counters: StoreCounters,
-    ) -> Result<(Store, PoolProbe), String> {
+    ) -> Result<(StandaloneStore, PoolProbe), String> {
         let info = redis_url
             .into_connection_info()
             .map_err(|e| format!("invalid --redis-url ({e}); expected e.g. redis://127.0.0.1:6379, redis://:password@host:6379/2 or redis+unix:///run/redis.sock"))?;
@@ -93,7 +93,7 @@ impl Store {
             Some(counters.breaker_gauge()),
             ping_probe(pool.clone()),
         );
-        let store = Store {
+        let store = StandaloneStore {
             pool,
             layout: KeyLayout {
                 prefix: config.prefix.clone(),
@@ -313,7 +313,7 @@ impl Store {
     }
 }
 
-impl HitStore for Store {
+impl HitStore for StandaloneStore {
     /// Records one hit in every bucket: one MULTI/EXEC round trip, so a hit counts everywhere
     /// or nowhere. Buckets with a retention get their expiry in the same transaction, once per
     /// bucket and connection. With group commit, concurrent hits share the transaction.
@@ -335,7 +335,7 @@ impl HitStore for Store {
         }
     }
 
-    /// Records hits a worker took together in one MULTI/EXEC ([`Store::commit`]).
+    /// Records hits a worker took together in one MULTI/EXEC ([`StandaloneStore::commit`]).
     fn record_hits(&self, hits: Vec<Hit>) -> Vec<Result<(), StoreError>> {
         let hits: Vec<BucketedHit> = hits
             .into_iter()

@@ -16,14 +16,14 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::buckets::Period;
-use crate::clock::now_ms;
 use crate::http::error::ApiError;
 use crate::http::params::Fields;
 use crate::http::response::{Body, Response, JSON};
 use crate::http::App;
-use crate::period::PerPeriod;
 use crate::store::{Chunk, HitStore, Metric, ScanCursor, StoreError};
+use crate::time::clock::now_ms;
+use crate::time::PerPeriod;
+use crate::time::Period;
 
 /// Chunks read ahead of what is written: enough to keep Redis busy while the answer goes out.
 const AHEAD: usize = 2;
@@ -40,14 +40,14 @@ pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// The reader's chunks, bucket by bucket, in order; each bucket's last chunk has no `next`.
 type Chunks = Receiver<Result<(Period, i64, Chunk), StoreError>>;
 
-pub(crate) struct AllCounts {
+pub(crate) struct AllUrlCounts {
     timestamp_ms: i64,
     metric: Metric,
 }
 
-impl AllCounts {
-    pub(crate) fn parse(fields: Fields, app: &App) -> Result<AllCounts, ApiError> {
-        Ok(AllCounts {
+impl AllUrlCounts {
+    pub(crate) fn parse(fields: Fields, app: &App) -> Result<AllUrlCounts, ApiError> {
+        Ok(AllUrlCounts {
             timestamp_ms: fields.timestamp_or(now_ms())?,
             metric: fields.metric(app.visits.is_some())?,
         })

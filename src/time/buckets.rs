@@ -1,43 +1,21 @@
 //! Time buckets: which month, week, day, hour and minute a timestamp falls in, in UTC here
-//! and on a zone's local calendar in [`crate::zone`].
+//! and on a zone's local calendar in [`super::zone`].
 //!
 //! A bucket is named by its first millisecond since the Unix epoch, the same numbers the
 //! original HitMe used in its Redis keys. The all-time "bucket" starts at the epoch and never
 //! ends. Pure functions only: no clock, no I/O.
 
-use time::{Date, OffsetDateTime};
+use ::time::{Date, OffsetDateTime};
 
-use crate::period::PerPeriod;
-pub use crate::period::Period;
-use crate::zone::Zone;
-
-/// The last millisecond HitMe accepts: 9999-12-31T23:59:59.999Z.
-pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+use super::period::{PerPeriod, Period, WeekStart, MAX_TIMESTAMP_MS};
+use super::zone::Zone;
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// The day a week starts on: ISO weeks start on Monday; the original node build used Sunday.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WeekStart {
-    #[default]
-    Monday,
-    Sunday,
-}
-
-impl WeekStart {
-    /// The name `--week-start` takes.
-    pub const fn name(self) -> &'static str {
-        match self {
-            WeekStart::Monday => "monday",
-            WeekStart::Sunday => "sunday",
-        }
-    }
-}
-
 /// The calendar buckets are cut on: UTC or a time zone's local calendar
-/// ([`crate::zone`]), with a chosen first day of the week.
+/// ([`super::zone`]), with a chosen first day of the week.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Calendar {
     pub week_start: WeekStart,

@@ -19,8 +19,7 @@ use jiff::civil::{DateTime, Time};
 use jiff::tz::{AmbiguousOffset, Offset, TimeZone};
 use jiff::{Timestamp, ToSpan};
 
-use crate::buckets::{WeekStart, MAX_TIMESTAMP_MS};
-use crate::period::Period;
+use super::period::{Period, WeekStart, MAX_TIMESTAMP_MS};
 
 /// The most transitions looked at between a bucket's start and a timestamp: real zones have
 /// at most a few in a month.

@@ -5,16 +5,16 @@ use std::collections::HashSet;
 
 use redis::Value;
 
-use super::Store;
-use crate::buckets::Period;
-use crate::clock;
+use super::StandaloneStore;
 use crate::store::expiry::expire_at;
 use crate::store::keys::KeyLayout;
 use crate::store::{
     export_hash, parse_bucket, Deleted, Metric, Row, RowSink, StoreError, SCAN_CHUNK,
 };
+use crate::time::clock;
+use crate::time::Period;
 
-impl Store {
+impl StandaloneStore {
     /// The counting hashes under the prefix (hits' and visits'), a `SCAN` chunk at a time,
     /// each once, with what they count; other keys (settings, salts, visitors) are passed by.
     fn each_bucket(

@@ -1,8 +1,30 @@
-//! The six periods HitMe counts in (all-time, month, week, day, hour, minute), and
+//! The six periods HitMe counts in (all-time, month, week, day, hour, minute), the day weeks
+//! start on, the last timestamp accepted, and
 //! `PerPeriod`, one value for each, in that order: counts, keys, retention and expiries all
 //! travel in it, so no code indexes arrays by position.
 
 use std::ops::{Index, IndexMut};
+
+/// The last millisecond HitMe accepts: 9999-12-31T23:59:59.999Z.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// The day a week starts on: ISO weeks start on Monday; the original node build used Sunday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeekStart {
+    #[default]
+    Monday,
+    Sunday,
+}
+
+impl WeekStart {
+    /// The name `--week-start` takes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WeekStart::Monday => "monday",
+            WeekStart::Sunday => "sunday",
+        }
+    }
+}
 
 /// A period a hit is counted in: all-time, or one of the five calendar buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

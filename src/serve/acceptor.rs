@@ -51,6 +51,11 @@ impl Acceptor {
         })
     }
 
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
     fn accept_on(
         listener: &TcpListener,
         client_timeout: Option<Duration>,

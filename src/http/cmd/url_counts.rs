@@ -1,13 +1,13 @@
 //! `GET /hit?url=URL&timestamp=TS`: one URL's six counts.
 
-use crate::clock::now_ms;
 use crate::http::error::ApiError;
 use crate::http::params::Fields;
 use crate::http::response::Response;
 use crate::http::App;
 use crate::store::Metric;
+use crate::time::clock::now_ms;
 
-pub(crate) struct Counts {
+pub(crate) struct UrlCounts {
     url: String,
     timestamp_ms: i64,
 }
@@ -19,9 +19,9 @@ fn write_counts(out: &mut Vec<u8>, counts: crate::store::UrlCounts) {
     }
 }
 
-impl Counts {
-    pub(crate) fn parse(fields: Fields, app: &App) -> Result<Counts, ApiError> {
-        Ok(Counts {
+impl UrlCounts {
+    pub(crate) fn parse(fields: Fields, app: &App) -> Result<UrlCounts, ApiError> {
+        Ok(UrlCounts {
             url: fields.require_url(&app.url_rules)?,
             timestamp_ms: fields.timestamp_or(now_ms())?,
         })

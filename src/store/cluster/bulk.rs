@@ -9,12 +9,12 @@ use redis::{Cmd, RedisResult};
 
 use super::keys::{index_shard, slot_of_tag, url_tag, ClusterKeys};
 use super::{count, errors, ClusterStore};
-use crate::buckets::Period;
 use crate::store::expiry::expire_at;
 use crate::store::{
     export_hash, parse_bucket, scan_reply, text, Deleted, Metric, Row, RowSink, StoreError,
     SCAN_CHUNK,
 };
+use crate::time::Period;
 
 impl ClusterStore {
     /// The keys of `metric`'s hashes, with or without `--visits` in force (an import may bring
@@ -138,7 +138,7 @@ impl ClusterStore {
     pub(super) fn import_counts(&self, rows: &[Row], add: bool) -> Result<(), StoreError> {
         let mut commands: Vec<(u16, Cmd)> = Vec::with_capacity(rows.len() * 2);
         let mut buckets = HashSet::new();
-        let now = crate::clock::now_secs();
+        let now = crate::time::clock::now_secs();
         for row in rows {
             let tag = url_tag(&row.url);
             let slot = slot_of_tag(&tag);

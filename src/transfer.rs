@@ -9,98 +9,26 @@ use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use crate::buckets::{Calendar, Period};
-use crate::config::{Config, Tool};
+use crate::config::Tool;
 use crate::http::canonical::{canonical_url, UrlRules};
-use crate::metrics::Metrics;
+use crate::http::App;
+use crate::store::rows::{Format, RowWriter, CSV_HEADER, CSV_VERSION_LINE};
 use crate::store::{HitStore, Metric, Row, StoreError};
-
-/// The first line of an export: what wrote it, and the version of its format.
-pub(crate) const CSV_VERSION_LINE: &str = "# hitme export v1";
-const CSV_HEADER: &str = "metric,period,start,url,count";
+use crate::time::{Calendar, Period};
 
 /// Rows written to Redis per pipelined chunk.
 const IMPORT_CHUNK: usize = 1000;
 
-/// How an export is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Csv,
-    Jsonl,
-}
-
-/// Writes rows in `format`, the first line(s) first.
-pub(crate) struct RowWriter {
-    format: Format,
-}
-
-impl RowWriter {
-    /// A writer, and the lines that open its output.
-    pub(crate) fn new(format: Format) -> (RowWriter, Vec<u8>) {
-        let head = match format {
-            Format::Csv => format!("{CSV_VERSION_LINE}\n{CSV_HEADER}\n").into_bytes(),
-            Format::Jsonl => Vec::new(),
-        };
-        (RowWriter { format }, head)
-    }
-
-    /// The text of `rows`.
-    pub(crate) fn write(&mut self, rows: &[Row]) -> Vec<u8> {
-        match self.format {
-            Format::Csv => {
-                let mut csv = csv::WriterBuilder::new()
-                    .terminator(csv::Terminator::Any(b'\n'))
-                    .from_writer(Vec::with_capacity(rows.len() * 80));
-                for row in rows {
-                    let record = [
-                        row.metric.name(),
-                        row.period.name(),
-                        &row.start.to_string(),
-                        &row.url,
-                        &row.count.to_string(),
-                    ];
-                    csv.write_record(record)
-                        .expect("writing into memory cannot fail");
-                }
-                csv.into_inner().expect("writing into memory cannot fail")
-            }
-            Format::Jsonl => {
-                let mut out = Vec::with_capacity(rows.len() * 96);
-                for row in rows {
-                    let line = serde_json::json!({
-                        "metric": row.metric.name(),
-                        "period": row.period.name(),
-                        "start": row.start,
-                        "url": row.url,
-                        "count": row.count,
-                    });
-                    serde_json::to_writer(&mut out, &line).expect("a value always serialises");
-                    out.push(b'\n');
-                }
-                out
-            }
-        }
-    }
-}
-
-/// Runs `hitme export` or `hitme import` against the Redis of `config`.
-pub fn run_tool(config: &Config, tool: &Tool) -> Result<(), String> {
-    let metrics = Metrics::new();
-    let opened = crate::store::open(&config.store_config(), metrics.store_counters())?;
-    let store: Arc<dyn HitStore> = opened.store.into();
-    crate::server::check_calendar(&store, config).map_err(|e| e.to_string())?;
+/// Runs `hitme export` or `hitme import` with `app`'s store, calendar and URL rules.
+pub fn run(tool: &Tool, app: &App) -> Result<(), String> {
+    let store = app.store.as_ref();
     match tool {
         Tool::Export {
             format,
             since,
             output,
-        } => export(store.as_ref(), *format, *since, output.as_deref()),
-        Tool::Import { file, add } => {
-            let rules = UrlRules::dropping(&config.drop_query_params);
-            import(store.as_ref(), &config.calendar(), &rules, file, *add)
-        }
+        } => export(store, *format, *since, output.as_deref()),
+        Tool::Import { file, add } => import(store, &app.calendar, &app.url_rules, file, *add),
     }
 }
 
@@ -446,7 +374,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buckets::WeekStart;
+    use crate::time::WeekStart;
 
     fn rows(text: &str) -> Vec<Result<Row, String>> {
         let rules = UrlRules::dropping("");
