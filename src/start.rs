@@ -184,9 +184,13 @@ fn check_calendar(
     match check() {
         Ok(()) => Ok(()),
         Err(Refusal::Mismatch(message)) => Err(StartError::Calendar(message)),
-        Err(Refusal::Unavailable(e)) if redis_down == RedisDown::Fail => Err(StartError::Redis(
-            format!("{}: {}", config.redis_description(), e.message()),
-        )),
+        Err(Refusal::Unavailable(e)) if redis_down == RedisDown::Fail => {
+            Err(StartError::Redis(format!(
+                "cannot reach Redis at {}: {}",
+                config.redis_description(),
+                e.message()
+            )))
+        }
         Err(Refusal::Unavailable(e)) => {
             log::warn!(
                 "cannot check the calendar recorded under --key-prefix {} yet ({}); checking again once Redis answers",

@@ -220,3 +220,63 @@ fn a_mismatch_found_once_redis_answers_stops_hitme() {
         "{log}"
     );
 }
+
+/// The server runs in-process from its built parts, as `main` runs it: the App and the socket
+/// from the flags, then `serve::run` until the acceptor is told to stop.
+#[test]
+fn a_server_built_from_flags_runs_in_process_and_stops_when_told() {
+    use hitme::start::{self, RedisDown};
+    let redis = Redis::start();
+    let config = hitme::Config::try_parse_checked([
+        "hitme".to_string(),
+        format!("--redis-url={}", redis.url()),
+        "--listen=127.0.0.1:0".to_string(),
+        "--threads=2".to_string(),
+    ])
+    .unwrap();
+    let app = std::sync::Arc::new(start::app(&config, RedisDown::Fail).unwrap());
+    let acceptor = start::acceptor(&config).unwrap();
+    let addr = acceptor.local_addr().unwrap();
+    let serving = {
+        let acceptor = acceptor.clone();
+        std::thread::spawn(move || hitme::serve::run(app, acceptor, start::threads(&config)))
+    };
+    let body = format!("url={}&timestamp={T}", common::encode(URL));
+    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+    let resp = common::request(addr, "POST", "/hit", &ct, body.as_bytes());
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, r#"{"status":"OK"}"#.into())
+    );
+    assert_eq!(redis.hget("hits:all", URL), Some(1));
+    acceptor.stop();
+    wait_until(Duration::from_secs(5), "the server to stop", || {
+        serving.is_finished()
+    });
+    serving.join().unwrap().unwrap();
+}
+
+/// A tool has nothing to do without Redis: it says so once, naming where it looked.
+#[test]
+fn a_tool_with_redis_down_fails_with_one_clear_error() {
+    let port = free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hitme"))
+        .args([
+            "--redis-url",
+            &format!("redis://127.0.0.1:{port}"),
+            "export",
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.starts_with(&format!(
+            "hitme: cannot reach Redis at redis://127.0.0.1:{port}: no Redis connection"
+        )),
+        "{said}"
+    );
+}
