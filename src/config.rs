@@ -45,7 +45,9 @@ pub struct Config {
         global = true,
         default_value = "redis://127.0.0.1:6379",
         hide_env_values = true,
-        conflicts_with = "redis_cluster"
+        conflicts_with = "redis_cluster",
+        value_name = "URL",
+        value_parser = parse_redis_url
     )]
     pub redis_url: String,
 
@@ -287,6 +289,44 @@ pub fn default_threads() -> u32 {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 1024) as u32)
 }
 
+/// The forms `--redis-url` takes, for its errors.
+const REDIS_URL_FORMS: &str = "give redis://HOST:PORT (e.g. redis://127.0.0.1:6379), redis://:PASSWORD@HOST:PORT/DB, rediss://... for TLS, or redis+unix:///PATH/TO/redis.sock";
+
+/// A Redis URL, checked here so that a mistake is told in words (the Redis client says only
+/// that it did not parse).
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    let url =
+        url::Url::parse(s).map_err(|e| format!("it is not a URL ({e}); {REDIS_URL_FORMS}"))?;
+    match url.scheme() {
+        "redis" | "rediss" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!("it names no host; {REDIS_URL_FORMS}"));
+            }
+            let db = url.path().trim_start_matches('/');
+            if !db.is_empty() && db.parse::<u32>().is_err() {
+                return Err(format!(
+                    "its path /{db} is not a database number; {REDIS_URL_FORMS}"
+                ));
+            }
+        }
+        "redis+unix" | "unix" => {
+            if url.path().is_empty() || url.path() == "/" {
+                return Err(format!("it names no socket path; {REDIS_URL_FORMS}"));
+            }
+        }
+        other => {
+            return Err(format!(
+                "{other}:// is not a Redis scheme; {REDIS_URL_FORMS}"
+            ))
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// The shortest `--read-token` or `--admin-token` accepted: a token is all that guards what
+/// it opens, so it must be too long to guess.
+const MIN_TOKEN_CHARS: usize = 16;
+
 fn parse_visit_window(s: &str) -> Result<Duration, String> {
     let window =
         humantime::parse_duration(s).map_err(|e| format!("{e}; use e.g. 30m, 8h or 24h"))?;
@@ -360,11 +400,14 @@ impl Config {
         let mut command = Config::command();
         let matches = command.try_get_matches_from_mut(args)?;
         let config = Config::from_arg_matches(&matches)?;
-        let given = matches!(
-            matches.value_source("wait_replicas"),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        );
-        if given && config.redis_cluster.is_none() {
+        // Whether a flag was given (on the command line or in its variable), not defaulted.
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        if given("wait_replicas") && config.redis_cluster.is_none() {
             return Err(command.error(
                 ErrorKind::MissingRequiredArgument,
                 "--wait-replicas applies only with --redis-cluster; remove it, or name the cluster with --redis-cluster",
@@ -374,6 +417,18 @@ impl Config {
             return Err(command.error(
                 ErrorKind::MissingRequiredArgument,
                 "--public-counts applies only with --read-token or --read-token-file: without a token every count is public already",
+            ));
+        }
+        if given("sites") && config.sites.all() {
+            return Err(command.error(
+                ErrorKind::InvalidValue,
+                "--sites names no host; give the hosts to count (example.com,*.example.org), or leave it out to count every host",
+            ));
+        }
+        if given("visit_window") && !config.visits {
+            return Err(command.error(
+                ErrorKind::MissingRequiredArgument,
+                "--visit-window applies only with --visits; add --visits, or remove --visit-window",
             ));
         }
         if config
@@ -497,7 +552,7 @@ fn token(
                 "{flag} is empty; give a long random token, e.g. from `openssl rand -hex 32`"
             ));
         }
-        return Ok(Some(token.to_string()));
+        return long_enough(token, flag).map(Some);
     }
     let Some(path) = file else {
         return Ok(None);
@@ -505,11 +560,22 @@ fn token(
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {flag}-file {} ({e})", path.display()))?;
     match text.lines().next().map(str::trim) {
-        Some(token) if !token.is_empty() => Ok(Some(token.to_string())),
+        Some(token) if !token.is_empty() => long_enough(token, &format!("{flag}-file {}", path.display())).map(Some),
         _ => Err(format!(
             "{flag}-file {} holds no token; write one on its first line, e.g. with `openssl rand -hex 32 > {}`",
             path.display(),
             path.display()
+        )),
+    }
+}
+
+/// `token` if it is at least `MIN_TOKEN_CHARS` long.
+fn long_enough(token: &str, given_by: &str) -> Result<String, String> {
+    let chars = token.chars().count();
+    match chars >= MIN_TOKEN_CHARS {
+        true => Ok(token.to_string()),
+        false => Err(format!(
+            "the token of {given_by} is {chars} characters; use at least {MIN_TOKEN_CHARS}, e.g. from `openssl rand -hex 32`"
         )),
     }
 }
@@ -628,6 +694,71 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn refusal(args: &[&str]) -> String {
+        let mut all = vec!["hitme"];
+        all.extend_from_slice(args);
+        Config::try_parse_checked(all).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn mistakes_are_told_in_words_with_what_to_do() {
+        let typo = refusal(&["--rate-limt", "3/s"]);
+        assert!(
+            typo.contains("tip: a similar argument exists: '--rate-limit'"),
+            "{typo}"
+        );
+        for (url, said) in [
+            ("junk", "it is not a URL"),
+            ("http://127.0.0.1:6379", "http:// is not a Redis scheme"),
+            (
+                "redis://127.0.0.1:6379/x",
+                "its path /x is not a database number",
+            ),
+            ("redis+unix://", "it names no socket path"),
+        ] {
+            let err = refusal(&["--redis-url", url]);
+            assert!(
+                err.contains(said) && err.contains("redis://127.0.0.1:6379"),
+                "{url}: {err}"
+            );
+        }
+        for url in [
+            "redis://127.0.0.1:6379",
+            "rediss://:pw@h:1/2",
+            "redis+unix:///run/r.sock",
+        ] {
+            assert!(
+                Config::try_parse_checked(["hitme", "--redis-url", url]).is_ok(),
+                "{url}"
+            );
+        }
+        for sites in ["", ",,", " , "] {
+            let err = refusal(&["--sites", sites]);
+            assert!(err.contains("--sites names no host"), "{sites:?}: {err}");
+        }
+        let err = refusal(&["--visit-window", "2h"]);
+        assert!(
+            err.contains("--visit-window applies only with --visits"),
+            "{err}"
+        );
+        assert!(Config::try_parse_checked(["hitme", "--visits", "--visit-window", "2h"]).is_ok());
+    }
+
+    #[test]
+    fn tokens_must_be_too_long_to_guess() {
+        let short = Config::try_parse_checked(["hitme", "--read-token", "abc"]).unwrap();
+        assert_eq!(
+            short.read_token().unwrap_err(),
+            "the token of --read-token is 3 characters; use at least 16, e.g. from `openssl rand -hex 32`"
+        );
+        let long =
+            Config::try_parse_checked(["hitme", "--admin-token", "0123456789abcdef"]).unwrap();
+        assert_eq!(
+            long.admin_token().unwrap().as_deref(),
+            Some("0123456789abcdef")
+        );
     }
 
     #[test]

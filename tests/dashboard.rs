@@ -1142,7 +1142,7 @@ fn a_hundred_thousand_urls_are_ranked_paged_and_filtered_by_the_server() {
 /// dashboard and leaves the address without it.
 #[test]
 fn a_private_dashboard_asks_for_its_token_once() {
-    const TOKEN: &str = "dash-8c1f77";
+    const TOKEN: &str = "dash-8c1f77a0b3e9d2";
     let redis = Redis::start();
     let hitme = HitMe::start_with(&redis.url(), &["--read-token", TOKEN]);
     hitme.hit(HOME, now_ms());

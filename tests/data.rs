@@ -264,7 +264,7 @@ fn counts_move_between_standalone_and_cluster_mode() {
 
 #[test]
 fn delete_removes_one_url_everywhere_and_only_with_the_admin_token() {
-    const TOKEN: &str = "admin-5e1f";
+    const TOKEN: &str = "admin-5e1f9a7c3b2d";
     let redis = Redis::start();
     let plain = HitMe::start(&redis.url());
     assert_eq!(plain.get("/export").status, 404);
@@ -335,7 +335,7 @@ fn delete_in_cluster_mode_removes_one_url_everywhere() {
     let cluster = Cluster::start();
     let hitme = cluster.hitme(&[
         "--admin-token",
-        "adm",
+        "adm-4c8e1f0b9d2a",
         "--visits",
         "--trusted-proxies",
         "127.0.0.1/32",
@@ -349,7 +349,7 @@ fn delete_in_cluster_mode_removes_one_url_everywhere() {
         hitme.addr,
         "DELETE",
         &format!("/hit?url={}", encode(victim)),
-        &[("Authorization", "Bearer adm")],
+        &[("Authorization", "Bearer adm-4c8e1f0b9d2a")],
         b"",
     );
     assert_eq!(deleted.status, 200, "{}", deleted.text());

@@ -232,7 +232,7 @@ fn bots_loading_pixels_and_badges_count_nothing_and_api_clients_always_count() {
 /// and nothing else does: counting, `/healthz`, preflights and the dashboard's files.
 #[test]
 fn a_read_token_guards_every_read_and_nothing_else() {
-    const TOKEN: &str = "s3cret-4f9a1c";
+    const TOKEN: &str = "s3cret-4f9a1c7e2b";
     let redis = Redis::start();
     let hitme = HitMe::start_with(&redis.url(), &["--read-token", TOKEN]);
     assert_eq!(post(&hitme, "/hit", SITE, &[]).status, 200);
@@ -299,7 +299,7 @@ fn a_read_token_guards_every_read_and_nothing_else() {
 fn public_counts_leave_a_pages_own_count_open() {
     let redis = Redis::start();
     let file = std::env::temp_dir().join(format!("hitme-token-{}", std::process::id()));
-    std::fs::write(&file, "from-a-file-7d2e\n").unwrap();
+    std::fs::write(&file, "from-a-file-7d2e9b1c\n").unwrap();
     let hitme = HitMe::start_with(
         &redis.url(),
         &[
@@ -319,7 +319,7 @@ fn public_counts_leave_a_pages_own_count_open() {
     let read = get(
         &hitme,
         "/top",
-        &[("Authorization", "Bearer from-a-file-7d2e")],
+        &[("Authorization", "Bearer from-a-file-7d2e9b1c")],
     );
     assert_eq!(read.status, 200);
 }

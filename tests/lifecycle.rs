@@ -120,8 +120,13 @@ fn a_port_in_use_or_a_bad_flag_exits_non_zero_with_a_clear_message() {
     );
 
     let out = hitme_command("not-a-url", &[]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --redis-url"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'not-a-url' for '--redis-url <URL>': it is not a URL")
+            && stderr.contains("redis://127.0.0.1:6379"),
+        "{stderr}"
+    );
 }
 
 #[test]
