@@ -22,7 +22,7 @@ use crate::time::{Calendar, Period, WeekStart};
 /// Records hits for URLs with POST /hit and answers all-time, month, week, day, hour and
 /// minute counts with GET /hit and GET /hits; serves a dashboard at /.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "hitme", version)]
+#[command(name = "hitme", version = env!("HITME_VERSION"))]
 pub struct Config {
     /// Without a command, HitMe serves; with one, it runs it against the same Redis.
     #[command(subcommand)]
