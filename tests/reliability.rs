@@ -367,6 +367,107 @@ fn requests_that_do_not_parse_get_a_400_that_says_why() {
     hitme.hit(URL, 0);
 }
 
+/// Framings a proxy in front could read differently from HitMe (request smuggling) are
+/// refused as RFC 9112 asks, with HitMe's JSON error, the connection closed and nothing
+/// counted; a body in chunks alone, or a length with leading zeros, still counts.
+#[test]
+fn framings_a_proxy_could_read_differently_are_refused_and_the_connection_closed() {
+    use std::io::Read;
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let body = format!("url={}", common::encode(URL));
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    let cases = [
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nTransfer-Encoding: chunked, gzip\r\n\r\n{chunked}"),
+            400,
+            "Transfer-Encoding must end in chunked, once; or send Content-Length",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}"),
+            400,
+            "Transfer-Encoding must end in chunked, once; or send Content-Length",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n{chunked}"),
+            501,
+            "the only Transfer-Encoding HitMe reads is chunked; send the body uncompressed",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nContent-Length: +{}\r\n\r\n{body}", body.len()),
+            400,
+            "Content-Length must be a number of bytes, digits only",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nContent-Length: {0}, {0}\r\n\r\n{body}", body.len()),
+            400,
+            "Content-Length must be a number of bytes, digits only",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nContent-Length: 99999999999999999999999\r\n\r\n{body}"),
+            400,
+            "Content-Length is too large",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nContent-Length: {}\r\nContent-Length: 0\r\n\r\n{body}", body.len()),
+            400,
+            "the request has two different Content-Length headers",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}", body.len()),
+            400,
+            "the request has both Content-Length and Transfer-Encoding; send one",
+        ),
+        (
+            format!("POST /hit HTTP/1.0\r\n{form}\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}"),
+            400,
+            "Transfer-Encoding is not HTTP/1.0; send Content-Length",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\n{form}\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+            400,
+            "an HTTP/1.1 request needs a Host header",
+        ),
+        (
+            format!("POST /hit HTTP/1.1\r\nHost: x\r\nHost: y\r\n{form}\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+            400,
+            "the request has more than one Host header",
+        ),
+    ];
+    for (raw, status, why) in cases {
+        let mut stream = send(hitme.addr, raw.as_bytes());
+        let resp = common::read_response(&mut stream);
+        assert_eq!(resp.status, status, "{raw:?}");
+        assert_eq!(resp.header("Content-Type"), Some("application/json"));
+        assert_eq!(
+            resp.json(),
+            serde_json::json!({"status": "error", "error": format!("the request could not be read: {why}")}),
+            "{raw:?}"
+        );
+        let mut rest = Vec::new();
+        assert_eq!(
+            stream.read_to_end(&mut rest).unwrap(),
+            0,
+            "closed after {raw:?}"
+        );
+    }
+    assert_eq!(counted(&redis), 0, "no refused framing counted");
+
+    // The framings that say one thing are read: chunks alone, a length with leading zeros,
+    // HTTP/1.0 without Host.
+    for raw in [
+        format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n{chunked}"),
+        format!("POST /hit HTTP/1.1\r\nHost: x\r\n{form}\r\nContent-Length: 00{}\r\nConnection: close\r\n\r\n{body}", body.len()),
+        format!("POST /hit HTTP/1.0\r\n{form}\r\nContent-Length: {0}\r\nContent-Length: {0}\r\n\r\n{body}", body.len()),
+    ] {
+        let mut stream = send(hitme.addr, raw.as_bytes());
+        let resp = common::read_response(&mut stream);
+        assert_eq!(resp.status, 200, "{raw:?}: {}", resp.text());
+    }
+    assert_eq!(counted(&redis), 3);
+}
+
 /// Lines that end in a bare LF (RFC 9112 section 2.2 lets a server accept them) are read
 /// like CRLF ones, a CR before the LF dropped: the request is answered, the hit counted,
 /// where the server used to wait for a CRLF that never came and close without a word.

@@ -47,6 +47,9 @@ enum ReadError {
     HeadTooLarge,
     /// HitMe: the request line or a header has bytes that are not ASCII
     NotAscii,
+    /// HitMe: the headers leave the request's length or its host unclear (RFC 9112): the
+    /// status to answer and why
+    BadFraming(HTTPVersion, u16, &'static str),
     ReadIoError(IoError),
 }
 
@@ -155,6 +158,10 @@ impl ClientConnection {
                 headers
             };
 
+            if let Some((status, why)) = framing_error(&version, &headers) {
+                return Err(ReadError::BadFraming(version, status, why));
+            }
+
             (method, path, version, headers)
         };
 
@@ -212,20 +219,31 @@ impl Iterator for ClientConnection {
                 // says what was wrong (RFC 9112 section 3), then the connection is closed:
                 // where the next request would start is unknown.
                 Err(ReadError::WrongRequestLine) => {
-                    self.refuse(HTTPVersion(1, 1), "the request line is not METHOD /path HTTP/1.1");
+                    self.refuse(
+                        HTTPVersion(1, 1),
+                        400,
+                        "the request line is not METHOD /path HTTP/1.1",
+                    );
                     return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
-                    self.refuse(ver, "a header line is not Name: value");
+                    self.refuse(ver, 400, "a header line is not Name: value");
                     return None;
                 }
 
                 Err(ReadError::NotAscii) => {
                     self.refuse(
                         HTTPVersion(1, 1),
+                        400,
                         "the request line or a header has bytes that are not ASCII; percent-encode them",
                     );
+                    return None;
+                }
+
+                // HitMe: the body's end, and so the next request's start, is unknown.
+                Err(ReadError::BadFraming(ver, status, why)) => {
+                    self.refuse(ver, status, why);
                     return None;
                 }
 
@@ -302,14 +320,15 @@ impl Iterator for ClientConnection {
 }
 
 impl ClientConnection {
-    /// HitMe: answers a request that does not parse with `400` and HitMe's JSON error.
-    fn refuse(&mut self, version: HTTPVersion, why: &str) {
+    /// HitMe: answers a request that cannot be read with `status` (400, or 501 for a
+    /// transfer coding HitMe does not decode) and HitMe's JSON error.
+    fn refuse(&mut self, version: HTTPVersion, status: u16, why: &str) {
         use crate::{Header, Response, StatusCode};
         let body = format!(
             "{{\"status\":\"error\",\"error\":\"the request could not be read: {why}\"}}"
         );
         let response = Response::from_string(body)
-            .with_status_code(StatusCode(400))
+            .with_status_code(StatusCode(status))
             .with_header(
                 Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
                     .expect("a valid header"),
@@ -318,6 +337,85 @@ impl ClientConnection {
             response.raw_print(writer, version, &[], false, None).ok();
         }
     }
+}
+
+/// HitMe: why a request's headers must be refused, with the status to answer, or `None`.
+/// RFC 9112 asks a server to refuse, with 400 and a closed connection, what a proxy in front
+/// could read differently (request smuggling): both `Content-Length` and
+/// `Transfer-Encoding` (section 6.1), a `Transfer-Encoding` whose final coding is not
+/// `chunked` (6.3), a `Content-Length` that is not one `1*DIGIT` value (6.3; upstream read
+/// `+29` as 29 and an overflowing one as no body), and an HTTP/1.1 request without exactly
+/// one `Host` (3.2). A coding before `chunked` (`gzip, chunked`) is 501: HitMe decodes none.
+fn framing_error(version: &HTTPVersion, headers: &[crate::Header]) -> Option<(u16, &'static str)> {
+    let mut hosts = 0;
+    let mut length: Option<&str> = None;
+    let mut codings: Vec<&str> = Vec::new();
+    let mut has_transfer_encoding = false;
+    for header in headers {
+        if header.field.equiv("Host") {
+            hosts += 1;
+        } else if header.field.equiv("Content-Length") {
+            let value = header.value.as_str().trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Some((400, "Content-Length must be a number of bytes, digits only"));
+            }
+            if value.parse::<usize>().is_err() {
+                return Some((400, "Content-Length is too large"));
+            }
+            match length {
+                Some(seen) if seen.trim_start_matches('0') != value.trim_start_matches('0') => {
+                    return Some((400, "the request has two different Content-Length headers"));
+                }
+                _ => length = Some(value),
+            }
+        } else if header.field.equiv("Transfer-Encoding") {
+            has_transfer_encoding = true;
+            codings.extend(
+                header
+                    .value
+                    .as_str()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty()),
+            );
+        }
+    }
+    if *version == HTTPVersion(1, 1) && hosts != 1 {
+        return Some((
+            400,
+            if hosts == 0 {
+                "an HTTP/1.1 request needs a Host header"
+            } else {
+                "the request has more than one Host header"
+            },
+        ));
+    }
+    if has_transfer_encoding {
+        if length.is_some() {
+            return Some((
+                400,
+                "the request has both Content-Length and Transfer-Encoding; send one",
+            ));
+        }
+        if *version == HTTPVersion(1, 0) {
+            return Some((400, "Transfer-Encoding is not HTTP/1.0; send Content-Length"));
+        }
+        let chunked = |c: &str| c.eq_ignore_ascii_case("chunked");
+        let last_is_chunked = codings.last().is_some_and(|c| chunked(c));
+        if !last_is_chunked || codings.iter().filter(|c| chunked(c)).count() > 1 {
+            return Some((
+                400,
+                "Transfer-Encoding must end in chunked, once; or send Content-Length",
+            ));
+        }
+        if codings.len() > 1 {
+            return Some((
+                501,
+                "the only Transfer-Encoding HitMe reads is chunked; send the body uncompressed",
+            ));
+        }
+    }
+    None
 }
 
 /// Parses a "HTTP/1.1" string.
