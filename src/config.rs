@@ -209,6 +209,16 @@ pub struct Config {
     #[arg(long, env = "HITME_VISIT_WINDOW", default_value = "8h", value_name = "DURATION", value_parser = parse_visit_window)]
     pub visit_window: Duration,
 
+    /// Keep each bucket's top URLs, its total and its number of URLs at write time, so that
+    /// /top pages within --ranking-size and the dashboard cost O(page) at any number of
+    /// URLs. Costs Redis work per hit; standalone Redis only.
+    #[arg(long, env = "HITME_RANKINGS")]
+    pub rankings: bool,
+
+    /// With --rankings: how many top URLs each bucket keeps (1 to 100000).
+    #[arg(long, env = "HITME_RANKING_SIZE", default_value_t = 1000, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub ranking_size: u32,
+
     /// Enable the admin routes, which need Authorization: Bearer TOKEN: DELETE /hit?url=URL
     /// (remove a URL from every bucket) and GET /export (every count, as hitme export writes
     /// it). Without it they do not exist.
@@ -431,6 +441,18 @@ impl Config {
                 "--visit-window applies only with --visits; add --visits, or remove --visit-window",
             ));
         }
+        if given("ranking_size") && !config.rankings {
+            return Err(command.error(
+                ErrorKind::MissingRequiredArgument,
+                "--ranking-size applies only with --rankings; add --rankings, or remove --ranking-size",
+            ));
+        }
+        if config.rankings && config.redis_cluster.is_some() {
+            return Err(command.error(
+                ErrorKind::ArgumentConflict,
+                "--rankings keeps rankings in a standalone Redis only (--redis-url); in cluster mode /top reads its bucket, as without the flag",
+            ));
+        }
         if config
             .read_token
             .as_deref()
@@ -493,6 +515,7 @@ impl Config {
             calendar: self.calendar(),
             retention: self.retention(),
             visit_window: self.visits.then_some(self.visit_window),
+            ranking_size: self.rankings.then_some(self.ranking_size as usize),
         }
     }
 

@@ -88,8 +88,8 @@ impl Visits {
     }
 }
 
-/// 16 random bytes from the kernel, as 32 hex digits.
-fn random_hex() -> Result<String, StoreError> {
+/// 16 random bytes from the kernel, as 32 hex digits (a salt, a rebuild's token).
+pub(crate) fn random_hex() -> Result<String, StoreError> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))

@@ -78,6 +78,8 @@ pub struct App {
     pub(crate) visits: Option<Visits>,
     /// Who may delete and export (`--admin-token`).
     pub(crate) admin: AdminAccess,
+    /// With `--rankings`: how many top URLs each bucket's kept ranking holds.
+    pub(crate) kept_rankings: Option<usize>,
 }
 
 impl App {

@@ -10,6 +10,7 @@ pub mod cluster;
 mod error;
 pub(crate) mod expiry;
 pub(crate) mod group_commit;
+pub(crate) mod kept;
 pub(crate) mod keys;
 mod log_limit;
 pub(crate) mod pool;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub(crate) use self::error::StoreError;
 use self::expiry::Retention;
+pub(crate) use self::kept::KeptPage;
 use self::pool::PoolProbe;
 use crate::metrics::StoreCounters;
 use crate::time::{Calendar, PerPeriod, Period};
@@ -217,6 +219,23 @@ pub(crate) trait HitStore: Send + Sync {
     fn import(&self, rows: &[Row], add: bool) -> Result<(), StoreError>;
     /// Removes `url` from every bucket of every period, hits and visits.
     fn delete_url(&self, url: &str) -> Result<Deleted, StoreError>;
+    /// With `--rankings`: `limit` URLs from `offset` on of the bucket's kept ranking of hits,
+    /// with the bucket's total and number of URLs, in one round trip ([`kept`]). `None`
+    /// when no ranking is kept, or the one kept is not to be trusted until it is rebuilt.
+    fn kept_page(
+        &self,
+        _period: Period,
+        _start: i64,
+        _offset: usize,
+        _limit: usize,
+    ) -> Result<Option<KeptPage>, StoreError> {
+        Ok(None)
+    }
+    /// With `--rankings`: rebuilds the bucket's kept ranking from a chunked scan, while hits
+    /// go on. `false` when another rebuild of it is under way (or none is kept).
+    fn rebuild_ranking(&self, _period: Period, _start: i64) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     /// What is known to be wrong with Redis without asking it: a server that cannot be
     /// reached (its breaker is open), or writes refused since the last one failed so.
     fn trouble(&self) -> Option<Trouble>;
@@ -293,6 +312,8 @@ pub(crate) struct StoreConfig {
     pub retention: Retention,
     /// `--visit-window`, with `--visits`: visits are counted beside hits.
     pub visit_window: Option<Duration>,
+    /// `--ranking-size`, with `--rankings`: each bucket's top URLs are kept at write time.
+    pub ranking_size: Option<usize>,
 }
 
 /// An opened store and a probe of its connection pool, for `/metrics`.

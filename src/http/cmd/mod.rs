@@ -67,17 +67,13 @@ pub(crate) enum Placed {
 }
 
 impl Command {
-    /// Where this command is applied. A `/top` page of a ranking that is kept fresh is paged
-    /// from it, taken now, so that applying it reads nothing.
+    /// Where this command is applied. A `/top` page is placed by [`Top::place`].
     pub(crate) fn place(self, app: &App) -> Placed {
         match self {
             Command::AllUrlCounts(_) | Command::DeleteUrl(_) | Command::Export(_) => {
                 Placed::Reads(self)
             }
-            Command::Top(top) => match top.fresh_ranking(app) {
-                Some(ranking) => Placed::Worker(Command::Top(top.paging(ranking))),
-                None => Placed::Reads(Command::Top(top)),
-            },
+            Command::Top(top) => top.place(app),
             _ => Placed::Worker(self),
         }
     }

@@ -7,6 +7,7 @@ use redis::Value;
 
 use super::StandaloneStore;
 use crate::store::expiry::expire_at;
+use crate::store::kept::{KeptKeys, DELETE_SCRIPT, MARK_STALE};
 use crate::store::keys::KeyLayout;
 use crate::store::{
     export_hash, parse_bucket, Deleted, Metric, Row, RowSink, StoreError, SCAN_CHUNK,
@@ -95,6 +96,10 @@ impl StandaloneStore {
     pub(super) fn import_counts(&self, rows: &[Row], add: bool) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         let mut buckets = HashSet::new();
+        // Rankings are kept of hits only; visits' keys start `<prefix>:visits:`.
+        let hits_prefix = format!("{}:", self.layout.prefix);
+        let visits_prefix = format!("{}:visits:", self.layout.prefix);
+        let hits_prefix = (hits_prefix, visits_prefix);
         for row in rows {
             let key = self.bucket_key(row.metric, row.period, row.start);
             let command = if add { "HINCRBY" } else { "HSET" };
@@ -107,6 +112,16 @@ impl StandaloneStore {
         }
         let now = clock::now_secs();
         for (key, period, start) in buckets {
+            let of_hits = key.starts_with(&hits_prefix.0) && !key.starts_with(&hits_prefix.1);
+            if let Some(kept) = self.kept.as_ref().filter(|_| of_hits) {
+                // Imported counts may be lower than kept ones, or new: the ranking is rebuilt
+                // when next read. A bucket without a tally has no ranking to mark.
+                pipe.cmd("EVAL")
+                    .arg(MARK_STALE)
+                    .arg(1)
+                    .arg(kept.keys.tally(&KeptKeys::bucket(period, start)))
+                    .ignore();
+            }
             if let Some(keep) = self.retention[period] {
                 // A bucket past its retention goes at once, as a hit's would.
                 let at = expire_at(&self.calendar, period, start, keep);
@@ -120,18 +135,35 @@ impl StandaloneStore {
 
     pub(super) fn delete_counts(&self, url: &str) -> Result<Deleted, StoreError> {
         let mut deleted = Deleted::default();
-        self.each_bucket(|key, metric, period, _| {
-            let (count, removed): (Option<i64>, i64) = self.attempt(1, true, |conn| {
-                redis::pipe()
-                    .atomic()
-                    .cmd("HGET")
-                    .arg(&key)
-                    .arg(url)
-                    .cmd("HDEL")
-                    .arg(&key)
-                    .arg(url)
-                    .query(&mut conn.redis)
-            })?;
+        self.each_bucket(|key, metric, period, start| {
+            let (count, removed): (Option<i64>, i64) = match (&self.kept, metric) {
+                (Some(kept), Metric::Hits) => {
+                    let bucket = KeptKeys::bucket(period, start);
+                    let count: i64 = self.attempt(1, true, |conn| {
+                        redis::cmd("EVAL")
+                            .arg(DELETE_SCRIPT)
+                            .arg(3)
+                            .arg(&key)
+                            .arg(kept.keys.rank(&bucket))
+                            .arg(kept.keys.tally(&bucket))
+                            .arg(url)
+                            .arg(kept.size)
+                            .query(&mut conn.redis)
+                    })?;
+                    (Some(count), i64::from(count > 0))
+                }
+                _ => self.attempt(1, true, |conn| {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("HGET")
+                        .arg(&key)
+                        .arg(url)
+                        .cmd("HDEL")
+                        .arg(&key)
+                        .arg(url)
+                        .query(&mut conn.redis)
+                })?,
+            };
             if removed == 1 {
                 deleted.buckets += 1;
                 match (metric, period) {

@@ -8,10 +8,12 @@ use redis::io::tcp::TcpSettings;
 use redis::{ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
 mod bulk;
+mod kept;
 
 use super::breaker::{self, Breaker, Probe, WriteRefusal};
 use super::expiry::{expire_at, Retention};
 use super::group_commit::GroupCommit;
+use super::kept::{KeptKeys, KeptPage};
 use super::keys::KeyLayout;
 use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
@@ -39,6 +41,14 @@ pub(crate) struct StandaloneStore {
     refusal: WriteRefusal,
     /// With `--visits`: where visits are kept, and for how long a visitor's key lives.
     visits: Option<VisitKeys>,
+    /// With `--rankings`: each bucket's top URLs and tally, kept as hits are written.
+    kept: Option<KeptRankings>,
+}
+
+/// Rankings kept at write time ([`super::kept`]): their keys and how many URLs each keeps.
+struct KeptRankings {
+    keys: KeptKeys,
+    size: usize,
 }
 
 /// Where visits go in the standalone layout: hashes `<prefix>:visits:all` and
@@ -111,6 +121,12 @@ impl StandaloneStore {
                 },
                 visitor_prefix: format!("{}:visitor:", config.prefix),
                 window_secs: window.as_secs().max(1).to_string(),
+            }),
+            kept: config.ranking_size.map(|size| KeptRankings {
+                keys: KeptKeys {
+                    prefix: config.prefix.clone(),
+                },
+                size,
             }),
         };
         Ok((store, probe))
@@ -211,16 +227,24 @@ impl StandaloneStore {
         let mut digits = PerPeriod::<itoa::Buffer>::default();
         let mut commands = 0;
         resp::simple(out, &[b"MULTI"]);
-        for (hit, times) in equal_hits(hits) {
-            let mut digits_of_times = itoa::Buffer::new();
-            let times = digits_of_times.format(times);
-            for (period, start) in hit.starts.iter() {
-                resp::command(out, 4);
-                resp::arg(out, &[b"HINCRBY"]);
-                resp::arg(out, &self.key_parts(&mut digits, period, *start));
-                resp::arg(out, &[hit.url.as_bytes()]);
-                resp::arg(out, &[times.as_bytes()]);
+        match &self.kept {
+            Some(kept) => {
+                self.pack_kept_hits(out, kept, &mut digits, hits);
                 commands += 1;
+            }
+            None => {
+                for (hit, times) in equal_hits(hits) {
+                    let mut digits_of_times = itoa::Buffer::new();
+                    let times = digits_of_times.format(times);
+                    for (period, start) in hit.starts.iter() {
+                        resp::command(out, 4);
+                        resp::arg(out, &[b"HINCRBY"]);
+                        resp::arg(out, &self.key_parts(&mut digits, period, *start));
+                        resp::arg(out, &[hit.url.as_bytes()]);
+                        resp::arg(out, &[times.as_bytes()]);
+                        commands += 1;
+                    }
+                }
             }
         }
         let now = clock::now_secs();
@@ -233,11 +257,21 @@ impl StandaloneStore {
                     continue;
                 }
                 let expire_at = expire_at(&self.calendar, period, start, *keep);
+                let mut at = itoa::Buffer::new();
+                let at = at.format(expire_at).as_bytes();
                 resp::command(out, 3);
                 resp::arg(out, &[b"EXPIREAT"]);
                 resp::arg(out, &self.key_parts(&mut digits, period, start));
-                resp::arg(out, &[itoa::Buffer::new().format(expire_at).as_bytes()]);
+                resp::arg(out, &[at]);
                 commands += 1;
+                if let Some(kept) = &self.kept {
+                    // The bucket's ranking and tally go with it.
+                    let bucket = KeptKeys::bucket(period, start);
+                    for key in [kept.keys.rank(&bucket), kept.keys.tally(&bucket)] {
+                        resp::simple(out, &[b"EXPIREAT", key.as_bytes(), at]);
+                        commands += 1;
+                    }
+                }
                 // A bucket already past its retention is deleted at once; a later hit in it
                 // must delete it again rather than leave a key that never expires.
                 if expire_at > now {
@@ -250,6 +284,35 @@ impl StandaloneStore {
         }
         resp::simple(out, &[b"EXEC"]);
         commands
+    }
+
+    /// Writes the batch's counts as one [`super::kept::HIT_SCRIPT`], which keeps each
+    /// bucket's ranking and tally beside its count: the six counting hashes of each group of
+    /// equal hits as its keys, the URL and how many hits it stands for as its arguments.
+    fn pack_kept_hits(
+        &self,
+        out: &mut Vec<u8>,
+        kept: &KeptRankings,
+        digits: &mut PerPeriod<itoa::Buffer>,
+        hits: &[BucketedHit],
+    ) {
+        let groups = equal_hits(hits).count();
+        let keys = groups * Period::EVERY.len();
+        resp::command(out, 3 + keys + 2 + 2 * groups);
+        resp::arg(out, &[b"EVAL"]);
+        resp::arg(out, &[super::kept::HIT_SCRIPT.as_bytes()]);
+        resp::arg(out, &[itoa::Buffer::new().format(keys).as_bytes()]);
+        for (hit, _) in equal_hits(hits) {
+            for (period, start) in hit.starts.iter() {
+                resp::arg(out, &self.key_parts(digits, period, *start));
+            }
+        }
+        resp::arg(out, &[itoa::Buffer::new().format(kept.size).as_bytes()]);
+        resp::arg(out, &[self.layout.prefix.as_bytes()]);
+        for (hit, times) in equal_hits(hits) {
+            resp::arg(out, &[hit.url.as_bytes()]);
+            resp::arg(out, &[itoa::Buffer::new().format(times).as_bytes()]);
+        }
     }
 
     /// Writes one [`VISIT_SCRIPT`] per group of equal hits that names its visitor; returns
@@ -463,6 +526,26 @@ impl HitStore for StandaloneStore {
 
     fn delete_url(&self, url: &str) -> Result<Deleted, StoreError> {
         self.delete_counts(url)
+    }
+
+    fn kept_page(
+        &self,
+        period: Period,
+        start: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<KeptPage>, StoreError> {
+        match &self.kept {
+            Some(kept) => self.read_kept_page(kept, period, start, offset, limit),
+            None => Ok(None),
+        }
+    }
+
+    fn rebuild_ranking(&self, period: Period, start: i64) -> Result<bool, StoreError> {
+        match &self.kept {
+            Some(kept) => self.rebuild_kept(kept, period, start),
+            None => Ok(false),
+        }
     }
 
     /// One pipeline: an `HSETNX` per setting, then an `HMGET` of them all.

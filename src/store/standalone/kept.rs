@@ -1,0 +1,153 @@
+//! The standalone backend's side of rankings kept at write time (`super::super::kept`):
+//! reading a page of one, and rebuilding one from a chunked scan while hits go on.
+
+use redis::Value;
+
+use super::{KeptRankings, StandaloneStore};
+use crate::store::kept::{
+    KeptKeys, KeptPage, Tally, REBUILD_CHUNK, REBUILD_CHUNK_URLS, REBUILD_END, REBUILD_STALE_MS,
+    REBUILD_START,
+};
+use crate::store::{text, StoreError};
+use crate::time::clock::now_ms;
+use crate::time::Period;
+
+impl StandaloneStore {
+    /// One pipeline: the tally, the bucket's and the set's sizes, and the page.
+    pub(super) fn read_kept_page(
+        &self,
+        kept: &KeptRankings,
+        period: Period,
+        start: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<KeptPage>, StoreError> {
+        let bucket = KeptKeys::bucket(period, start);
+        let rank = kept.keys.rank(&bucket);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
+            .arg(kept.keys.tally(&bucket))
+            .arg(&["total", "urls", "stale", "rebuilding"])
+            .cmd("HLEN")
+            .arg(self.layout.key(period, start))
+            .cmd("ZCARD")
+            .arg(&rank);
+        // ZRANGE with a stop before its start is empty (a stop of -1 would mean the end).
+        let (first, last) = match limit {
+            0 => (1, 0),
+            _ => (offset as i64, (offset + limit - 1) as i64),
+        };
+        pipe.cmd("ZRANGE")
+            .arg(&rank)
+            .arg(first)
+            .arg(last)
+            .arg("WITHSCORES");
+        type Reply = (Vec<Option<String>>, usize, usize, Value);
+        let (tally, hash_len, set_len, page): Reply =
+            self.with_connection(|conn| pipe.query(&mut conn.redis))?;
+        if hash_len == 0 {
+            return Ok(Some(KeptPage::default()));
+        }
+        let number = |i: usize| tally.get(i).cloned().flatten().and_then(|v| v.parse().ok());
+        let tally = Tally {
+            total: number(0),
+            urls: number(1),
+            flagged: tally.iter().skip(2).any(Option::is_some),
+        };
+        if !tally.trusted(hash_len, set_len, kept.size) {
+            return Ok(None);
+        }
+        Ok(Some(KeptPage {
+            total: tally.total.unwrap_or(0),
+            urls: hash_len,
+            top: ranked(page).map_err(StoreError::standalone)?,
+        }))
+    }
+
+    /// Rebuilds a bucket's ranking: [`REBUILD_START`], a [`REBUILD_CHUNK`] per thousand URLs
+    /// (each a few milliseconds of Redis, so hits go on between them), [`REBUILD_END`].
+    pub(super) fn rebuild_kept(
+        &self,
+        kept: &KeptRankings,
+        period: Period,
+        start: i64,
+    ) -> Result<bool, StoreError> {
+        let bucket = KeptKeys::bucket(period, start);
+        let hash = self.layout.key(period, start);
+        let (rank, tally, seen) = (
+            kept.keys.rank(&bucket),
+            kept.keys.tally(&bucket),
+            kept.keys.seen(&bucket),
+        );
+        let rebuilding = kept.keys.rebuilding();
+        let token = crate::visits::random_hex()?;
+        let started: i64 = self.attempt(1, true, |conn| {
+            redis::cmd("EVAL")
+                .arg(REBUILD_START)
+                .arg(5)
+                .arg(&[&hash, &rank, &tally, &seen, &rebuilding])
+                .arg(&bucket)
+                .arg(&token)
+                .arg(now_ms())
+                .arg(REBUILD_STALE_MS)
+                .query(&mut conn.redis)
+        })?;
+        match started {
+            0 => return Ok(false),
+            2 => return Ok(true),
+            _ => {}
+        }
+        log::debug!("rebuilding the kept ranking of {hash}");
+        let mut cursor = "0".to_string();
+        loop {
+            let next: Value = self.attempt(1, true, |conn| {
+                redis::cmd("EVAL")
+                    .arg(REBUILD_CHUNK)
+                    .arg(4)
+                    .arg(&[&hash, &rank, &tally, &seen])
+                    .arg(&cursor)
+                    .arg(kept.size)
+                    .arg(&token)
+                    .arg(now_ms())
+                    .arg(REBUILD_CHUNK_URLS)
+                    .query(&mut conn.redis)
+            })?;
+            match next {
+                // Another HitMe took the rebuild over.
+                Value::Int(-1) => return Ok(false),
+                next => cursor = text(next).map_err(StoreError::standalone)?,
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+        let ended: i64 = self.attempt(1, true, |conn| {
+            redis::cmd("EVAL")
+                .arg(REBUILD_END)
+                .arg(3)
+                .arg(&[&tally, &seen, &rebuilding])
+                .arg(&bucket)
+                .arg(&token)
+                .query(&mut conn.redis)
+        })?;
+        Ok(ended == 1)
+    }
+}
+
+/// A `ZRANGE ... WITHSCORES` reply of a kept ranking (scores are `-count`) as (URL, count)
+/// pairs in rank order.
+fn ranked(reply: Value) -> redis::RedisResult<Vec<(String, i64)>> {
+    let Value::Array(items) = reply.extract_error()? else {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "ZRANGE WITHSCORES returns an array",
+        )));
+    };
+    let mut items = items.into_iter();
+    let mut top = Vec::with_capacity(items.len() / 2);
+    while let (Some(url), Some(score)) = (items.next(), items.next()) {
+        let score: f64 = redis::from_redis_value(score)?;
+        top.push((text(url)?, -score as i64));
+    }
+    Ok(top)
+}

@@ -1,0 +1,327 @@
+//! Rankings kept at write time (`--rankings`): whatever hits, removals, imports, foreign
+//! writers and expiries do to a bucket, every `/top` page within the kept size equals a full
+//! read of the bucket sorted by (count desc, URL asc), with its `total` and `urls`, and says
+//! it was answered from the kept ranking.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::thread;
+
+use common::{encode, request, HitMe, Redis};
+
+/// URLs each bucket keeps: small, so that most URLs are outside the set and ties at its edge
+/// are common.
+const K: usize = 5;
+const TOKEN: &str = "admin-rankings-test-7c2e";
+
+/// A small deterministic generator (xorshift64*), so that a failure is reproduced exactly.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// An index below `n`, the low ones far more likely (about Zipf's law).
+    fn popular(&mut self, n: usize) -> usize {
+        let r = (self.next() % 1_000_000) as f64 / 1_000_000.0;
+        ((n as f64).powf(r) as usize).saturating_sub(1).min(n - 1)
+    }
+}
+
+fn url(i: usize) -> String {
+    format!("http://shop.example/item/{i}")
+}
+
+/// Every count of a hash, in rank order: the truth a kept ranking must match.
+fn truth(redis: &Redis, key: &str) -> Vec<(String, i64)> {
+    let mut all: Vec<(String, i64)> = redis::cmd("HGETALL")
+        .arg(key)
+        .query(&mut redis.conn())
+        .unwrap();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    all
+}
+
+/// Checks every page within K of the all-time and the minute bucket of `timestamp`.
+fn check(hitme: &HitMe, redis: &Redis, timestamp: i64, when: &str) {
+    for period in ["all", "minute"] {
+        for (offset, limit) in [(0, K), (0, 1), (1, 3), (K - 1, 1), (2, K - 2)] {
+            let target =
+                format!("/top?period={period}&offset={offset}&limit={limit}&timestamp={timestamp}");
+            let resp = hitme.get(&target);
+            assert_eq!(resp.status, 200, "{when}: {target}: {}", resp.text());
+            let body = resp.json();
+            let key = match body["start"].as_i64() {
+                Some(start) => format!("hits:{period}:{start}"),
+                None => "hits:all".to_string(),
+            };
+            let want = truth(redis, &key);
+            let page: Vec<(String, i64)> = body["top"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["url"].as_str().unwrap().to_string(),
+                        e["count"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            let end = (offset + limit).min(want.len());
+            assert_eq!(page, want[offset.min(end)..end], "{when}: {target}");
+            assert_eq!(
+                body["total"].as_i64().unwrap(),
+                want.iter().map(|(_, n)| n).sum::<i64>(),
+                "{when}: {target}: total"
+            );
+            assert_eq!(
+                body["urls"].as_u64().unwrap() as usize,
+                want.len(),
+                "{when}: {target}: urls"
+            );
+            assert_eq!(body["ranking"], "kept", "{when}: {target}");
+        }
+    }
+}
+
+/// Posts `hits` hits from four clients at once, so that workers take several together and
+/// merge equal ones.
+fn post_hits(hitme: &HitMe, random: &mut Random, hits: usize, urls: usize, timestamp: i64) {
+    let chosen: Vec<String> = (0..hits).map(|_| url(random.popular(urls))).collect();
+    let addr = hitme.addr;
+    let clients: Vec<_> = chosen
+        .chunks(hits.div_ceil(4))
+        .map(|part| {
+            let part = part.to_vec();
+            thread::spawn(move || {
+                for u in part {
+                    let body = format!("url={}&timestamp={timestamp}", encode(&u));
+                    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+                    let resp = request(addr, "POST", "/hit", &ct, body.as_bytes());
+                    assert_eq!(resp.status, 200, "{}", resp.text());
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+}
+
+fn import(redis: &Redis, rows: &str) {
+    let file = std::env::temp_dir().join(format!(
+        "hitme-rankings-import-{}-{}",
+        std::process::id(),
+        common::free_port()
+    ));
+    std::fs::write(
+        &file,
+        format!("# hitme export v1\nmetric,period,start,url,count\n{rows}"),
+    )
+    .unwrap();
+    let out = common::hitme_command(
+        &redis.url(),
+        &["--rankings", "import", file.to_str().unwrap(), "--add"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .output()
+    .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kept_rankings_equal_a_full_read_through_hits_removals_imports_and_foreign_writes() {
+    let redis = Redis::start();
+    let k = K.to_string();
+    let hitme = HitMe::start_with(
+        &redis.url(),
+        &["--rankings", "--ranking-size", &k, "--admin-token", TOKEN],
+    );
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let now = common::now_ms();
+
+    // Hits on 40 URLs, most on a few: ties at the set's edge, URLs coming in and going out.
+    for round in 0..4 {
+        post_hits(&hitme, &mut random, 150, 40, now);
+        check(&hitme, &redis, now, &format!("after round {round} of hits"));
+    }
+
+    // Removing URLs from the set (the next one must take their place) and from outside it.
+    let ranked = truth(&redis, "hits:all");
+    for victim in [&ranked[0].0, &ranked[K - 1].0, &ranked[ranked.len() - 1].0] {
+        let target = format!("/hit?url={}", encode(victim));
+        let auth = [("Authorization", format!("Bearer {TOKEN}"))];
+        let auth: Vec<(&str, &str)> = auth.iter().map(|(h, v)| (*h, v.as_str())).collect();
+        let resp = request(hitme.addr, "DELETE", &target, &auth, b"");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        check(&hitme, &redis, now, &format!("after removing {victim}"));
+    }
+
+    // An import that adds to a URL outside the set, beyond the first: it must lead.
+    let tail = &truth(&redis, "hits:all")[K + 2].0;
+    import(&redis, &format!("hits,all,0,{tail},100000\n"));
+    check(&hitme, &redis, now, "after an import");
+    assert_eq!(truth(&redis, "hits:all")[0].0, *tail);
+
+    // A writer that keeps no rankings (the original HitMe) adds a URL: the bucket's number
+    // of URLs no longer matches, and the ranking is rebuilt.
+    redis::cmd("HINCRBY")
+        .arg("hits:all")
+        .arg("http://other.example/")
+        .arg(1_000_000)
+        .query::<i64>(&mut redis.conn())
+        .unwrap();
+    check(&hitme, &redis, now, "after a foreign write");
+
+    // More hits after all that.
+    post_hits(&hitme, &mut random, 150, 40, now);
+    check(&hitme, &redis, now, "after the last hits");
+}
+
+#[test]
+fn a_rebuild_under_hits_is_exact() {
+    let redis = Redis::start();
+    // 5,000 URLs written without rankings: five chunks to rebuild, hits between them.
+    let mut pipe = redis::pipe();
+    for i in 0..5000 {
+        pipe.cmd("HINCRBY")
+            .arg("hits:all")
+            .arg(url(i))
+            .arg(1 + (i * 7919) % 50)
+            .ignore();
+    }
+    pipe.query::<()>(&mut redis.conn()).unwrap();
+    let hitme = HitMe::start_with(&redis.url(), &["--rankings", "--ranking-size", "50"]);
+    let now = common::now_ms();
+    let addr = hitme.addr;
+    let hitting = thread::spawn(move || {
+        let mut random = Random(7);
+        for _ in 0..400 {
+            let u = url(random.popular(6000));
+            let body = format!("url={}&timestamp={now}", encode(&u));
+            let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+            assert_eq!(
+                request(addr, "POST", "/hit", &ct, body.as_bytes()).status,
+                200
+            );
+        }
+    });
+    // The first /top finds no ranking, rebuilds it while the hits go on.
+    let first = hitme.get("/top?limit=50").json();
+    assert_eq!(first["ranking"], "kept");
+    hitting.join().unwrap();
+    let want = truth(&redis, "hits:all");
+    let body = hitme.get("/top?limit=50").json();
+    assert_eq!(body["ranking"], "kept");
+    assert_eq!(body["urls"].as_u64().unwrap() as usize, want.len());
+    assert_eq!(
+        body["total"].as_i64().unwrap(),
+        want.iter().map(|(_, n)| n).sum::<i64>()
+    );
+    let page: Vec<(String, i64)> = body["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["url"].as_str().unwrap().into(),
+                e["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(page, want[..50]);
+    // The rebuild left nothing behind.
+    let keys = redis.keys();
+    assert!(
+        !keys.iter().any(|k| k.starts_with("hits:seen:")),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"hits:rebuilding".to_string()), "{keys:?}");
+}
+
+#[test]
+fn rankings_expire_with_their_bucket_and_filters_and_deep_pages_scan() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(
+        &redis.url(),
+        &[
+            "--rankings",
+            "--ranking-size",
+            "3",
+            "--retention-minute",
+            "1h",
+        ],
+    );
+    // A hit two hours ago: its minute bucket is past its retention, and goes at once with
+    // its ranking and tally.
+    let old = common::now_ms() - 2 * 3_600_000;
+    hitme.hit("http://a.example/", old);
+    let minute = (old / 60_000) * 60_000;
+    let keys = redis.keys();
+    for key in [
+        format!("hits:minute:{minute}"),
+        format!("hits:rank:minute:{minute}"),
+        format!("hits:tally:minute:{minute}"),
+    ] {
+        assert!(!keys.contains(&key), "{key} outlived its bucket: {keys:?}");
+    }
+    let ttl = |key: &str| -> i64 { redis::cmd("TTL").arg(key).query(&mut redis.conn()).unwrap() };
+    let now = common::now_ms();
+    hitme.hit("http://a.example/", now);
+    let minute = (now / 60_000) * 60_000;
+    for key in [
+        format!("hits:minute:{minute}"),
+        format!("hits:rank:minute:{minute}"),
+        format!("hits:tally:minute:{minute}"),
+    ] {
+        assert!(ttl(&key) > 3000, "{key} expires with its bucket");
+    }
+    assert_eq!(ttl("hits:rank:all"), -1, "all-time is kept");
+
+    // A filter, or a page past the kept three, reads the bucket as without the flag.
+    for target in ["/top?q=a.example", "/top?limit=4", "/top?offset=2&limit=2"] {
+        assert_eq!(hitme.get(target).json()["ranking"], "scanned", "{target}");
+    }
+    assert_eq!(hitme.get("/top?limit=3").json()["ranking"], "kept");
+}
+
+#[test]
+fn ranking_flags_are_refused_where_they_mean_nothing() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hitme"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, said) = run(&["--ranking-size", "10"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        said.contains("--ranking-size applies only with --rankings"),
+        "{said}"
+    );
+    let (code, said) = run(&["--rankings", "--redis-cluster", "127.0.0.1:7000"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        said.contains("--rankings keeps rankings in a standalone Redis only"),
+        "{said}"
+    );
+    let (code, said) = run(&["--rankings", "--ranking-size", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(said.contains("--ranking-size"), "{said}");
+}
