@@ -1229,6 +1229,13 @@ def urls_report(outdir, settings_path):
                   f"however long the run takes (plus `http://www.olark.com/`, which the "
                   f"kit's check that HitMe answers counts, when it lands in the same "
                   f"buckets).\n")
+    if "rankings_rebuild_seconds" in f:
+        fill_mem = num("redis_used_memory_after_fill") or 0
+        kept_mem = (num("redis_used_memory_after_rankings") or 0) - fill_mem
+        md.append(f"With `--rankings`: `hitme rebuild-rankings` built the six buckets' kept "
+                  f"rankings after the fill in {f['rankings_rebuild_seconds']} s; they take "
+                  f"{mib(kept_mem / 1024)} of Redis ({kept_mem / fill_mem * 100 if fill_mem else 0:.1f} % "
+                  f"of the counts' {mib(fill_mem / 1024)}).\n")
     md.append("| measure | figure | goal | met |")
     md.append("| --- | --- | --- | --- |")
     peaks = []

@@ -1,4 +1,5 @@
-//! The dashboard's static files, embedded in the binary so HitMe runs from any directory.
+//! The dashboard's static files and the API's description, embedded in the binary so HitMe
+//! runs from any directory.
 
 /// One embedded file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +30,18 @@ const FILES: [(&str, Asset); 7] = embedded![
     ("/favicon.svg", SVG, "favicon.svg"),
 ];
 
+/// HitMe's OpenAPI description, served at `/openapi.json` (written by scripts/openapi-json
+/// from docs/openapi.yaml; scripts/test-openapi checks the server against it).
+const OPENAPI: Asset = Asset {
+    content_type: "application/json",
+    bytes: include_bytes!("../docs/openapi.json"),
+};
+
 /// The asset served at `path`; `/` is the dashboard.
 pub(crate) fn lookup(path: &str) -> Option<Asset> {
+    if path == "/openapi.json" {
+        return Some(OPENAPI);
+    }
     let path = if path == "/" { "/index.html" } else { path };
     FILES
         .iter()

@@ -212,12 +212,18 @@ pub struct Config {
     /// Keep each bucket's top URLs, its total and its number of URLs at write time, so that
     /// /top pages within --ranking-size and the dashboard cost O(page) at any number of
     /// URLs. Costs Redis work per hit; standalone Redis only.
-    #[arg(long, env = "HITME_RANKINGS")]
+    #[arg(long, env = "HITME_RANKINGS", global = true)]
     pub rankings: bool,
 
     /// With --rankings: how many top URLs each bucket keeps (1 to 100000).
-    #[arg(long, env = "HITME_RANKING_SIZE", default_value_t = 1000, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "HITME_RANKING_SIZE", global = true, default_value_t = 1000, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub ranking_size: u32,
+
+    /// With --rankings: how long after a bucket ends its kept ranking stays (the counts stay
+    /// as --retention-* says; /top of an older bucket reads the bucket). 0: as long as the
+    /// bucket. Keeps the rankings of past minutes from costing more than their counts.
+    #[arg(long, env = "HITME_RANKING_RETENTION", global = true, default_value = "1h", value_name = "DURATION", value_parser = parse_keep)]
+    pub ranking_retention: Keep,
 
     /// Enable the admin routes, which need Authorization: Bearer TOKEN: DELETE /hit?url=URL
     /// (remove a URL from every bucket) and GET /export (every count, as hitme export writes
@@ -287,6 +293,11 @@ pub enum Tool {
         #[arg(long)]
         add: bool,
     },
+    /// With --rankings: rebuild every bucket's kept ranking of hits from a chunked read of
+    /// its counts, while HitMe goes on counting (after hits written by a HitMe without
+    /// --rankings, or to be sure). /top rebuilds a bucket by itself when it finds its
+    /// ranking untrustworthy; this does every bucket at once.
+    RebuildRankings,
 }
 
 /// How long to keep a bucket after it ends; `None` keeps it forever.
@@ -441,11 +452,18 @@ impl Config {
                 "--visit-window applies only with --visits; add --visits, or remove --visit-window",
             ));
         }
-        if given("ranking_size") && !config.rankings {
-            return Err(command.error(
-                ErrorKind::MissingRequiredArgument,
-                "--ranking-size applies only with --rankings; add --rankings, or remove --ranking-size",
-            ));
+        for (id, flag) in [
+            ("ranking_size", "--ranking-size"),
+            ("ranking_retention", "--ranking-retention"),
+        ] {
+            if given(id) && !config.rankings {
+                return Err(command.error(
+                    ErrorKind::MissingRequiredArgument,
+                    format!(
+                        "{flag} applies only with --rankings; add --rankings, or remove {flag}"
+                    ),
+                ));
+            }
         }
         if config.rankings && config.redis_cluster.is_some() {
             return Err(command.error(
@@ -515,8 +533,16 @@ impl Config {
             calendar: self.calendar(),
             retention: self.retention(),
             visit_window: self.visits.then_some(self.visit_window),
-            ranking_size: self.rankings.then_some(self.ranking_size as usize),
+            kept: self.kept(),
         }
+    }
+
+    /// What `--rankings` keeps, if given.
+    pub(crate) fn kept(&self) -> Option<crate::store::KeptConfig> {
+        self.rankings.then_some(crate::store::KeptConfig {
+            size: self.ranking_size as usize,
+            keep: self.ranking_retention.0,
+        })
     }
 
     pub fn calendar(&self) -> Calendar {

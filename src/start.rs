@@ -88,7 +88,7 @@ pub fn app(config: &Config, redis_down: RedisDown) -> Result<App, StartError> {
         ),
         visits: config.visits.then(Visits::default),
         admin: AdminAccess::new(config.admin_token().map_err(StartError::Token)?),
-        kept_rankings: config.rankings.then_some(config.ranking_size as usize),
+        kept_rankings: config.kept(),
     })
 }
 

@@ -29,7 +29,22 @@ pub fn run(tool: &Tool, app: &App) -> Result<(), String> {
             output,
         } => export(store, *format, *since, output.as_deref()),
         Tool::Import { file, add } => import(store, &app.calendar, &app.url_rules, file, *add),
+        Tool::RebuildRankings => rebuild_rankings(store, app.kept_rankings.is_some()),
     }
+}
+
+/// `hitme rebuild-rankings`: every bucket's kept ranking of hits rebuilt.
+fn rebuild_rankings(store: &dyn HitStore, kept: bool) -> Result<(), String> {
+    if !kept {
+        return Err("rebuild-rankings rebuilds what --rankings keeps; add --rankings".into());
+    }
+    let began = Instant::now();
+    let rebuilt = store.rebuild_rankings().map_err(|e| e.to_string())?;
+    eprintln!(
+        "hitme: rebuilt the rankings of {rebuilt} buckets in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// `hitme export`: every count to `output` (standard output when `None`).

@@ -297,6 +297,110 @@ fn rankings_expire_with_their_bucket_and_filters_and_deep_pages_scan() {
 }
 
 #[test]
+fn a_rebuild_under_way_is_left_alone_and_one_that_stopped_is_taken_over() {
+    let redis = Redis::start();
+    let mut conn = redis.conn();
+    for i in 0..20 {
+        redis::cmd("HINCRBY")
+            .arg("hits:all")
+            .arg(url(i))
+            .arg(i + 1)
+            .query::<i64>(&mut conn)
+            .unwrap();
+    }
+    let hitme = HitMe::start_with(&redis.url(), &["--rankings", "--ranking-size", "5"]);
+    // Another HitMe's rebuild, with progress a moment ago: this one reads the bucket.
+    let now = common::now_ms();
+    let set = |progress: i64| {
+        redis::pipe()
+            .cmd("HSET")
+            .arg("hits:rebuilding")
+            .arg("all")
+            .arg("othertoken")
+            .ignore()
+            .cmd("HSET")
+            .arg("hits:tally:all")
+            .arg("rebuilding")
+            .arg("othertoken")
+            .arg("progress")
+            .arg(progress)
+            .arg("total")
+            .arg(3)
+            .ignore()
+            .cmd("HSET")
+            .arg("hits:seen:all:othertoken")
+            .arg(url(1))
+            .arg("done")
+            .ignore()
+            .query::<()>(&mut redis.conn())
+            .unwrap();
+    };
+    set(now);
+    let body = hitme.get("/top?limit=5").json();
+    assert_eq!(body["ranking"], "scanned");
+    assert_eq!(body["total"], 210);
+    // It stopped a minute ago: this HitMe takes it over, exactly, and empties its notes.
+    set(now - 61_000);
+    let body = hitme.get("/top?limit=5").json();
+    assert_eq!(body["ranking"], "kept");
+    assert_eq!(
+        (body["total"].as_i64(), body["urls"].as_i64()),
+        (Some(210), Some(20))
+    );
+    assert_eq!(body["top"][0]["url"], url(19));
+    let keys = redis.keys();
+    assert!(
+        !keys.iter().any(|k| k.starts_with("hits:seen:")),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"hits:rebuilding".to_string()), "{keys:?}");
+}
+
+#[test]
+fn a_past_bucket_keeps_its_counts_but_not_its_ranking_after_the_ranking_retention() {
+    let redis = Redis::start();
+    // Counts kept for ever (the tests' default), rankings for an hour after their bucket.
+    let hitme = HitMe::start_with(&redis.url(), &["--rankings", "--ranking-retention", "1h"]);
+    let old = common::now_ms() - 2 * 3_600_000;
+    hitme.hit("http://a.example/", old);
+    hitme.hit("http://b.example/", old);
+    let minute = (old / 60_000) * 60_000;
+    let keys = redis.keys();
+    assert!(keys.contains(&format!("hits:minute:{minute}")), "{keys:?}");
+    assert!(
+        !keys.contains(&format!("hits:rank:minute:{minute}")),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.contains(&format!("hits:tally:minute:{minute}")),
+        "{keys:?}"
+    );
+    // Its /top reads the bucket, exactly, and builds no ranking again.
+    let body = hitme
+        .get(&format!("/top?period=minute&timestamp={old}"))
+        .json();
+    assert_eq!(
+        (
+            body["ranking"].as_str(),
+            body["total"].as_i64(),
+            body["urls"].as_i64()
+        ),
+        (Some("scanned"), Some(2), Some(2))
+    );
+    assert!(!redis.keys().contains(&format!("hits:rank:minute:{minute}")));
+    // The current minute's ranking lives an hour after the minute ends, not for ever.
+    let now = common::now_ms();
+    hitme.hit("http://a.example/", now);
+    let minute = (now / 60_000) * 60_000;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("hits:rank:minute:{minute}"))
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!((3000..=3660).contains(&ttl), "TTL {ttl}");
+    assert_eq!(hitme.get("/top?period=minute").json()["ranking"], "kept");
+}
+
+#[test]
 fn ranking_flags_are_refused_where_they_mean_nothing() {
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_hitme"))
@@ -313,6 +417,12 @@ fn ranking_flags_are_refused_where_they_mean_nothing() {
     assert_eq!(code, Some(2));
     assert!(
         said.contains("--ranking-size applies only with --rankings"),
+        "{said}"
+    );
+    let (code, said) = run(&["--ranking-retention", "2h"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        said.contains("--ranking-retention applies only with --rankings"),
         "{said}"
     );
     let (code, said) = run(&["--rankings", "--redis-cluster", "127.0.0.1:7000"]);

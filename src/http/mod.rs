@@ -78,8 +78,8 @@ pub struct App {
     pub(crate) visits: Option<Visits>,
     /// Who may delete and export (`--admin-token`).
     pub(crate) admin: AdminAccess,
-    /// With `--rankings`: how many top URLs each bucket's kept ranking holds.
-    pub(crate) kept_rankings: Option<usize>,
+    /// With `--rankings`: what each bucket's kept ranking holds, and for how long.
+    pub(crate) kept_rankings: Option<crate::store::KeptConfig>,
 }
 
 impl App {
@@ -117,7 +117,10 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
         Some((path, query)) => (path, query),
         None => (request.url(), ""),
     };
-    let route = Route::of(path);
+    let mut route = Route::of(path);
+    if route.endpoint == Endpoint::Hit && app.admin.enabled() {
+        route.allow = route::HIT_WITH_ADMIN;
+    }
     let method = request.method();
     let is_get = matches!(method, Method::Get | Method::Head);
     let not_allowed = || ApiError::method_not_allowed(method.as_str(), route.allow);

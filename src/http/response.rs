@@ -127,6 +127,12 @@ impl Response {
         }
     }
 
+    /// `WWW-Authenticate: Bearer`, for a 401 that is not JSON (the badge's).
+    pub(crate) fn with_bearer_challenge(mut self) -> Response {
+        self.headers.push(header("WWW-Authenticate", "Bearer"));
+        self
+    }
+
     pub(crate) fn with_headers(mut self, headers: Vec<Header>) -> Response {
         self.headers.extend(headers);
         self

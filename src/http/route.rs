@@ -44,8 +44,11 @@ const API: [(&str, Endpoint, &str); 9] = [
     ("/series", Endpoint::Series, READ_ONLY),
     ("/healthz", Endpoint::Healthz, READ_ONLY),
     ("/metrics", Endpoint::Metrics, READ_ONLY),
-    ("/export", Endpoint::Export, "GET, HEAD"),
+    ("/export", Endpoint::Export, READ_ONLY),
 ];
+
+/// The methods of `/hit` with `--admin-token`, which adds `DELETE`.
+pub(crate) const HIT_WITH_ADMIN: &str = "DELETE, GET, HEAD, POST, OPTIONS";
 
 impl Route {
     pub(super) fn of(path: &str) -> Route {

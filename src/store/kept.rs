@@ -8,8 +8,9 @@
 //! the bucket by (count desc, URL asc). Counts only grow, so a hit on a URL outside the set
 //! can only bring that URL in, in place of the set's worst member, exactly when it now
 //! beats it. The scripts write a URL with score `-count` (so that Redis's own order, score
-//! then member bytes, is rank order), `ZADD LT` it and trim the set back to K: no
-//! comparison of URLs in Lua, whose string order depends on the locale.
+//! then member bytes, is rank order); a URL outside a full set is compared with the worst
+//! member's count, and on a tie added and the set trimmed back to K, so that Redis settles
+//! the tie: no comparison of URLs in Lua, whose string order depends on the locale.
 //!
 //! A removal (`DELETE /hit`) or an import can break it: the K+1-th URL is not known. Those
 //! mark the bucket's tally `stale`; a ranking is also not trusted when its tally is missing
@@ -18,7 +19,59 @@
 //! [`REBUILD_END`]) while hits go on: during a rebuild a hit also notes, per URL not yet
 //! scanned, what it added, so that each URL's count at the start is summed exactly once.
 
-use crate::time::Period;
+use std::time::Duration;
+
+use super::expiry::{expire_at, Retention};
+use crate::time::{Calendar, Period};
+
+/// What `--rankings` keeps: how many URLs per bucket, and how long after a bucket ends its
+/// ranking stays (`--ranking-retention`; `None`: as long as the bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeptConfig {
+    pub size: usize,
+    pub keep: Option<Duration>,
+}
+
+impl KeptConfig {
+    /// The `EXPIREAT` (seconds) of the ranking and tally of `period`'s bucket at `start`:
+    /// the earlier of the bucket's own expiry and its end plus the ranking retention; `None`
+    /// for a bucket kept forever with rankings kept as long.
+    pub(crate) fn expire_at(
+        &self,
+        calendar: &Calendar,
+        retention: &Retention,
+        period: Period,
+        start: i64,
+    ) -> Option<i64> {
+        if period == Period::All {
+            return None;
+        }
+        let bucket = retention[period].map(|keep| expire_at(calendar, period, start, keep));
+        let ranking = self
+            .keep
+            .map(|keep| expire_at(calendar, period, start, keep));
+        match (bucket, ranking) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the bucket still has its ranking kept at `now_ms`: all-time always, another
+    /// until its end plus the ranking retention. An older bucket's `/top` reads the bucket,
+    /// and is never rebuilt.
+    pub(crate) fn keeps(
+        &self,
+        calendar: &Calendar,
+        period: Period,
+        start: i64,
+        now_ms: i64,
+    ) -> bool {
+        match (period, self.keep) {
+            (Period::All, _) | (_, None) => true,
+            (_, Some(keep)) => calendar.end(start, period) + keep.as_millis() as i64 > now_ms,
+        }
+    }
+}
 
 /// A page of a kept ranking, with the bucket's figures.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -35,14 +88,20 @@ pub(crate) struct KeptPage {
 /// one died, or lost Redis).
 pub(crate) const REBUILD_STALE_MS: i64 = 60_000;
 
-/// URLs a rebuild reads per chunk: as [`super::SCAN_CHUNK`], a few milliseconds of Redis.
-pub(crate) const REBUILD_CHUNK_URLS: usize = 1000;
+/// How long a rebuild's notes live at most (of a bucket kept for ever): a HitMe that died
+/// before emptying them leaves them this long.
+pub(crate) const NOTES_KEEP_SECS: i64 = 86_400;
+
+/// URLs a rebuild reads (or notes it empties) per chunk: each costs Redis about 7 µs, so a
+/// chunk holds Redis (and the hits waiting on it) about 2 ms.
+pub(crate) const REBUILD_CHUNK_URLS: usize = 250;
 
 /// The keys of one bucket's kept ranking, beside its counting hash `<prefix>:<bucket>`:
 /// `<prefix>:rank:<bucket>` (sorted set), `<prefix>:tally:<bucket>` (hash: `total`, `urls`,
-/// and `stale` or `rebuilding` when not to be trusted) and, while a rebuild runs,
-/// `<prefix>:seen:<bucket>`; `<prefix>:rebuilding` lists the buckets being rebuilt. None of
-/// these names is a period, so exports, imports and the original HitMe pass them by.
+/// and `stale` or `rebuilding` when not to be trusted) and, while a rebuild runs, its notes
+/// `<prefix>:seen:<bucket>:<token>`; `<prefix>:rebuilding` maps the buckets being rebuilt
+/// to their rebuild's token. None of these names is a period, so exports, imports and the
+/// original HitMe pass them by.
 #[derive(Debug, Clone)]
 pub(crate) struct KeptKeys {
     pub prefix: String,
@@ -65,8 +124,9 @@ impl KeptKeys {
         format!("{}:tally:{bucket}", self.prefix)
     }
 
+    /// A rebuild's notes, less its token.
     pub(crate) fn seen(&self, bucket: &str) -> String {
-        format!("{}:seen:{bucket}", self.prefix)
+        format!("{}:seen:{bucket}:", self.prefix)
     }
 
     pub(crate) fn rebuilding(&self) -> String {
@@ -98,10 +158,16 @@ impl Tally {
 /// in place of the `HINCRBY`s of the hit's `MULTI`, one script for the batch.
 /// KEYS: the counting hashes, six per group of equal hits (all-time to minute); ARGV: K,
 /// the key prefix, then per group the URL and how many hits it stands for.
+///
+/// Per bucket: the count, the tally's total (and its URLs on a URL's first hit), then the
+/// set: `ZADD XX CH` updates a member in one call; for any other URL one `ZRANGE` of the
+/// K-th member says whether the set is full and, if so, whether the URL now reaches it.
+/// While the bucket is rebuilt, what the hit added is noted for the rebuild (see
+/// [`REBUILD_CHUNK`]) until the rebuild has taken the URL.
 pub(crate) const HIT_SCRIPT: &str = r#"local k, pre = tonumber(ARGV[1]), ARGV[2]
 local cut = #pre + 2
 local rebuilding_key = pre .. ':rebuilding'
-local rebuilding = redis.call('SCARD', rebuilding_key) > 0
+local rebuilding = redis.call('HLEN', rebuilding_key) > 0
 local key = 1
 for g = 3, #ARGV, 2 do
   local url, n = ARGV[g], tonumber(ARGV[g + 1])
@@ -116,12 +182,24 @@ for g = 3, #ARGV, 2 do
       redis.call('HINCRBY', tally, 'urls', 1)
     end
     local rank = pre .. ':rank:' .. bucket
-    redis.call('ZADD', rank, 'LT', -c, url)
-    redis.call('ZREMRANGEBYRANK', rank, k, -1)
-    if rebuilding and redis.call('SISMEMBER', rebuilding_key, bucket) == 1 then
-      local seen = pre .. ':seen:' .. bucket
-      if redis.call('HGET', seen, url) ~= 'done' then
-        redis.call('HINCRBY', seen, url, n)
+    if redis.call('ZADD', rank, 'XX', 'CH', -c, url) == 0 then
+      local last = redis.call('ZRANGE', rank, k - 1, k - 1, 'WITHSCORES')
+      if #last == 0 then
+        redis.call('ZADD', rank, -c, url)
+      elseif -c <= tonumber(last[2]) then
+        -- It beats or ties the worst member: Redis's order settles a tie, and the trim
+        -- takes the loser out.
+        redis.call('ZADD', rank, -c, url)
+        redis.call('ZREMRANGEBYRANK', rank, k, -1)
+      end
+    end
+    if rebuilding then
+      local token = redis.call('HGET', rebuilding_key, bucket)
+      if token then
+        local seen = pre .. ':seen:' .. bucket .. ':' .. token
+        if redis.call('HGET', seen, url) ~= 'done' then
+          redis.call('HINCRBY', seen, url, n)
+        end
       end
     end
   end
@@ -131,35 +209,43 @@ return 0
 
 /// Starts a rebuild of one bucket's ranking, unless another one progressed within the last
 /// [`REBUILD_STALE_MS`]: empties its set and tally and marks them `rebuilding` with this
-/// rebuild's token. Returns 1 when started, 0 when another rebuild is under way, 2 when the
-/// bucket is empty (an empty bucket needs no ranking, and gets no keys that would outlive it).
-/// KEYS: hash, rank, tally, seen, rebuilding; ARGV: bucket, token, now (ms), stale after (ms).
-pub(crate) const REBUILD_START: &str = r#"if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 2
+/// rebuild's token (`<prefix>:rebuilding` maps the bucket to it; its notes are
+/// `<prefix>:seen:<bucket>:<token>`, expiring with the ranking, or in a day). Returns
+/// `{1, old token or ''}` when started (the notes of a rebuild taken over are HitMe's to
+/// empty, [`EMPTY_NOTES`]), `{0}` when another rebuild is under way, `{2}` when the bucket
+/// is empty (an empty bucket needs no ranking, and gets no keys that would outlive it).
+/// Keys are emptied field by field, so that HitMe's Redis user needs no `DEL`.
+/// KEYS: hash, rank, tally, rebuilding; ARGV: bucket, token, now (ms), stale after (ms),
+/// the bucket's note key less its token, the notes' `EXPIREAT`, the ranking's (0: none).
+pub(crate) const REBUILD_START: &str = r#"if redis.call('HLEN', KEYS[1]) == 0 then
+  return {2}
 end
-if redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1 then
+local old = redis.call('HGET', KEYS[4], ARGV[1])
+if old then
   local at = tonumber(redis.call('HGET', KEYS[3], 'progress') or '0')
   if tonumber(ARGV[3]) - at < tonumber(ARGV[4]) then
-    return 0
+    return {0}
   end
 end
-redis.call('SADD', KEYS[5], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1)
+redis.call('HDEL', KEYS[3], 'total', 'urls', 'stale', 'rebuilding', 'progress')
 redis.call('HSET', KEYS[3], 'total', 0, 'urls', 0, 'rebuilding', ARGV[2], 'progress', ARGV[3])
-redis.call('HSET', KEYS[4], '', 'done')
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[3], ttl)
-  redis.call('PEXPIRE', KEYS[4], ttl)
+local seen = ARGV[5] .. ARGV[2]
+redis.call('HSET', seen, '', 'done')
+redis.call('EXPIREAT', seen, ARGV[6])
+if ARGV[7] ~= '0' then
+  redis.call('EXPIREAT', KEYS[3], ARGV[7])
 end
-return 1
+return {1, old or ''}
 "#;
 
-/// One chunk of a rebuild: the URLs of one `HSCAN` step, each taken once (`seen` marks it
+/// One chunk of a rebuild: the URLs of one `HSCAN` step, each taken once (its note marked
 /// `done`) with its count at the rebuild's start (its count now, less what hits added since)
 /// in the tally, and its count now in the set. Returns the next cursor ("0": the scan is
 /// over), or -1 when another rebuild took this one over.
-/// KEYS: hash, rank, tally, seen; ARGV: cursor, K, token, now (ms), URLs per chunk.
+/// KEYS: hash, rank, tally, notes; ARGV: cursor, K, token, now (ms), URLs per chunk, the
+/// ranking's `EXPIREAT` (0: none).
 pub(crate) const REBUILD_CHUNK: &str = r#"if redis.call('HGET', KEYS[3], 'rebuilding') ~= ARGV[3] then
   return -1
 end
@@ -167,6 +253,13 @@ local k = tonumber(ARGV[2])
 local reply = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[5])
 local fields = reply[2]
 local total, urls = 0, 0
+-- The set's worst score (-count) once it is full; it only falls (counts only rise), so a
+-- URL scoring above it cannot enter and is not written.
+local worst = math.huge
+local last = redis.call('ZRANGE', KEYS[2], k - 1, k - 1, 'WITHSCORES')
+if #last > 0 then
+  worst = tonumber(last[2])
+end
 for i = 1, #fields, 2 do
   local url, c = fields[i], tonumber(fields[i + 1])
   local noted = redis.call('HGET', KEYS[4], url)
@@ -176,7 +269,9 @@ for i = 1, #fields, 2 do
       total = total + before
       urls = urls + 1
     end
-    redis.call('ZADD', KEYS[2], 'LT', -c, url)
+    if -c <= worst then
+      redis.call('ZADD', KEYS[2], 'LT', -c, url)
+    end
     redis.call('HSET', KEYS[4], url, 'done')
   end
 end
@@ -184,22 +279,32 @@ redis.call('ZREMRANGEBYRANK', KEYS[2], k, -1)
 redis.call('HINCRBY', KEYS[3], 'total', total)
 redis.call('HINCRBY', KEYS[3], 'urls', urls)
 redis.call('HSET', KEYS[3], 'progress', ARGV[4])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
+if ARGV[6] ~= '0' then
+  redis.call('EXPIREAT', KEYS[2], ARGV[6])
 end
 return reply[1]
 "#;
 
-/// Ends a rebuild whose scan is over: the ranking is trusted again. Returns 1, or 0 when
-/// another rebuild took this one over. KEYS: tally, seen, rebuilding; ARGV: bucket, token.
+/// Ends a rebuild whose scan is over: the ranking is trusted again, and hits stop adding to
+/// its notes, which HitMe then empties ([`EMPTY_NOTES`]). Returns 1, or 0 when another
+/// rebuild took this one over. KEYS: tally, rebuilding; ARGV: bucket, token.
 pub(crate) const REBUILD_END: &str = r#"if redis.call('HGET', KEYS[1], 'rebuilding') ~= ARGV[2] then
   return 0
 end
 redis.call('HDEL', KEYS[1], 'rebuilding', 'progress')
-redis.call('DEL', KEYS[2])
-redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
+"#;
+
+/// Empties a rebuild's notes a chunk at a time: they hold a mark for every URL of the
+/// bucket, and deleting a hash of millions of fields at once would hold Redis for seconds.
+/// Returns the next cursor ("0": a pass is over). KEYS: notes; ARGV: cursor, count.
+pub(crate) const EMPTY_NOTES: &str = r#"local reply = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local fields = reply[2]
+for i = 1, #fields, 2 do
+  redis.call('HDEL', KEYS[1], fields[i])
+end
+return reply[1]
 "#;
 
 /// Removes a URL's count from one bucket with its ranking kept: the count leaves the tally
@@ -211,7 +316,7 @@ if c == 0 then
   return 0
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('EXISTS', KEYS[3]) == 1 then
+if redis.call('HLEN', KEYS[3]) > 0 then
   local urls = tonumber(redis.call('HGET', KEYS[3], 'urls') or '0')
   redis.call('HINCRBY', KEYS[3], 'total', -c)
   redis.call('HINCRBY', KEYS[3], 'urls', -1)
@@ -224,7 +329,7 @@ return c
 
 /// Marks a bucket's kept ranking for a rebuild (an import wrote counts beside it), if it
 /// has one. KEYS: tally.
-pub(crate) const MARK_STALE: &str = r#"if redis.call('EXISTS', KEYS[1]) == 1 then
+pub(crate) const MARK_STALE: &str = r#"if redis.call('HLEN', KEYS[1]) > 0 then
   redis.call('HSET', KEYS[1], 'stale', 1)
 end
 return 0

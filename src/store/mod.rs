@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub(crate) use self::error::StoreError;
 use self::expiry::Retention;
-pub(crate) use self::kept::KeptPage;
+pub(crate) use self::kept::{KeptConfig, KeptPage};
 use self::pool::PoolProbe;
 use crate::metrics::StoreCounters;
 use crate::time::{Calendar, PerPeriod, Period};
@@ -236,6 +236,10 @@ pub(crate) trait HitStore: Send + Sync {
     fn rebuild_ranking(&self, _period: Period, _start: i64) -> Result<bool, StoreError> {
         Ok(false)
     }
+    /// With `--rankings`: rebuilds the kept ranking of every bucket of hits; how many.
+    fn rebuild_rankings(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
     /// What is known to be wrong with Redis without asking it: a server that cannot be
     /// reached (its breaker is open), or writes refused since the last one failed so.
     fn trouble(&self) -> Option<Trouble>;
@@ -312,8 +316,8 @@ pub(crate) struct StoreConfig {
     pub retention: Retention,
     /// `--visit-window`, with `--visits`: visits are counted beside hits.
     pub visit_window: Option<Duration>,
-    /// `--ranking-size`, with `--rankings`: each bucket's top URLs are kept at write time.
-    pub ranking_size: Option<usize>,
+    /// With `--rankings`: each bucket's top URLs are kept at write time.
+    pub kept: Option<KeptConfig>,
 }
 
 /// An opened store and a probe of its connection pool, for `/metrics`.

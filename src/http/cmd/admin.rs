@@ -55,7 +55,17 @@ impl Export {
             Some("jsonl") => Format::Jsonl,
             Some(_) => return Err(ApiError::bad_request("format must be csv or jsonl")),
         };
-        let since = fields.since.as_deref().map(parse_timestamp).transpose()?;
+        let since = fields
+            .since
+            .as_deref()
+            .map(|since| {
+                parse_timestamp(since).map_err(|_| {
+                    ApiError::bad_request(
+                        "since must be whole milliseconds since the Unix epoch (0: every bucket)",
+                    )
+                })
+            })
+            .transpose()?;
         Ok(Export { format, since })
     }
 

@@ -83,7 +83,12 @@ impl Badge {
             503 => "unavailable",
             _ => "error",
         };
-        svg(err.status, images::badge("hits", value, true))
+        let badge = svg(err.status, images::badge("hits", value, true));
+        match err.challenge {
+            // A 401 names the scheme (RFC 9110), as the JSON endpoints' do.
+            true => badge.with_bearer_challenge(),
+            false => badge,
+        }
     }
 }
 

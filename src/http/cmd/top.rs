@@ -74,10 +74,11 @@ impl Top {
 
     /// Whether `--rankings` keeps this page: unfiltered hits within the first K.
     fn within_kept(&self, app: &App) -> bool {
-        app.kept_rankings.is_some_and(|size| {
+        app.kept_rankings.is_some_and(|kept| {
             self.metric == Metric::Hits
                 && self.filter.is_empty()
-                && self.offset.saturating_add(self.limit) <= size
+                && self.offset.saturating_add(self.limit) <= kept.size
+                && kept.keeps(&app.calendar, self.period, self.start, now_ms())
         })
     }
 

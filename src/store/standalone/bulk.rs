@@ -18,7 +18,7 @@ use crate::time::Period;
 impl StandaloneStore {
     /// The counting hashes under the prefix (hits' and visits'), a `SCAN` chunk at a time,
     /// each once, with what they count; other keys (settings, salts, visitors) are passed by.
-    fn each_bucket(
+    pub(super) fn each_bucket(
         &self,
         mut visit: impl FnMut(String, Metric, Period, i64) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {

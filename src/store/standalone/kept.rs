@@ -5,11 +5,11 @@ use redis::Value;
 
 use super::{KeptRankings, StandaloneStore};
 use crate::store::kept::{
-    KeptKeys, KeptPage, Tally, REBUILD_CHUNK, REBUILD_CHUNK_URLS, REBUILD_END, REBUILD_STALE_MS,
-    REBUILD_START,
+    KeptKeys, KeptPage, Tally, EMPTY_NOTES, NOTES_KEEP_SECS, REBUILD_CHUNK, REBUILD_CHUNK_URLS,
+    REBUILD_END, REBUILD_STALE_MS, REBUILD_START,
 };
 use crate::store::{text, StoreError};
-use crate::time::clock::now_ms;
+use crate::time::clock::{self, now_ms};
 use crate::time::Period;
 
 impl StandaloneStore {
@@ -81,39 +81,57 @@ impl StandaloneStore {
         );
         let rebuilding = kept.keys.rebuilding();
         let token = crate::visits::random_hex()?;
-        let started: i64 = self.attempt(1, true, |conn| {
+        let expire_at = kept
+            .config
+            .expire_at(&self.calendar, &self.retention, period, start)
+            .unwrap_or(0);
+        let notes_at = match expire_at {
+            0 => clock::now_secs() + NOTES_KEEP_SECS,
+            at => at,
+        };
+        let started: Value = self.attempt(1, true, |conn| {
             redis::cmd("EVAL")
                 .arg(REBUILD_START)
-                .arg(5)
-                .arg(&[&hash, &rank, &tally, &seen, &rebuilding])
+                .arg(4)
+                .arg(&[&hash, &rank, &tally, &rebuilding])
                 .arg(&bucket)
                 .arg(&token)
                 .arg(now_ms())
                 .arg(REBUILD_STALE_MS)
+                .arg(&seen)
+                .arg(notes_at)
+                .arg(expire_at)
                 .query(&mut conn.redis)
         })?;
-        match started {
+        let (status, taken_over) = start_reply(started).map_err(StoreError::standalone)?;
+        match status {
             0 => return Ok(false),
             2 => return Ok(true),
             _ => {}
         }
+        if let Some(old) = taken_over {
+            log::warn!("taking over a rebuild of the kept ranking of {hash} that stopped");
+            self.empty_notes(&format!("{seen}{old}"))?;
+        }
         log::debug!("rebuilding the kept ranking of {hash}");
+        let notes = format!("{seen}{token}");
         let mut cursor = "0".to_string();
         loop {
             let next: Value = self.attempt(1, true, |conn| {
                 redis::cmd("EVAL")
                     .arg(REBUILD_CHUNK)
                     .arg(4)
-                    .arg(&[&hash, &rank, &tally, &seen])
+                    .arg(&[&hash, &rank, &tally, &notes])
                     .arg(&cursor)
                     .arg(kept.size)
                     .arg(&token)
                     .arg(now_ms())
                     .arg(REBUILD_CHUNK_URLS)
+                    .arg(expire_at)
                     .query(&mut conn.redis)
             })?;
             match next {
-                // Another HitMe took the rebuild over.
+                // Another HitMe took the rebuild over, and empties these notes.
                 Value::Int(-1) => return Ok(false),
                 next => cursor = text(next).map_err(StoreError::standalone)?,
             }
@@ -124,14 +142,64 @@ impl StandaloneStore {
         let ended: i64 = self.attempt(1, true, |conn| {
             redis::cmd("EVAL")
                 .arg(REBUILD_END)
-                .arg(3)
-                .arg(&[&tally, &seen, &rebuilding])
+                .arg(2)
+                .arg(&[&tally, &rebuilding])
                 .arg(&bucket)
                 .arg(&token)
                 .query(&mut conn.redis)
         })?;
+        self.empty_notes(&notes)?;
         Ok(ended == 1)
     }
+
+    /// Empties a rebuild's notes, [`EMPTY_NOTES`] a chunk at a time, in passes until none
+    /// is left (bounded: no hit adds to them once their rebuild ended or was taken over).
+    fn empty_notes(&self, notes: &str) -> Result<(), StoreError> {
+        for _ in 0..4 {
+            let mut cursor = "0".to_string();
+            loop {
+                let next: Value = self.attempt(1, true, |conn| {
+                    redis::cmd("EVAL")
+                        .arg(EMPTY_NOTES)
+                        .arg(1)
+                        .arg(notes)
+                        .arg(&cursor)
+                        .arg(REBUILD_CHUNK_URLS)
+                        .query(&mut conn.redis)
+                })?;
+                cursor = text(next).map_err(StoreError::standalone)?;
+                if cursor == "0" {
+                    break;
+                }
+            }
+            let left: usize =
+                self.with_connection(|conn| redis::cmd("HLEN").arg(notes).query(&mut conn.redis))?;
+            if left == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`REBUILD_START`]'s reply: its status, and the token of a rebuild it took over.
+fn start_reply(reply: Value) -> redis::RedisResult<(i64, Option<String>)> {
+    let Value::Array(items) = reply.extract_error()? else {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "the rebuild's start returns an array",
+        )));
+    };
+    let mut items = items.into_iter();
+    let status: i64 = match items.next() {
+        Some(v) => redis::from_redis_value(v)?,
+        None => 0,
+    };
+    let old = match items.next() {
+        Some(v) => Some(text(v)?).filter(|t| !t.is_empty()),
+        None => None,
+    };
+    Ok((status, old))
 }
 
 /// A `ZRANGE ... WITHSCORES` reply of a kept ranking (scores are `-count`) as (URL, count)

@@ -13,7 +13,7 @@ mod kept;
 use super::breaker::{self, Breaker, Probe, WriteRefusal};
 use super::expiry::{expire_at, Retention};
 use super::group_commit::GroupCommit;
-use super::kept::{KeptKeys, KeptPage};
+use super::kept::{KeptConfig, KeptKeys, KeptPage};
 use super::keys::KeyLayout;
 use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
@@ -49,6 +49,7 @@ pub(crate) struct StandaloneStore {
 struct KeptRankings {
     keys: KeptKeys,
     size: usize,
+    config: KeptConfig,
 }
 
 /// Where visits go in the standalone layout: hashes `<prefix>:visits:all` and
@@ -122,11 +123,12 @@ impl StandaloneStore {
                 visitor_prefix: format!("{}:visitor:", config.prefix),
                 window_secs: window.as_secs().max(1).to_string(),
             }),
-            kept: config.ranking_size.map(|size| KeptRankings {
+            kept: config.kept.map(|kept| KeptRankings {
                 keys: KeptKeys {
                     prefix: config.prefix.clone(),
                 },
-                size,
+                size: kept.size,
+                config: kept,
             }),
         };
         Ok((store, probe))
@@ -205,13 +207,15 @@ impl StandaloneStore {
         let mut out = std::mem::take(&mut conn.out);
         out.clear();
         let mut expiry_set = conn.expiry_set;
-        let commands = self.pack_transaction(&mut out, &mut expiry_set, hits);
+        let mut kept_expiry_set = conn.kept_expiry_set;
+        let commands = self.pack_transaction(&mut out, &mut expiry_set, &mut kept_expiry_set, hits);
         let replies = conn.round_trip(&out, commands + 2);
         conn.out = out;
         check_transaction(&mut replies?.into_iter(), commands)?;
         // Remembered only once the transaction ran: a failed one may have held the only
         // EXPIREAT of its bucket.
         conn.expiry_set = expiry_set;
+        conn.kept_expiry_set = kept_expiry_set;
         Ok(())
     }
 
@@ -222,6 +226,7 @@ impl StandaloneStore {
         &self,
         out: &mut Vec<u8>,
         expiry_set: &mut PerPeriod<i64>,
+        kept_expiry_set: &mut PerPeriod<i64>,
         hits: &[BucketedHit],
     ) -> usize {
         let mut digits = PerPeriod::<itoa::Buffer>::default();
@@ -264,20 +269,15 @@ impl StandaloneStore {
                 resp::arg(out, &self.key_parts(&mut digits, period, start));
                 resp::arg(out, &[at]);
                 commands += 1;
-                if let Some(kept) = &self.kept {
-                    // The bucket's ranking and tally go with it.
-                    let bucket = KeptKeys::bucket(period, start);
-                    for key in [kept.keys.rank(&bucket), kept.keys.tally(&bucket)] {
-                        resp::simple(out, &[b"EXPIREAT", key.as_bytes(), at]);
-                        commands += 1;
-                    }
-                }
                 // A bucket already past its retention is deleted at once; a later hit in it
                 // must delete it again rather than leave a key that never expires.
                 if expire_at > now {
                     expiry_set[period] = start;
                 }
             }
+        }
+        if let Some(kept) = &self.kept {
+            commands += self.pack_kept_expiry(out, kept, kept_expiry_set, hits);
         }
         if let Some(visits) = &self.visits {
             commands += self.pack_visits(out, visits, hits, now);
@@ -313,6 +313,45 @@ impl StandaloneStore {
             resp::arg(out, &[hit.url.as_bytes()]);
             resp::arg(out, &[itoa::Buffer::new().format(times).as_bytes()]);
         }
+    }
+
+    /// Writes the `EXPIREAT` of the rankings and tallies of the batch's buckets, once per
+    /// bucket and connection as for the buckets' own (`kept_expiry_set`); returns how many.
+    fn pack_kept_expiry(
+        &self,
+        out: &mut Vec<u8>,
+        kept: &KeptRankings,
+        kept_expiry_set: &mut PerPeriod<i64>,
+        hits: &[BucketedHit],
+    ) -> usize {
+        let mut written = 0;
+        let now = clock::now_secs();
+        for hit in hits {
+            for (period, start) in hit.starts.iter() {
+                let start = *start;
+                if kept_expiry_set[period] == start {
+                    continue;
+                }
+                let Some(at) =
+                    kept.config
+                        .expire_at(&self.calendar, &self.retention, period, start)
+                else {
+                    continue;
+                };
+                let mut digits = itoa::Buffer::new();
+                let at_digits = digits.format(at).as_bytes();
+                let bucket = KeptKeys::bucket(period, start);
+                for key in [kept.keys.rank(&bucket), kept.keys.tally(&bucket)] {
+                    resp::simple(out, &[b"EXPIREAT", key.as_bytes(), at_digits]);
+                    written += 1;
+                }
+                // Past its time the ranking is deleted at once; a later hit deletes it again.
+                if at > now {
+                    kept_expiry_set[period] = start;
+                }
+            }
+        }
+        written
     }
 
     /// Writes one [`VISIT_SCRIPT`] per group of equal hits that names its visitor; returns
@@ -548,6 +587,27 @@ impl HitStore for StandaloneStore {
         }
     }
 
+    fn rebuild_rankings(&self) -> Result<usize, StoreError> {
+        let Some(kept) = &self.kept else {
+            return Ok(0);
+        };
+        let mut buckets = Vec::new();
+        self.each_bucket(|_, metric, period, start| {
+            if metric == Metric::Hits {
+                buckets.push((period, start));
+            }
+            Ok(())
+        })?;
+        // Buckets past the ranking retention keep none.
+        let now = clock::now_ms();
+        buckets.retain(|&(period, start)| kept.config.keeps(&self.calendar, period, start, now));
+        for &(period, start) in &buckets {
+            // Busy: another HitMe is rebuilding it now.
+            self.rebuild_kept(kept, period, start)?;
+        }
+        Ok(buckets.len())
+    }
+
     /// One pipeline: an `HSETNX` per setting, then an `HMGET` of them all.
     fn claim_settings(&self, settings: &[(&str, &str)]) -> Result<Vec<String>, StoreError> {
         let mut pipe = redis::pipe();
@@ -628,6 +688,8 @@ pub(crate) struct Conn {
     /// Per period, the bucket whose expiry this connection last set, so a hit pays for
     /// EXPIREAT only when its bucket changes.
     expiry_set: PerPeriod<i64>,
+    /// The same for the buckets' kept rankings (`--rankings`), which may expire sooner.
+    kept_expiry_set: PerPeriod<i64>,
     /// The outgoing command buffer, kept between hits.
     out: Vec<u8>,
 }
@@ -676,6 +738,7 @@ impl r2d2::ManageConnection for Connector {
             redis,
             health: Health::new(),
             expiry_set: PerPeriod::from_fn(|_| i64::MIN),
+            kept_expiry_set: PerPeriod::from_fn(|_| i64::MIN),
             out: Vec::with_capacity(512),
         })
     }

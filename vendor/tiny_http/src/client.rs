@@ -264,14 +264,14 @@ impl Iterator for ClientConnection {
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
+                // HitMe: in its JSON error; the rest of the head is unread: close.
                 Err(ReadError::HeadTooLarge) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::from_string("Request Header Fields Too Large")
-                        .with_status_code(StatusCode(431));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // the rest of the head is unread: close
+                    self.refuse(
+                        HTTPVersion(1, 1),
+                        431,
+                        "the request line and headers are over 16 KiB; send a long URL in a POST body",
+                    );
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,
@@ -327,12 +327,13 @@ impl ClientConnection {
         let body = format!(
             "{{\"status\":\"error\",\"error\":\"the request could not be read: {why}\"}}"
         );
+        let header = |name: &[u8], value: &[u8]| Header::from_bytes(name, value).expect("a valid header");
+        // The headers of HitMe's own errors.
         let response = Response::from_string(body)
             .with_status_code(StatusCode(status))
-            .with_header(
-                Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-                    .expect("a valid header"),
-            );
+            .with_header(header(b"Content-Type", b"application/json"))
+            .with_header(header(b"Server", b"hitme"))
+            .with_header(header(b"Cache-Control", b"no-store"));
         if let Some(writer) = self.sink.next() {
             response.raw_print(writer, version, &[], false, None).ok();
         }
