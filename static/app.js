@@ -25,15 +25,16 @@ const FILTER_DELAY_MS = 300;
 /** `/top` refuses a longer `q`. */
 const MAX_FILTER_BYTES = 200;
 
-/** The tabs, each with its `/top` period. */
+/** The tabs, each with its `/top` period, its words in a sentence (`during`), and the name of
+ * the bucket before it (`before`). */
 const PERIODS = {
   // Its hint names the metric: see renderPeriod.
-  all_time: { api: "all", label: "All Time", zoned: false },
-  last_month: { api: "month", label: "Last Month", live: "This calendar month so far", pinned: "The calendar month holding", zoned: true },
-  last_week: { api: "week", label: "Last Week", live: "This week so far", pinned: "The week holding", zoned: true },
-  last_day: { api: "day", label: "Last Day", live: "Today so far", pinned: "The day holding", zoned: true },
-  last_hour: { api: "hour", label: "Last Hour", live: "This hour so far", pinned: "The hour holding", zoned: true },
-  last_minute: { api: "minute", label: "Last Minute", live: "This minute so far", pinned: "The minute holding", zoned: true },
+  all_time: { during: "", api: "all", label: "All time", zoned: false },
+  last_month: { during: " this month", api: "month", label: "This month", before: "last month", live: "This calendar month so far", pinned: "The calendar month holding", zoned: true },
+  last_week: { during: " this week", api: "week", label: "This week", before: "last week", live: "This week so far", pinned: "The week holding", zoned: true },
+  last_day: { during: " today", api: "day", label: "Today", before: "yesterday", live: "Today so far", pinned: "The day holding", zoned: true },
+  last_hour: { during: " this hour", api: "hour", label: "This hour", before: "last hour", live: "This hour so far", pinned: "The hour holding", zoned: true },
+  last_minute: { during: " this minute", api: "minute", label: "This minute", before: "last minute", live: "This minute so far", pinned: "The minute holding", zoned: true },
 };
 
 /** The time zone whose calendar HitMe cuts buckets on (`--time-zone`), as `/series` names it. */
@@ -265,6 +266,11 @@ async function top(period, { limit, offset = 0, q, at, metric }, meter) {
 let timer = 0;
 let generation = 0;
 
+/** The totals of the buckets before the current ones, by period, bucket, metric and filter. */
+const pastTotals = new Map();
+/** How long a past bucket's total is shown before it is asked for again. */
+const PAST_TOTAL_MS = 5 * 60 * 1000;
+
 /**
  * Records a failed request: a refused token asks for one, anything else is the error banner.
  * A 400 to a visits request is what a HitMe restarted without `--visits` answers: the next
@@ -305,7 +311,22 @@ async function refresh() {
       // The first answer told that HitMe counts visits (or no longer does) and the view wants
       // the other metric: start again with it. Only a linked `metric=visits` costs this request.
       if (metricOf(state) !== metric) return refresh();
-      tabs[name] = { total: answer.total, urls: answer.urls };
+      tabs[name] = { total: answer.total, urls: answer.urls, before: null };
+      // Each period beside the one before it. A past bucket's total hardly changes (only
+      // hits sent with an old timestamp add to it), so it is asked for once, then again only
+      // after PAST_TOTAL_MS: the refresh every 5 s stays six /top requests.
+      if (PERIODS[name].before && answer.start > 0) {
+        const key = `${name} ${answer.start} ${metric} ${q}`;
+        let known = pastTotals.get(key);
+        if (!known || Date.now() - known.at > PAST_TOTAL_MS) {
+          const before = await top(name, { limit: 1, q, at: answer.start - 1, metric }, meter);
+          if (mine !== generation) return;
+          known = { total: before.total, at: Date.now() };
+          if (pastTotals.size > 200) pastTotals.clear();
+          pastTotals.set(key, known);
+        }
+        tabs[name].before = known.total;
+      }
       if (name === period) page = answer;
       if (name === "all_time") allTime = answer;
     }
@@ -381,9 +402,11 @@ async function showMore() {
 
 function render() {
   writeHash();
-  setText($("zone-note"), `Buckets are calendar periods in ${zone}: Last Hour is the current hour so far.`);
+  setText($("zone-note"), `Buckets are calendar periods in ${zone}: This hour is the current hour so far.`);
   setAttrs($("dashboard"), { "data-time-zone": zone });
   const { data, error } = state;
+  // What the page counts, as soon as it knows (visits with `--visits` and the switch on).
+  if (data !== null) setText($("subtitle"), `${NOUNS[data.metric].title} per URL, compared across intervals`);
   // An empty Redis, as opposed to a filter nothing matches.
   const empty = data !== null && !data.q && data.tabs.all_time.urls === 0;
   const name = state.auth ? "token" : error ? "error" : data === null ? "loading" : empty ? "empty" : "ready";
@@ -474,7 +497,13 @@ function renderTabs() {
   for (const tab of $("tabs").querySelectorAll("[role=tab]")) {
     const selected = tab.dataset.period === state.period;
     setAttrs(tab, { "aria-selected": String(selected), tabindex: selected ? null : "-1" });
-    setText(tab.querySelector(".tab-total"), number(state.data.tabs[tab.dataset.period].total));
+    const figures = state.data.tabs[tab.dataset.period];
+    setText(tab.querySelector(".tab-total"), number(figures.total));
+    const before = tab.querySelector(".tab-prev");
+    if (before) {
+      setText(before, figures.before === null ? "" : `${PERIODS[tab.dataset.period].before} ${number(figures.before)}`);
+      setAttrs(before, { "data-previous": figures.before === null ? null : String(figures.before) });
+    }
   }
   setAttrs($("period-panel"), { "aria-labelledby": `tab-${state.period}` });
 }
@@ -489,7 +518,7 @@ function renderPeriod() {
   const hint = !period.zoned ? `Every ${noun.one} ever counted` : data.at === null ? `${period.live} (${zone})` : `${period.pinned} ${stamp(data.at)}`;
   setText($("period-hint"), hint);
   $("period-empty").hidden = urls > 0;
-  setText($("period-empty"), q ? `No URL${containing(q)} has ${noun.many} in ${period.label}.` : `No ${noun.many} in ${period.label} yet.`);
+  setText($("period-empty"), q ? `No URL${containing(q)} has ${noun.many}${period.during}.` : `No ${noun.many}${period.during} yet.`);
   $("compare").hidden = urls === 0;
   if (urls === 0) return;
   renderBars(data, noun);
@@ -512,7 +541,7 @@ function renderBars({ period, rows, total, urls }, noun) {
     bars.push({ key: "\u0000others", label, title: `${label}: ${count}`, count, others: urls - shown.length });
   }
   drawBars($("bar-chart"), bars, widthOf($("bar-chart")));
-  setAttrs($("bar-chart"), { "aria-label": `${noun.title} per URL in ${PERIODS[period].label}; the table has the numbers` });
+  setAttrs($("bar-chart"), { "aria-label": `${noun.title} per URL, ${PERIODS[period].label}; the table has the numbers` });
 }
 
 const withoutScheme = (url) => url.replace(/^https?:\/\//, "");
@@ -602,7 +631,7 @@ function renderSeries() {
     "aria-label": `${noun.title} per ${range.unit} over the last ${range.span} for the top ${urls.length} URLs`,
   });
   setText($("series-title"), `Top ${urls.length} ${urls.length === 1 ? "URL" : "URLs"} over time`);
-  setText($("series-hint"), `${noun.title} per ${range.unit} over the last ${range.span} (${zone}) for the top URLs of ${PERIODS[data.period].label}${containing(data.q)}`);
+  setText($("series-hint"), `${noun.title} per ${range.unit} over the last ${range.span} (${zone}) for the top URLs (${PERIODS[data.period].label})${containing(data.q)}`);
   reconcile(
     $("series-legend"),
     lines,
