@@ -1227,7 +1227,10 @@ fn the_visits_switch_shows_visits_when_the_server_counts_them() {
     assert_eq!(hits.id("metric-visits").attr("aria-pressed"), Some("false"));
     assert_eq!(hits.id("dashboard").attr("data-metric"), Some("hits"));
     assert_eq!(hits.text_of("count-head"), "Hits");
-    assert_eq!(hits.text_of("subtitle"), "Hits per URL, compared across intervals");
+    assert_eq!(
+        hits.text_of("subtitle"),
+        "Hits per URL, compared across intervals"
+    );
     assert_eq!(hits.row_cells(HOME), [HOME, "3", "100.0%"]);
 
     let visits = load(&hitme, "#metric=visits");
@@ -1237,7 +1240,10 @@ fn the_visits_switch_shows_visits_when_the_server_counts_them() {
         Some("true")
     );
     assert_eq!(visits.text_of("count-head"), "Visits");
-    assert_eq!(visits.text_of("subtitle"), "Visits per URL, compared across intervals");
+    assert_eq!(
+        visits.text_of("subtitle"),
+        "Visits per URL, compared across intervals"
+    );
     // One client, one browser: three hits, one visit.
     assert_eq!(visits.row_cells(HOME), [HOME, "1", "100.0%"]);
 
