@@ -8,14 +8,13 @@
 //! the end of the window; nothing else is stored.
 
 use std::hash::Hasher;
-use std::io::Read;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 
-use crate::store::{HitStore, StoreError, Visitor};
+use crate::store::{random_hex, HitStore, StoreError, Visitor};
 use crate::time::clock::now_ms;
 
 /// How long a salt is kept in Redis: today's and yesterday's stay, older ones go.
@@ -86,15 +85,6 @@ impl Visits {
         *salt = Some((day, key));
         Ok(key)
     }
-}
-
-/// 16 random bytes from the kernel, as 32 hex digits (a salt, a rebuild's token).
-pub(crate) fn random_hex() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| StoreError::Internal(format!("cannot read /dev/urandom for a salt ({e})")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn parse_hex(hex: &str) -> Option<[u8; 16]> {

@@ -47,6 +47,17 @@ fn truth(redis: &Redis, key: &str) -> Vec<(String, i64)> {
     all
 }
 
+/// A `/top` answer's page as (URL, count) pairs.
+fn page_of(body: &serde_json::Value) -> Vec<(String, i64)> {
+    let entry = |e: &serde_json::Value| {
+        (
+            e["url"].as_str().unwrap().to_string(),
+            e["count"].as_i64().unwrap(),
+        )
+    };
+    body["top"].as_array().unwrap().iter().map(entry).collect()
+}
+
 /// Checks every page within K of the all-time and the minute bucket of `timestamp`.
 fn check(hitme: &HitMe, redis: &Redis, timestamp: i64, when: &str) {
     for period in ["all", "minute"] {
@@ -61,17 +72,7 @@ fn check(hitme: &HitMe, redis: &Redis, timestamp: i64, when: &str) {
                 None => "hits:all".to_string(),
             };
             let want = truth(redis, &key);
-            let page: Vec<(String, i64)> = body["top"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| {
-                    (
-                        e["url"].as_str().unwrap().to_string(),
-                        e["count"].as_i64().unwrap(),
-                    )
-                })
-                .collect();
+            let page = page_of(&body);
             let end = (offset + limit).min(want.len());
             assert_eq!(page, want[offset.min(end)..end], "{when}: {target}");
             assert_eq!(
@@ -229,18 +230,7 @@ fn a_rebuild_under_hits_is_exact() {
         body["total"].as_i64().unwrap(),
         want.iter().map(|(_, n)| n).sum::<i64>()
     );
-    let page: Vec<(String, i64)> = body["top"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["url"].as_str().unwrap().into(),
-                e["count"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(page, want[..50]);
+    assert_eq!(page_of(&body), want[..50]);
     // The rebuild left nothing behind.
     let keys = redis.keys();
     assert!(

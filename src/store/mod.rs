@@ -139,6 +139,18 @@ pub(crate) fn parse_bucket(rest: &str) -> Option<(Period, i64)> {
     Some((period, start))
 }
 
+/// 16 random bytes from the kernel, as 32 hex digits (a salt, a rebuild's token).
+pub(crate) fn random_hex() -> Result<String, StoreError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| {
+            StoreError::Internal(format!("cannot read /dev/urandom for a random token ({e})"))
+        })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// What is counted: hits, or (with `--visits`) visits, kept alike under their own keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub(crate) enum Metric {

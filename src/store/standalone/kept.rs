@@ -80,7 +80,7 @@ impl StandaloneStore {
             kept.keys.seen(&bucket),
         );
         let rebuilding = kept.keys.rebuilding();
-        let token = crate::visits::random_hex()?;
+        let token = crate::store::random_hex()?;
         let expire_at = kept
             .config
             .expire_at(&self.calendar, &self.retention, period, start)
