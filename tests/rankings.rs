@@ -47,6 +47,16 @@ fn truth(redis: &Redis, key: &str) -> Vec<(String, i64)> {
     all
 }
 
+/// A rebuild left nothing behind: no notes, no bucket marked as being rebuilt.
+fn assert_no_rebuild_left(redis: &Redis) {
+    let keys = redis.keys();
+    assert!(
+        !keys.iter().any(|k| k.starts_with("hits:seen:")),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"hits:rebuilding".to_string()), "{keys:?}");
+}
+
 /// A `/top` answer's page as (URL, count) pairs.
 fn page_of(body: &serde_json::Value) -> Vec<(String, i64)> {
     let entry = |e: &serde_json::Value| {
@@ -231,13 +241,7 @@ fn a_rebuild_under_hits_is_exact() {
         want.iter().map(|(_, n)| n).sum::<i64>()
     );
     assert_eq!(page_of(&body), want[..50]);
-    // The rebuild left nothing behind.
-    let keys = redis.keys();
-    assert!(
-        !keys.iter().any(|k| k.starts_with("hits:seen:")),
-        "{keys:?}"
-    );
-    assert!(!keys.contains(&"hits:rebuilding".to_string()), "{keys:?}");
+    assert_no_rebuild_left(&redis);
 }
 
 #[test]
@@ -338,12 +342,7 @@ fn a_rebuild_under_way_is_left_alone_and_one_that_stopped_is_taken_over() {
         (Some(210), Some(20))
     );
     assert_eq!(body["top"][0]["url"], url(19));
-    let keys = redis.keys();
-    assert!(
-        !keys.iter().any(|k| k.starts_with("hits:seen:")),
-        "{keys:?}"
-    );
-    assert!(!keys.contains(&"hits:rebuilding".to_string()), "{keys:?}");
+    assert_no_rebuild_left(&redis);
 }
 
 #[test]

@@ -147,7 +147,7 @@ impl StandaloneStore {
                             .arg(kept.keys.rank(&bucket))
                             .arg(kept.keys.tally(&bucket))
                             .arg(url)
-                            .arg(kept.size)
+                            .arg(kept.config.size)
                             .query(&mut conn.redis)
                     })?;
                     (Some(count), i64::from(count > 0))

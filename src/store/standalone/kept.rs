@@ -1,18 +1,90 @@
 //! The standalone backend's side of rankings kept at write time (`super::super::kept`):
-//! reading a page of one, and rebuilding one from a chunked scan while hits go on.
+//! writing them in the hit's transaction, reading a page of one, and rebuilding one from a
+//! chunked scan while hits go on.
 
 use redis::Value;
 
 use super::{KeptRankings, StandaloneStore};
 use crate::store::kept::{
-    KeptKeys, KeptPage, Tally, EMPTY_NOTES, NOTES_KEEP_SECS, REBUILD_CHUNK, REBUILD_CHUNK_URLS,
-    REBUILD_END, REBUILD_STALE_MS, REBUILD_START,
+    KeptKeys, KeptPage, Tally, EMPTY_NOTES, HIT_SCRIPT, NOTES_KEEP_SECS, REBUILD_CHUNK,
+    REBUILD_CHUNK_URLS, REBUILD_END, REBUILD_STALE_MS, REBUILD_START,
 };
-use crate::store::{text, StoreError};
+use crate::store::{equal_hits, resp, text, BucketedHit, StoreError};
 use crate::time::clock::{self, now_ms};
-use crate::time::Period;
+use crate::time::{PerPeriod, Period};
 
 impl StandaloneStore {
+    /// Writes the batch's counts as one [`HIT_SCRIPT`], which keeps each
+    /// bucket's ranking and tally beside its count: the six counting hashes of each group of
+    /// equal hits as its keys, the URL and how many hits it stands for as its arguments.
+    pub(super) fn pack_kept_hits(
+        &self,
+        out: &mut Vec<u8>,
+        kept: &KeptRankings,
+        digits: &mut PerPeriod<itoa::Buffer>,
+        hits: &[BucketedHit],
+    ) {
+        let groups: Vec<(&BucketedHit, usize)> = equal_hits(hits).collect();
+        let keys = groups.len() * Period::EVERY.len();
+        resp::command(out, 3 + keys + 2 + 2 * groups.len());
+        resp::arg(out, &[b"EVAL"]);
+        resp::arg(out, &[HIT_SCRIPT.as_bytes()]);
+        resp::arg(out, &[itoa::Buffer::new().format(keys).as_bytes()]);
+        for (hit, _) in &groups {
+            for (period, start) in hit.starts.iter() {
+                resp::arg(out, &self.key_parts(digits, period, *start));
+            }
+        }
+        resp::arg(
+            out,
+            &[itoa::Buffer::new().format(kept.config.size).as_bytes()],
+        );
+        resp::arg(out, &[self.layout.prefix.as_bytes()]);
+        for (hit, times) in &groups {
+            resp::arg(out, &[hit.url.as_bytes()]);
+            resp::arg(out, &[itoa::Buffer::new().format(*times).as_bytes()]);
+        }
+    }
+
+    /// Writes the `EXPIREAT` of the rankings and tallies of the batch's buckets, once per
+    /// bucket and connection as for the buckets' own (`kept_expiry_set`); returns how many.
+    pub(super) fn pack_kept_expiry(
+        &self,
+        out: &mut Vec<u8>,
+        kept: &KeptRankings,
+        kept_expiry_set: &mut PerPeriod<i64>,
+        hits: &[BucketedHit],
+    ) -> usize {
+        let mut written = 0;
+        let now = clock::now_secs();
+        for hit in hits {
+            for (period, start) in hit.starts.iter() {
+                let start = *start;
+                if kept_expiry_set[period] == start {
+                    continue;
+                }
+                let Some(at) =
+                    kept.config
+                        .expire_at(&self.calendar, &self.retention, period, start)
+                else {
+                    continue;
+                };
+                let mut digits = itoa::Buffer::new();
+                let at_digits = digits.format(at).as_bytes();
+                let bucket = KeptKeys::bucket(period, start);
+                for key in [kept.keys.rank(&bucket), kept.keys.tally(&bucket)] {
+                    resp::simple(out, &[b"EXPIREAT", key.as_bytes(), at_digits]);
+                    written += 1;
+                }
+                // Past its time the ranking is deleted at once; a later hit deletes it again.
+                if at > now {
+                    kept_expiry_set[period] = start;
+                }
+            }
+        }
+        written
+    }
+
     /// One pipeline: the tally, the bucket's and the set's sizes, and the page.
     pub(super) fn read_kept_page(
         &self,
@@ -54,7 +126,7 @@ impl StandaloneStore {
             urls: number(1),
             flagged: tally.iter().skip(2).any(Option::is_some),
         };
-        if !tally.trusted(hash_len, set_len, kept.size) {
+        if !tally.trusted(hash_len, set_len, kept.config.size) {
             return Ok(None);
         }
         Ok(Some(KeptPage {
@@ -123,7 +195,7 @@ impl StandaloneStore {
                     .arg(4)
                     .arg(&[&hash, &rank, &tally, &notes])
                     .arg(&cursor)
-                    .arg(kept.size)
+                    .arg(kept.config.size)
                     .arg(&token)
                     .arg(now_ms())
                     .arg(REBUILD_CHUNK_URLS)

@@ -48,7 +48,6 @@ pub(crate) struct StandaloneStore {
 /// Rankings kept at write time ([`super::kept`]): their keys and how many URLs each keeps.
 struct KeptRankings {
     keys: KeptKeys,
-    size: usize,
     config: KeptConfig,
 }
 
@@ -127,7 +126,6 @@ impl StandaloneStore {
                 keys: KeptKeys {
                     prefix: config.prefix.clone(),
                 },
-                size: kept.size,
                 config: kept,
             }),
         };
@@ -284,74 +282,6 @@ impl StandaloneStore {
         }
         resp::simple(out, &[b"EXEC"]);
         commands
-    }
-
-    /// Writes the batch's counts as one [`super::kept::HIT_SCRIPT`], which keeps each
-    /// bucket's ranking and tally beside its count: the six counting hashes of each group of
-    /// equal hits as its keys, the URL and how many hits it stands for as its arguments.
-    fn pack_kept_hits(
-        &self,
-        out: &mut Vec<u8>,
-        kept: &KeptRankings,
-        digits: &mut PerPeriod<itoa::Buffer>,
-        hits: &[BucketedHit],
-    ) {
-        let groups = equal_hits(hits).count();
-        let keys = groups * Period::EVERY.len();
-        resp::command(out, 3 + keys + 2 + 2 * groups);
-        resp::arg(out, &[b"EVAL"]);
-        resp::arg(out, &[super::kept::HIT_SCRIPT.as_bytes()]);
-        resp::arg(out, &[itoa::Buffer::new().format(keys).as_bytes()]);
-        for (hit, _) in equal_hits(hits) {
-            for (period, start) in hit.starts.iter() {
-                resp::arg(out, &self.key_parts(digits, period, *start));
-            }
-        }
-        resp::arg(out, &[itoa::Buffer::new().format(kept.size).as_bytes()]);
-        resp::arg(out, &[self.layout.prefix.as_bytes()]);
-        for (hit, times) in equal_hits(hits) {
-            resp::arg(out, &[hit.url.as_bytes()]);
-            resp::arg(out, &[itoa::Buffer::new().format(times).as_bytes()]);
-        }
-    }
-
-    /// Writes the `EXPIREAT` of the rankings and tallies of the batch's buckets, once per
-    /// bucket and connection as for the buckets' own (`kept_expiry_set`); returns how many.
-    fn pack_kept_expiry(
-        &self,
-        out: &mut Vec<u8>,
-        kept: &KeptRankings,
-        kept_expiry_set: &mut PerPeriod<i64>,
-        hits: &[BucketedHit],
-    ) -> usize {
-        let mut written = 0;
-        let now = clock::now_secs();
-        for hit in hits {
-            for (period, start) in hit.starts.iter() {
-                let start = *start;
-                if kept_expiry_set[period] == start {
-                    continue;
-                }
-                let Some(at) =
-                    kept.config
-                        .expire_at(&self.calendar, &self.retention, period, start)
-                else {
-                    continue;
-                };
-                let mut digits = itoa::Buffer::new();
-                let at_digits = digits.format(at).as_bytes();
-                let bucket = KeptKeys::bucket(period, start);
-                for key in [kept.keys.rank(&bucket), kept.keys.tally(&bucket)] {
-                    resp::simple(out, &[b"EXPIREAT", key.as_bytes(), at_digits]);
-                    written += 1;
-                }
-                // Past its time the ranking is deleted at once; a later hit deletes it again.
-                if at > now {
-                    kept_expiry_set[period] = start;
-                }
-            }
-        }
-        written
     }
 
     /// Writes one [`VISIT_SCRIPT`] per group of equal hits that names its visitor; returns
