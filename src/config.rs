@@ -182,8 +182,8 @@ pub struct Config {
     #[arg(long, env = "HITME_COUNT_BOTS")]
     pub count_bots: bool,
 
-    /// Make the statistics private: /hits, /top, /series, GET /hit, /badge.svg and /metrics
-    /// need Authorization: Bearer TOKEN (the dashboard asks for it once).
+    /// Make the statistics private: /hits, /top, /series, /sites, /visitors, GET /hit,
+    /// /badge.svg and /metrics need Authorization: Bearer TOKEN (the dashboard asks for it once).
     #[arg(
         long,
         env = "HITME_READ_TOKEN",

@@ -26,6 +26,7 @@
 
 pub(crate) mod assets;
 pub mod config;
+pub(crate) mod host;
 pub mod http;
 pub(crate) mod metrics;
 pub mod serve;

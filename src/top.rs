@@ -9,9 +9,10 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::host::host_of;
 use crate::store::{HitStore, Metric, ScanCursor, StoreError};
 use crate::time::Period;
 
@@ -32,13 +33,51 @@ const MAX_KEPT: usize = 12;
 const PRESORTED: usize = 1000;
 
 /// Every URL of a bucket with its count, each once.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub(crate) struct Ranking {
     /// The first `sorted` are the top URLs, in rank order; the rest follow in no order.
     entries: Vec<(String, i64)>,
     sorted: usize,
     /// The sum of every count.
     pub total: i64,
+    /// The bucket's sites, added up the first time `/sites` asks ([`Ranking::sites`]).
+    sites: OnceLock<Vec<SiteTotal>>,
+}
+
+/// What a page keeps of a ranking: the URLs containing `q` (ASCII case-insensitive) whose
+/// host is `site`; empty: every URL.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Filter {
+    pub q: String,
+    pub site: String,
+}
+
+impl Filter {
+    /// URLs containing `q`, on any site.
+    #[cfg(test)]
+    fn q(q: &str) -> Filter {
+        Filter {
+            q: q.to_string(),
+            site: String::new(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.q.is_empty() && self.site.is_empty()
+    }
+
+    fn matches(&self, url: &str) -> bool {
+        (self.site.is_empty() || host_of(url) == self.site)
+            && (self.q.is_empty() || contains_ignore_case(url, &self.q))
+    }
+}
+
+/// One site of a bucket: its host, the sum of its URLs' counts and how many URLs it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SiteTotal {
+    pub site: String,
+    pub count: i64,
+    pub urls: usize,
 }
 
 /// Rank order: most counted first, ties by URL.
@@ -81,7 +120,31 @@ impl Ranking {
             entries: counts,
             sorted,
             total,
+            sites: OnceLock::new(),
         }
+    }
+
+    /// The bucket's sites, most counted first, ties by host: one pass over its URLs the first
+    /// time, kept with the ranking after (so at most once per read of the bucket).
+    pub(crate) fn sites(&self) -> &[SiteTotal] {
+        self.sites.get_or_init(|| {
+            let mut by_host: HashMap<&str, (i64, usize)> = HashMap::new();
+            for (url, count) in &self.entries {
+                let site = by_host.entry(host_of(url)).or_default();
+                site.0 += count;
+                site.1 += 1;
+            }
+            let mut sites: Vec<SiteTotal> = by_host
+                .into_iter()
+                .map(|(site, (count, urls))| SiteTotal {
+                    site: site.to_string(),
+                    count,
+                    urls,
+                })
+                .collect();
+            sites.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.site.cmp(&b.site)));
+            sites
+        })
     }
 
     /// Reads the bucket chunk by chunk and ranks it.
@@ -103,14 +166,14 @@ impl Ranking {
 
     /// Whether [`Ranking::page`] of these costs next to nothing: a slice of the URLs put in
     /// order when it was read, or a ranking too small for filtering and ordering to matter.
-    pub(crate) fn page_is_cheap(&self, filter: &str, offset: usize, limit: usize) -> bool {
+    pub(crate) fn page_is_cheap(&self, filter: &Filter, offset: usize, limit: usize) -> bool {
         self.entries.len() <= PRESORTED
             || (filter.is_empty() && offset.saturating_add(limit) <= self.sorted)
     }
 
-    /// The URLs containing `filter` (ASCII case-insensitive; empty: all): how many, their
-    /// total, and `limit` of them from `offset` on, in rank order.
-    pub(crate) fn page(&self, filter: &str, offset: usize, limit: usize) -> Page<'_> {
+    /// The URLs `filter` keeps: how many, their total, and `limit` of them from `offset` on,
+    /// in rank order.
+    pub(crate) fn page(&self, filter: &Filter, offset: usize, limit: usize) -> Page<'_> {
         let end = offset.saturating_add(limit);
         if filter.is_empty() && end <= self.sorted {
             return Page {
@@ -122,7 +185,7 @@ impl Ranking {
         let mut matching: Vec<&(String, i64)> = self
             .entries
             .iter()
-            .filter(|(url, _)| filter.is_empty() || contains_ignore_case(url, filter))
+            .filter(|(url, _)| filter.matches(url))
             .collect();
         let (urls, total) = (matching.len(), matching.iter().map(|(_, n)| n).sum());
         order_top(&mut matching, end, |a, b| by_rank(a, b));
@@ -297,13 +360,13 @@ mod tests {
             ("http://b/", 5),
         ]);
         let urls: Vec<&str> = r
-            .page("", 0, 10)
+            .page(&Filter::default(), 0, 10)
             .top
             .iter()
             .map(|(u, _)| u.as_str())
             .collect();
         assert_eq!(urls, ["http://c/", "http://a/", "http://b/"]);
-        assert_eq!(r.page("", 0, 10).urls, 3);
+        assert_eq!(r.page(&Filter::default(), 0, 10).urls, 3);
         assert_eq!(r.total, 19);
     }
 
@@ -315,15 +378,15 @@ mod tests {
             ("http://x/shoelaces", 3),
             ("http://y/", 1),
         ]);
-        let page = r.page("", 1, 2);
+        let page = r.page(&Filter::default(), 1, 2);
         assert_eq!((page.urls, page.total), (4, 21));
         let urls: Vec<&str> = page.top.iter().map(|(u, _)| u.as_str()).collect();
         assert_eq!(urls, ["http://x/hats", "http://x/shoelaces"]);
-        let page = r.page("SHOE", 1, 5);
+        let page = r.page(&Filter::q("SHOE"), 1, 5);
         assert_eq!((page.urls, page.total), (2, 13));
         assert_eq!(page.top, [&("http://x/shoelaces".to_string(), 3)]);
-        assert_eq!(r.page("nothing", 0, 5), Page::default());
-        assert_eq!(r.page("", 10, 5).top.len(), 0);
+        assert_eq!(r.page(&Filter::q("nothing"), 0, 5), Page::default());
+        assert_eq!(r.page(&Filter::default(), 10, 5).top.len(), 0);
     }
 
     #[test]
@@ -383,7 +446,7 @@ mod tests {
         want.sort_by(by_rank);
         let r = Ranking::new(counts);
         for (offset, limit) in [(0, 50), (990, 20), (1500, 10), (2990, 50), (3000, 5)] {
-            let page = r.page("", offset, limit);
+            let page = r.page(&Filter::default(), offset, limit);
             let got: Vec<(String, i64)> = page.top.into_iter().cloned().collect();
             let end = (offset + limit).min(want.len());
             assert_eq!(
@@ -394,7 +457,7 @@ mod tests {
         }
         let filtered: Vec<&(String, i64)> =
             want.iter().filter(|(u, _)| u.contains("/a/")).collect();
-        let page = r.page("/A/", 400, 30);
+        let page = r.page(&Filter::q("/A/"), 400, 30);
         assert_eq!(page.urls, 1000);
         assert_eq!(page.total, filtered.iter().map(|(_, n)| n).sum::<i64>());
         assert_eq!(page.top, filtered[400..430]);

@@ -4,8 +4,8 @@
 //! `User-Agent`, keyed with a random salt of the current UTC day. The salt lives in Redis
 //! (`<prefix>:salt:<day>`, made once by whichever HitMe needs it first, expiring after 48 h),
 //! so that every instance names a visitor alike, and once it is gone nobody can tell who a
-//! visitor was. The only trace of a visitor is one key per (visitor, URL), which expires at
-//! the end of the window; nothing else is stored.
+//! visitor was. The only traces of a visitor are one key per (visitor, URL) and one per
+//! (visitor, site), which expire at the end of the window; nothing else is stored.
 
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -61,8 +61,14 @@ impl Visits {
         hasher.write_u8(0);
         hasher.write(sighting.user_agent.as_deref().unwrap_or("").as_bytes());
         hasher.write_u8(0);
+        // The site's visitor is the same hash without the URL (its keys have a prefix of
+        // their own, so the two never meet).
+        let site = hasher.finish128().as_u128();
         hasher.write(url.as_bytes());
-        Ok(Visitor(hasher.finish128().as_u128()))
+        Ok(Visitor {
+            page: hasher.finish128().as_u128(),
+            site,
+        })
     }
 
     /// The salt of the current UTC day: kept in memory once read, made in Redis (or read from
@@ -108,6 +114,8 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(parse_hex(&a).map(|k| k.len()), Some(16));
         assert_eq!(parse_hex("zz"), None);
-        assert_eq!(Visitor(255).hex(), "000000000000000000000000000000ff");
+        let visitor = Visitor { page: 255, site: 1 };
+        assert_eq!(visitor.hex(), "000000000000000000000000000000ff");
+        assert_eq!(visitor.site_hex(), "00000000000000000000000000000001");
     }
 }

@@ -2,11 +2,12 @@
 // calls behind the auto-refresh, and rendering the page from them: period tabs, the URL bar
 // chart and ranked table, the series chart of the top URLs, and the empty and error states;
 // the read token the API asks for when HitMe runs with `--read-token`; and the Hits | Visits
-// switch when it runs with `--visits`.
+// switch when it runs with `--visits`, with each site's visitors; the site picker.
 //
 // Everything comes from `GET /top`, which ranks, filters and pages a bucket on the server: a
 // refresh reads one page of the selected period and the total of each other period, never
 // every URL (a site with 100,000 URLs would make `/hits` tens of megabytes every 5 seconds).
+// The site picker's list comes from `/sites` once a minute, the visitors from `/visitors`.
 
 import { drawBars, drawSeries } from "./charts.js";
 import { $, make, reconcile, setAttrs, setText } from "./dom.js";
@@ -24,6 +25,11 @@ const MAX_ROWS = 500;
 const FILTER_DELAY_MS = 300;
 /** `/top` refuses a longer `q`. */
 const MAX_FILTER_BYTES = 200;
+/** The sites the picker lists at most, and how long their list is reused. */
+const MAX_SITES = 100;
+const SITES_MS = 60 * 1000;
+/** What `/top` takes as a site: a host name, as canonical URLs write it. */
+const SITE = /^[a-z0-9._:-]{1,253}$/;
 
 /** The tabs, each with its `/top` period, its words in a sentence (`during`), and the name of
  * the bucket before it (`before`). */
@@ -75,13 +81,14 @@ const NOUNS = {
   visits: { one: "visit", many: "visits", title: "Visits" },
 };
 
-const DEFAULTS = { period: "all_time", range: "hour", rows: PAGE_ROWS, q: "", at: null, metric: "hits" };
+const DEFAULTS = { period: "all_time", range: "hour", rows: PAGE_ROWS, q: "", site: "", at: null, metric: "hits" };
 
 const state = {
   ...DEFAULTS,
-  // The last good refresh, and the view it was made for: {period, q, at, metric, tabs:
-  // {period: {total, urls}}, total, urls, rows: [{url, count}]} (total and urls count every
-  // URL of the period matching q, rows only the top ones).
+  // The last good refresh, and the view it was made for: {period, q, site, at, metric, tabs:
+  // {period: {total, urls, before}}, total, urls, rows: [{url, count}], visitors: {count,
+  // before} or null} (total and urls count every URL of the period matching q on the site,
+  // rows only the top ones).
   data: null,
   series: null, // the last good /series answers: {period, q, range, metric, lines: [{url, buckets}]}
   // Whether HitMe counts visits (`--visits`): null until a /top answer tells (its "metric"
@@ -90,9 +97,10 @@ const state = {
   error: null, // the message of the last refresh, when it failed
   auth: null, // "needed" or "refused" when the API asked for a read token (401), else null
   updated: null, // when the last good refresh finished (ms)
+  sites: { at: 0, list: [] }, // the hosts /sites counted all time, most hits first, and when
 };
 
-// ---- The URL hash: #period=last_hour&range=day&metric=visits&rows=100&q=blog&at=1700000000000
+// ---- The URL hash: #period=last_hour&range=day&metric=visits&rows=100&q=blog&site=a.example&at=1700000000000
 
 /**
  * The metric `view` shows: visits only once HitMe has said it counts them, so that a linked
@@ -125,6 +133,7 @@ function readHash() {
     range: pick("range", Object.keys(RANGES)),
     rows: Math.min(MAX_ROWS, Math.max(PAGE_ROWS, rows)),
     q: filterOf(params.get("q") ?? ""),
+    site: SITE.test(params.get("site") ?? "") ? params.get("site") : "",
     at: /^[1-9][0-9]{0,14}$/.test(at ?? "") ? Number(at) : null,
     metric: pick("metric", Object.keys(NOUNS)),
   };
@@ -137,6 +146,7 @@ function hashOf(view) {
   if (view.metric === "visits" && view.visits !== false) params.set("metric", "visits");
   if (view.rows !== PAGE_ROWS) params.set("rows", view.rows);
   if (view.q) params.set("q", view.q);
+  if (view.site) params.set("site", view.site);
   if (view.at !== null) params.set("at", view.at);
   return `#${params}`;
 }
@@ -256,8 +266,8 @@ const metricParam = (metric) => (metric === "visits" ? metric : null);
  * A page of `period`'s ranking by `metric`: `{total, urls, top: [{url, count}]}`, of the URLs
  * matching `q`. Tells state.visits what the answer says of HitMe.
  */
-async function top(period, { limit, offset = 0, q, at, metric }, meter) {
-  const params = { period: PERIODS[period].api, limit, offset: offset || null, q, timestamp: at, metric: metricParam(metric) };
+async function top(period, { limit, offset = 0, q, site, at, metric }, meter) {
+  const params = { period: PERIODS[period].api, limit, offset: offset || null, q, site, timestamp: at, metric: metricParam(metric) };
   const answer = await get("/top", params, meter);
   state.visits = "metric" in answer;
   return answer;
@@ -270,6 +280,20 @@ let generation = 0;
 const pastTotals = new Map();
 /** How long a past bucket's total is shown before it is asked for again. */
 const PAST_TOTAL_MS = 5 * 60 * 1000;
+
+/**
+ * A past bucket's figure, by `key`: asked for with `ask` once, then again only after
+ * PAST_TOTAL_MS (only hits sent with an old timestamp still change it).
+ */
+async function pastTotal(key, ask) {
+  let known = pastTotals.get(key);
+  if (!known || Date.now() - known.at > PAST_TOTAL_MS) {
+    known = { total: await ask(), at: Date.now() };
+    if (pastTotals.size > 200) pastTotals.clear();
+    pastTotals.set(key, known);
+  }
+  return known.total;
+}
 
 /**
  * Records a failed request: a refused token asks for one, anything else is the error banner.
@@ -292,7 +316,7 @@ function schedule() {
 async function refresh() {
   clearTimeout(timer);
   const mine = ++generation;
-  const { period, range, rows, q, at } = state;
+  const { period, range, rows, q, site, at } = state;
   const metric = metricOf(state);
   const meter = { requests: 0, bytes: 0 };
   try {
@@ -306,7 +330,7 @@ async function refresh() {
       // The other tabs need only their totals; all time's top URLs stand in for an empty
       // period's in the series chart.
       const limit = name === period ? rows : name === "all_time" ? SERIES_URLS : 1;
-      const answer = await top(name, { limit, q, at, metric }, meter);
+      const answer = await top(name, { limit, q, site, at, metric }, meter);
       if (mine !== generation) return; // the view changed meanwhile; a newer refresh is on its way
       // The first answer told that HitMe counts visits (or no longer does) and the view wants
       // the other metric: start again with it. Only a linked `metric=visits` costs this request.
@@ -316,19 +340,33 @@ async function refresh() {
       // hits sent with an old timestamp add to it), so it is asked for once, then again only
       // after PAST_TOTAL_MS: the refresh every 5 s stays six /top requests.
       if (PERIODS[name].before && answer.start > 0) {
-        const key = `${name} ${answer.start} ${metric} ${q}`;
-        let known = pastTotals.get(key);
-        if (!known || Date.now() - known.at > PAST_TOTAL_MS) {
-          const before = await top(name, { limit: 1, q, at: answer.start - 1, metric }, meter);
-          if (mine !== generation) return;
-          known = { total: before.total, at: Date.now() };
-          if (pastTotals.size > 200) pastTotals.clear();
-          pastTotals.set(key, known);
-        }
-        tabs[name].before = known.total;
+        const key = `${name} ${answer.start} ${metric} ${q} ${site}`;
+        const before = await pastTotal(key, () => top(name, { limit: 1, q, site, at: answer.start - 1, metric }, meter).then((a) => a.total));
+        if (mine !== generation) return;
+        tabs[name].before = before;
       }
       if (name === period) page = answer;
       if (name === "all_time") allTime = answer;
+    }
+    // The sites, for the picker: all time's, asked once a minute (its ranking was just read for
+    // the All time tab, so HitMe adds it up without reading again).
+    if (Date.now() - state.sites.at > SITES_MS) {
+      const answer = await get("/sites", { limit: MAX_SITES }, meter);
+      if (mine !== generation) return;
+      state.sites = { at: Date.now(), list: answer.top.map((entry) => entry.site) };
+    }
+    // With --visits, the site's visitors in the selected period (hits or visits alike).
+    let visitors = null;
+    if (state.visits === true) {
+      const api = PERIODS[period].api;
+      const now = await get("/visitors", { period: api, site, timestamp: at }, meter);
+      if (mine !== generation) return;
+      visitors = { count: now.visitors, before: null };
+      if (PERIODS[period].before && now.start > 0) {
+        const key = `${period} ${now.start} visitors ${site}`;
+        visitors.before = await pastTotal(key, () => get("/visitors", { period: api, site, timestamp: now.start - 1 }, meter).then((a) => a.visitors));
+        if (mine !== generation) return;
+      }
     }
     const from = page.top.length ? period : "all_time";
     const urls = (from === period ? page : allTime).top.slice(0, SERIES_URLS).map((entry) => entry.url);
@@ -341,7 +379,7 @@ async function refresh() {
       if (mine !== generation) return;
     }
     Object.assign(state, {
-      data: { period, q, at, metric, tabs, total: page.total, urls: page.urls, rows: page.top },
+      data: { period, q, site, at, metric, tabs, total: page.total, urls: page.urls, rows: page.top, visitors },
       series: { period: from, q, range, metric, lines },
       error: null,
       auth: null,
@@ -366,7 +404,7 @@ function tick() {
 /** Whether the data on screen was made for another view than the one asked for. */
 function pending() {
   const { data } = state;
-  return data !== null && (data.period !== state.period || data.q !== state.q || data.at !== state.at || data.metric !== metricOf(state));
+  return data !== null && (data.period !== state.period || data.q !== state.q || data.site !== state.site || data.at !== state.at || data.metric !== metricOf(state));
 }
 
 /**
@@ -383,7 +421,7 @@ async function showMore() {
   state.rows = offset + limit;
   setAttrs($("show-more"), { disabled: true });
   try {
-    const page = await top(data.period, { limit, offset, q: data.q, at: data.at, metric: data.metric }, { requests: 0, bytes: 0 });
+    const page = await top(data.period, { limit, offset, q: data.q, site: data.site, at: data.at, metric: data.metric }, { requests: 0, bytes: 0 });
     if (mine !== generation) return;
     // The ranking may have moved since the rows on screen were read: a URL is shown once.
     const shown = new Set(data.rows.map((row) => row.url));
@@ -407,8 +445,8 @@ function render() {
   const { data, error } = state;
   // What the page counts, as soon as it knows (visits with `--visits` and the switch on).
   if (data !== null) setText($("subtitle"), `${NOUNS[data.metric].title} per URL, compared across intervals`);
-  // An empty Redis, as opposed to a filter nothing matches.
-  const empty = data !== null && !data.q && data.tabs.all_time.urls === 0;
+  // An empty Redis, as opposed to a filter or a site nothing matches.
+  const empty = data !== null && !data.q && !data.site && data.tabs.all_time.urls === 0;
   const name = state.auth ? "token" : error ? "error" : data === null ? "loading" : empty ? "empty" : "ready";
   $("dashboard").dataset.state = name;
   $("loading").hidden = name !== "loading";
@@ -434,6 +472,7 @@ function render() {
   renderMetric();
   renderToken();
   if (data && !empty && name !== "token") {
+    renderSites();
     renderFilter();
     renderTabs();
     renderPeriod();
@@ -483,6 +522,26 @@ function renderToken() {
 
 /** ` containing “q”`, or nothing without a filter. */
 const containing = (q) => (q ? ` containing “${q}”` : "");
+/** ` of site`, or nothing for every site. */
+const ofSite = (site) => (site ? ` of ${site}` : "");
+
+/** The site picker: every site /sites listed, and the one the view asks for even if not. */
+function renderSites() {
+  const select = $("site");
+  const list = state.sites.list.includes(state.site) || !state.site ? state.sites.list : [state.site, ...state.sites.list];
+  $("site-picker").hidden = list.length < 2 && !state.site;
+  reconcile(
+    select,
+    ["", ...list],
+    (site) => site,
+    () => make("option"),
+    (option, site) => {
+      option.value = site;
+      setText(option, site || "All sites");
+    },
+  );
+  select.value = state.site;
+}
 
 function renderFilter() {
   const input = $("filter");
@@ -514,15 +573,27 @@ function renderPeriod() {
   const { total, urls, rows, q } = data;
   // Named by the data's own metric: just after a switch the page shows the previous one's.
   const noun = NOUNS[data.metric];
-  setText($("summary"), `${plural(total, noun.one, noun.many)} on ${plural(urls, "URL", "URLs")}${containing(q)}`);
+  setText($("summary"), `${plural(total, noun.one, noun.many)} on ${plural(urls, "URL", "URLs")}${ofSite(data.site)}${containing(q)}`);
+  renderVisitors(data, period);
   const hint = !period.zoned ? `Every ${noun.one} ever counted` : data.at === null ? `${period.live} (${zone})` : `${period.pinned} ${stamp(data.at)}`;
   setText($("period-hint"), hint);
   $("period-empty").hidden = urls > 0;
-  setText($("period-empty"), q ? `No URL${containing(q)} has ${noun.many}${period.during}.` : `No ${noun.many}${period.during} yet.`);
+  const matching = `${ofSite(data.site)}${containing(q)}`;
+  setText($("period-empty"), matching ? `No URL${matching} has ${noun.many}${period.during}.` : `No ${noun.many}${period.during} yet.`);
   $("compare").hidden = urls === 0;
   if (urls === 0) return;
   renderBars(data, noun);
   renderTable(data, noun);
+}
+
+/** With --visits, the site's visitors in the period, beside the period before. */
+function renderVisitors(data, period) {
+  const { visitors } = data;
+  $("visitors").hidden = visitors === null;
+  if (visitors === null) return;
+  const before = visitors.before === null ? "" : ` (${period.before} ${number(visitors.before)})`;
+  setText($("visitors"), `${plural(visitors.count, "visitor", "visitors")}${period.during}${ofSite(data.site)}${before}`);
+  setAttrs($("visitors"), { "data-visitors": visitors.count, "data-previous": visitors.before === null ? null : String(visitors.before) });
 }
 
 /** The pixel width `chart` is shown at, for drawing it at that size. */
@@ -576,7 +647,7 @@ function renderTable({ rows, total, urls, q }, noun) {
   );
   const ranked = rows.length < urls ? `The top ${number(rows.length)} of ${plural(urls, "URL", "URLs")}` : urls === 1 ? "The one URL" : `All ${number(urls)} URLs`;
   const shares = q ? `; shares are of the ${plural(total, noun.one, noun.many)} on URLs${containing(q)}` : "";
-  setText($("table-note"), `${ranked}${containing(q)}, most ${noun.many} first${shares}.`);
+  setText($("table-note"), `${ranked}${ofSite(state.data.site)}${containing(q)}, most ${noun.many} first${shares}.`);
   const hiddenUrls = Math.max(0, urls - rows.length);
   $("more-row").hidden = hiddenUrls === 0;
   const hiddenHits = Math.max(0, total - sum(rows));
@@ -705,6 +776,9 @@ $("filter-form").addEventListener("submit", (e) => {
 });
 
 $("show-more").addEventListener("click", showMore);
+
+// Another site is another ranking, as a period is.
+$("site").addEventListener("change", () => change({ site: $("site").value, rows: PAGE_ROWS }));
 
 $("token-form").addEventListener("submit", (e) => {
   e.preventDefault();

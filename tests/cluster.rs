@@ -911,16 +911,19 @@ fn sites_and_rate_limits_hold_in_cluster_mode() {
 }
 
 /// `--visits` in cluster mode: a hit and its visit are one script in the URL's slot; 100
-/// visitors loading a page three times are 300 hits and 100 visits.
+/// visitors loading a page three times are 300 hits and 100 visits, and 100 visitors of the
+/// site (with another page loaded by 10 of them), kept in 16 shards by visitor.
 #[test]
 fn visits_are_counted_in_cluster_mode() {
     let cluster = Cluster::start();
     let hitme = cluster.hitme(&["--visits", "--trusted-proxies", "127.0.0.1/32"]);
     let page = "http://site.example/cluster";
-    let body = format!("url={}&timestamp={T}", encode(page));
     for i in 0..100 {
         let from = format!("10.0.0.{i}");
-        for _ in 0..3 {
+        let other = format!("url={}&timestamp={T}", encode("http://site.example/other"));
+        let body = format!("url={}&timestamp={T}", encode(page));
+        let bodies = [&body, &body, &body, &other];
+        for body in &bodies[..if i < 10 { 4 } else { 3 }] {
             let headers = [
                 ("Content-Type", "application/x-www-form-urlencoded"),
                 ("X-Forwarded-For", from.as_str()),
@@ -942,18 +945,49 @@ fn visits_are_counted_in_cluster_mode() {
     let top = hitme
         .get(&format!("/top?period=minute&metric=visits&timestamp={T}"))
         .json();
-    assert_eq!(top["total"], 100);
+    assert_eq!(top["total"], 110);
     let tag = url_tag(page);
     let keys = cluster.keys();
     assert!(
         keys.contains(&format!("hits:visits:{{{tag}}}:all")),
         "{keys:?}"
     );
-    assert_eq!(keys.iter().filter(|k| k.contains(":visitor:")).count(), 100);
-    assert!(keys
+    assert_eq!(keys.iter().filter(|k| k.contains(":visitor:")).count(), 110);
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.contains(":visitor:") && k.contains(&format!("{{{tag}}}")))
+            .count(),
+        100
+    );
+    // The site's visitors: each counted once, whichever page it loaded.
+    for period in ["all", "month", "day", "minute"] {
+        let answer = hitme
+            .get(&format!(
+                "/visitors?period={period}&site=site.example&timestamp={T}"
+            ))
+            .json();
+        assert_eq!(answer["visitors"], 100, "{period}");
+        let every = hitme
+            .get(&format!("/visitors?period={period}&timestamp={T}"))
+            .json();
+        assert_eq!(every["visitors"], 100, "{period}");
+    }
+    let site_keys: Vec<&String> = keys
         .iter()
-        .filter(|k| k.contains(":visitor:"))
-        .all(|k| k.contains(&format!("{{{tag}}}"))));
+        .filter(|k| k.starts_with("hits:sitevisitors:{v"))
+        .collect();
+    let shards: std::collections::BTreeSet<&str> = site_keys
+        .iter()
+        .map(|k| k.split(['{', '}']).nth(1).unwrap())
+        .collect();
+    assert!(
+        shards.len() > 8,
+        "100 visitors over the 16 shards: {shards:?}"
+    );
+    assert_eq!(
+        keys.iter().filter(|k| k.contains(":sitevisitor:")).count(),
+        100
+    );
 }
 
 /// What the load clients saw for one URL.

@@ -1117,9 +1117,9 @@ fn a_hundred_thousand_urls_are_ranked_paged_and_filtered_by_the_server() {
     assert_eq!(dom.text_of("show-more"), "Show 50 more");
     let (requests, bytes) = check_refresh_cost(&dom, &hitme, at);
     // A /top per tab and a /series per line; on the page's first refresh also one /top per
-    // previous bucket, whose totals later refreshes reuse.
+    // previous bucket, whose totals later refreshes reuse, and the site list.
     assert!(
-        requests == 6 + 5 || requests == 6 + 5 + 5,
+        requests == 6 + 5 || requests == 6 + 5 + 5 + 1,
         "a refresh made {requests} requests"
     );
     eprintln!("50 rows of {MANY} URLs: a refresh is {requests} requests, ~{bytes} bytes");
@@ -1252,6 +1252,56 @@ fn the_visits_switch_shows_visits_when_the_server_counts_them() {
     assert!(without.id("metric-switch").hidden());
     assert_eq!(without.id("dashboard").attr("data-metric"), None);
     assert_eq!(without.text_of("count-head"), "Hits");
+}
+
+/// A HitMe counting two sites: the site picker lists them (most hits first); picking one
+/// (`#site=`) counts only its URLs in every tab, the summary and the table; with `--visits`
+/// the period's visitors of the site head the card, beside the period before.
+#[test]
+fn the_site_picker_shows_one_site_and_its_visitors() {
+    const BLOG: &str = "https://blog.example/post";
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--visits"]);
+    let now = now_ms();
+    for url in [HOME, HOME, PRICING, BLOG] {
+        hitme.hit(url, now);
+    }
+
+    let every = load(&hitme, "");
+    assert!(!every.id("site-picker").hidden());
+    let options: Vec<String> = every
+        .elements
+        .iter()
+        .filter(|e| e.tag == "option")
+        .map(|e| every.text(e))
+        .collect();
+    assert_eq!(options, ["All sites", "shop.example", "blog.example"]);
+    assert_eq!(every.text_of("summary"), "4 hits on 3 URLs");
+    // One client: one visitor of each site.
+    assert_eq!(every.id("visitors").int("data-visitors"), 2);
+    assert_eq!(every.text_of("visitors"), "2 visitors");
+
+    let blog = load(&hitme, "#period=last_day&site=blog.example");
+    assert_eq!(blog.text_of("summary"), "1 hit on 1 URL of blog.example");
+    assert_eq!(blog.row_cells(BLOG), [BLOG, "1", "100.0%"]);
+    assert_eq!(blog.all("tr", "url-row").len(), 1);
+    let totals: Vec<String> = blog
+        .all("span", "tab-total")
+        .iter()
+        .map(|t| blog.text(t))
+        .collect();
+    assert_eq!(totals, ["1"; 6]);
+    assert_eq!(
+        blog.text_of("visitors"),
+        "1 visitor today of blog.example (yesterday 0)"
+    );
+    assert_eq!(blog.id("visitors").attr("data-previous"), Some("0"));
+
+    // Without --visits: the picker, no visitors.
+    let plain = HitMe::start(&redis.url());
+    let shop = load(&plain, "#site=shop.example");
+    assert!(shop.id("visitors").hidden());
+    assert_eq!(shop.text_of("summary"), "3 hits on 2 URLs of shop.example");
 }
 
 #[test]

@@ -44,12 +44,14 @@ fn record(hitme: &HitMe) {
 }
 
 /// Every field of every hash under the prefix, by key: the whole of the counts.
+/// The counting hashes under the prefix (a site's visitors, which an export leaves out, and
+/// the settings are not among them).
 fn hashes(redis: &Redis) -> BTreeMap<String, BTreeMap<String, i64>> {
     let mut conn = redis.conn();
     let mut all = BTreeMap::new();
     for key in redis.keys() {
         let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
-        if kind == "hash" && !key.ends_with(":config") {
+        if kind == "hash" && !key.ends_with(":config") && !key.contains(":sitevisitors:") {
             let fields: BTreeMap<String, i64> =
                 redis::cmd("HGETALL").arg(&key).query(&mut conn).unwrap();
             all.insert(key, fields);

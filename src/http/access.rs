@@ -30,7 +30,12 @@ impl ReadAccess {
             return Ok(());
         };
         let needs_token = match endpoint {
-            Endpoint::Hits | Endpoint::Top | Endpoint::Series | Endpoint::Metrics => true,
+            Endpoint::Hits
+            | Endpoint::Top
+            | Endpoint::Series
+            | Endpoint::Sites
+            | Endpoint::Visitors
+            | Endpoint::Metrics => true,
             Endpoint::Hit | Endpoint::Badge => !self.public_counts,
             _ => false,
         };

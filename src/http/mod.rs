@@ -26,7 +26,10 @@ use self::access::{AdminAccess, ReadAccess};
 use self::bots::Bots;
 use self::canonical::UrlRules;
 use self::client::TrustedProxies;
-use self::cmd::{AllUrlCounts, Badge, DeleteUrl, Export, Pixel, Posted, Series, Top, UrlCounts};
+use self::cmd::{
+    AllUrlCounts, Badge, DeleteUrl, Export, Pixel, Posted, Series, SiteList, Top, UrlCounts,
+    Visitors,
+};
 pub(crate) use self::cmd::{Command, Placed, RecordHit};
 use self::cors::Cors;
 use self::error::ApiError;
@@ -104,7 +107,12 @@ impl App {
         let (Some(visits), Some(sighting)) = (&self.visits, sighting) else {
             return Ok(None);
         };
-        let visitor = visits.visitor(self.store.as_ref(), sites::host_of(url), sighting, url)?;
+        let visitor = visits.visitor(
+            self.store.as_ref(),
+            crate::host::host_of(url),
+            sighting,
+            url,
+        )?;
         Ok(Some(visitor))
     }
 }
@@ -166,6 +174,14 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
         Endpoint::Series => {
             access?;
             Series::parse(fields()?, app).map(Command::Series)
+        }
+        Endpoint::Sites => {
+            access?;
+            SiteList::parse(fields()?, app).map(Command::SiteList)
+        }
+        Endpoint::Visitors => {
+            access?;
+            Visitors::parse(fields()?, app).map(Command::Visitors)
         }
         Endpoint::Metrics => access.map(|()| Command::Metrics),
         Endpoint::Export => {

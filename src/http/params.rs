@@ -19,6 +19,9 @@ pub(crate) const MAX_SERIES_COUNT: usize = 1000;
 /// The most URLs one `/top` page may hold.
 pub(crate) const MAX_TOP_LIMIT: usize = 1000;
 
+/// The longest host name (RFC 1035: 253 characters).
+const MAX_SITE_BYTES: usize = 253;
+
 /// The longest `/top` filter, in bytes.
 pub(crate) const MAX_FILTER_BYTES: usize = 200;
 
@@ -40,6 +43,8 @@ pub struct Fields {
     /// `GET /export`: `csv` or `jsonl`, and the earliest bucket.
     pub format: Option<String>,
     pub since: Option<String>,
+    /// `/top`, `/sites`' and `/visitors`' site: a host.
+    pub site: Option<String>,
 }
 
 impl Fields {
@@ -65,6 +70,7 @@ impl Fields {
                 b"metric" => &mut fields.metric,
                 b"format" => &mut fields.format,
                 b"since" => &mut fields.since,
+                b"site" => &mut fields.site,
                 _ => continue,
             };
             if slot.is_none() {
@@ -124,6 +130,7 @@ impl Fields {
             metric: self.metric.or(fallback.metric),
             format: self.format.or(fallback.format),
             since: self.since.or(fallback.since),
+            site: self.site.or(fallback.site),
         }
     }
 
@@ -196,6 +203,22 @@ impl Fields {
             )));
         }
         Ok(q)
+    }
+
+    /// The site asked for: a host name (lower-cased), or empty for every site.
+    pub(crate) fn site(&self) -> Result<String, ApiError> {
+        let site = self.site.as_deref().map_or("", trim_blanks);
+        let valid = site.len() <= MAX_SITE_BYTES
+            && site
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
+        match valid {
+            true => Ok(site.to_ascii_lowercase()),
+            false => Err(ApiError::bad_request(format!(
+                "site must be a host name such as example.com, as in the URLs counted (got {:?})",
+                truncate(site, 40)
+            ))),
+        }
     }
 
     /// A badge's label: `default` (`hits`, `visits`) when absent, at most `MAX_LABEL_CHARS`

@@ -13,6 +13,10 @@ pub(crate) enum Endpoint {
     Pixel,
     Badge,
     Series,
+    /// `GET /sites`
+    Sites,
+    /// `GET /visitors`, with `--visits`.
+    Visitors,
     Healthz,
     Metrics,
     /// `GET /export`, with `--admin-token`.
@@ -35,13 +39,15 @@ pub(crate) struct Route {
 const READ_ONLY: &str = "GET, HEAD, OPTIONS";
 
 /// Every API path: the endpoint, and the methods it takes.
-const API: [(&str, Endpoint, &str); 9] = [
+const API: [(&str, Endpoint, &str); 11] = [
     ("/hit", Endpoint::Hit, "GET, HEAD, POST, OPTIONS"),
     ("/hits", Endpoint::Hits, READ_ONLY),
     ("/top", Endpoint::Top, READ_ONLY),
     ("/pixel.gif", Endpoint::Pixel, READ_ONLY),
     ("/badge.svg", Endpoint::Badge, READ_ONLY),
     ("/series", Endpoint::Series, READ_ONLY),
+    ("/sites", Endpoint::Sites, READ_ONLY),
+    ("/visitors", Endpoint::Visitors, READ_ONLY),
     ("/healthz", Endpoint::Healthz, READ_ONLY),
     ("/metrics", Endpoint::Metrics, READ_ONLY),
     ("/export", Endpoint::Export, READ_ONLY),

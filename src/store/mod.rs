@@ -29,14 +29,24 @@ use self::pool::PoolProbe;
 use crate::metrics::StoreCounters;
 use crate::time::{Calendar, PerPeriod, Period};
 
-/// A visitor, as its 128-bit keyed hash: what the visitor's key is named by.
+/// A visitor, as two 128-bit keyed hashes: of the visitor on the hit's URL (what the
+/// visitor's key for that URL is named by) and on its site (what the site-visitor key is
+/// named by, so that a visitor's first hit on any URL of a host counts the site's visitors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Visitor(pub u128);
+pub(crate) struct Visitor {
+    pub page: u128,
+    pub site: u128,
+}
 
 impl Visitor {
-    /// 32 lowercase hex digits, for the key.
+    /// 32 lowercase hex digits of the visitor on the URL, for its key.
     pub(crate) fn hex(self) -> String {
-        format!("{:032x}", self.0)
+        format!("{:032x}", self.page)
+    }
+
+    /// 32 lowercase hex digits of the visitor on the site, for its key.
+    pub(crate) fn site_hex(self) -> String {
+        format!("{:032x}", self.site)
     }
 }
 
@@ -217,6 +227,14 @@ pub(crate) trait HitStore: Send + Sync {
         cursor: ScanCursor,
         metric: Metric,
     ) -> Result<Chunk, StoreError>;
+    /// With `--visits`: the visitors of `site` (every site's, summed, when `None`) in the
+    /// `period` bucket starting at `start`: one `HGET` (or an `HVALS` of the sites counted).
+    fn site_visitors(
+        &self,
+        period: Period,
+        start: i64,
+        site: Option<&str>,
+    ) -> Result<i64, StoreError>;
     /// The salt of UTC day `day` (`--visits`): `proposed` unless another HitMe made it first,
     /// kept `ttl_secs` (`SET <prefix>:salt:<day> proposed NX EX ttl_secs`, then `GET`).
     fn day_salt(&self, day: i64, proposed: &str, ttl_secs: u64) -> Result<String, StoreError>;

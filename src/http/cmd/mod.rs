@@ -9,8 +9,10 @@ mod pixel;
 mod record_hit;
 mod series;
 mod service;
+mod site_list;
 mod top;
 mod url_counts;
+mod visitors;
 
 pub(crate) use self::admin::{DeleteUrl, Export};
 pub(crate) use self::all_url_counts::AllUrlCounts;
@@ -18,8 +20,10 @@ pub(crate) use self::badge::Badge;
 pub(crate) use self::pixel::Pixel;
 pub(crate) use self::record_hit::{Posted, RecordHit};
 pub(crate) use self::series::Series;
+pub(crate) use self::site_list::SiteList;
 pub(crate) use self::top::Top;
 pub(crate) use self::url_counts::UrlCounts;
+pub(crate) use self::visitors::Visitors;
 
 use super::error::ApiError;
 use super::response::Response;
@@ -40,6 +44,10 @@ pub(crate) enum Command {
     Top(Top),
     /// `GET /series`
     Series(Series),
+    /// `GET /sites`
+    SiteList(SiteList),
+    /// `GET /visitors`
+    Visitors(Visitors),
     /// `GET /pixel.gif`
     Pixel(Pixel),
     /// `GET /badge.svg`
@@ -74,6 +82,7 @@ impl Command {
                 Placed::Reads(self)
             }
             Command::Top(top) => top.place(app),
+            Command::SiteList(list) => list.place(app),
             _ => Placed::Worker(self),
         }
     }
@@ -109,6 +118,8 @@ impl Command {
             Command::AllUrlCounts(cmd) => cmd.apply(app),
             Command::Top(cmd) => cmd.apply(app),
             Command::Series(cmd) => cmd.apply(app),
+            Command::SiteList(cmd) => cmd.apply(app),
+            Command::Visitors(cmd) => cmd.apply(app),
             Command::Pixel(cmd) => Ok(cmd.apply(app)),
             Command::Badge(cmd) => Ok(cmd.apply(app)),
             Command::Preflight(allow) => Ok(Response::no_content(allow)),

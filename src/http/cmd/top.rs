@@ -1,5 +1,6 @@
-//! `GET /top?period=P&limit=N&offset=M&q=TEXT&timestamp=TS`: the URLs of one bucket ranked
-//! by count, filtered and paged; `total` and `urls` cover every URL that matches. A page of a
+//! `GET /top?period=P&limit=N&offset=M&q=TEXT&site=HOST&timestamp=TS`: the URLs of one bucket
+//! ranked by count, filtered (by text, by site) and paged; `total` and `urls` cover every URL
+//! that matches. A page of a
 //! ranking kept fresh is answered by the worker that took it; one whose ranking must be read
 //! (or whose page must be filtered or ordered) waits for the read pool. With `--rankings`,
 //! an unfiltered page within the ranking Redis keeps is read from it by the worker, in one
@@ -15,7 +16,7 @@ use crate::http::App;
 use crate::store::{KeptPage, Metric};
 use crate::time::clock::now_ms;
 use crate::time::Period;
-use crate::top::Ranking;
+use crate::top::{Filter, Ranking};
 
 /// URLs on a `/top` page when not told.
 const DEFAULT_TOP_LIMIT: usize = 50;
@@ -26,7 +27,7 @@ pub(crate) struct Top {
     start: i64,
     limit: usize,
     offset: usize,
-    filter: String,
+    filter: Filter,
     /// The ranking to page, when a fresh one was kept as the command was placed.
     ranking: Option<Arc<Ranking>>,
     /// With `--rankings`: the page, read from Redis's kept ranking as the command was placed.
@@ -38,7 +39,10 @@ impl Top {
         let period = fields.period_or_all()?;
         let limit = fields.limit_or(DEFAULT_TOP_LIMIT)?;
         let offset = fields.offset()?;
-        let filter = fields.filter()?.to_string();
+        let filter = Filter {
+            q: fields.filter()?.to_string(),
+            site: fields.site()?,
+        };
         let timestamp = fields.timestamp_or(now_ms())?;
         Ok(Top {
             metric: fields.metric(app.visits.is_some())?,

@@ -32,7 +32,8 @@
 //! `SISMEMBER`, and `EXPIREAT` on a bucket key only when the hit created the URL's count in
 //! it, so expiry costs nothing once set and needs no per-connection memory.
 //! The first hit of a URL ever costs two more round trips: `SADD` to its index shard, then
-//! `SREM` from `unindexed`. Reads: `GET /hit` is six `HGET`s in one batch, `/series` one
+//! `SREM` from `unindexed`. With `--visits`, a hit with a visitor costs one more, to count
+//! the visitor among its site's visitors in the visitor's shard (`count_site_visitor`). Reads: `GET /hit` is six `HGET`s in one batch, `/series` one
 //! `HGET` per bucket in one batch (one slot, one node, one round trip each); `GET /hits`
 //! reads the 16 index shards, then six `HGET`s per URL, each step one batch per master.
 //!
@@ -117,11 +118,13 @@ use super::expiry::{expire_at, Retention};
 use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
 use super::settings;
+use super::standalone::VISIT_SCRIPT;
 use super::{
     equal_hits, scan_reply, text, BucketedHit, Chunk, Deleted, Hit, HitStore, Metric, Row, RowSink,
-    ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
+    ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts, Visitor, SCAN_CHUNK,
 };
 use crate::metrics::StoreCounters;
+use crate::time::clock;
 use crate::time::PerPeriod;
 use crate::time::{Calendar, Period};
 
@@ -178,7 +181,17 @@ pub(crate) struct ClusterStore {
     /// With `--visits`: the keys of visits (`<prefix>:visits:{<tag>}:...`, the URL's hash
     /// tag, so a hit and its visit are one script in one slot), and the window in seconds.
     visits: Option<(ClusterKeys, String)>,
+    /// With `--visits`: the keys of a site's visitors, `<prefix>:sitevisitors:{v<N>}:...`
+    /// (field: the host), sharded by the visitor's hash over [`SITE_VISITOR_SHARDS`] slots
+    /// so that a popular site is no hot slot; and the sitevisitor keys' failures, logged once
+    /// a second.
+    site_visitors: Option<ClusterKeys>,
+    site_visitor_failures: OncePerSecond,
 }
+
+/// Shards of a site's visitors (the top 4 bits of the visitor's hash): a read of a site's
+/// visitors is one `HGET` per shard.
+pub(crate) const SITE_VISITOR_SHARDS: u32 = 16;
 
 impl ClusterStore {
     /// Builds the pool without connecting: HitMe starts while the cluster is down and answers
@@ -236,6 +249,10 @@ impl ClusterStore {
                 };
                 (keys, window.as_secs().max(1).to_string())
             }),
+            site_visitors: config.visit_window.map(|_| ClusterKeys {
+                prefix: format!("{prefix}:sitevisitors"),
+            }),
+            site_visitor_failures: OncePerSecond::default(),
         };
         Ok((store, probe))
     }
@@ -368,6 +385,9 @@ impl ClusterStore {
         if replication.confirmed < replication.asked {
             self.unconfirmed(&mut conn, url, times, replication);
         }
+        if let (Some(sites), Some(visitor)) = (&self.site_visitors, hit.visitor) {
+            self.count_site_visitor(&mut conn, sites, hit, visitor);
+        }
         if needs_index == 1 {
             let index = self.keys.index(index_shard(url));
             let add = redis::cmd("SADD").arg(&index).arg(url).to_owned();
@@ -387,6 +407,61 @@ impl ClusterStore {
         }
         Ok(())
     }
+}
+
+impl ClusterStore {
+    /// Counts the hit's visitor among its site's visitors, if it is the visitor's first hit
+    /// on the site within the window: [`VISIT_SCRIPT`] in the visitor's shard, a round trip
+    /// after the hit's own (another slot, so not in its script). The hit is counted either
+    /// way: a failure here costs one visitor of the site's figure, logged, not a 503.
+    fn count_site_visitor(
+        &self,
+        conn: &mut Conn,
+        sites: &ClusterKeys,
+        hit: &BucketedHit,
+        visitor: Visitor,
+    ) {
+        let tag = site_visitor_tag(visitor);
+        let now = clock::now_ms() / 1000;
+        let window = self
+            .visits
+            .as_ref()
+            .map_or("1", |(_, window)| window.as_str());
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(VISIT_SCRIPT).arg(7).arg(format!(
+            "{}:{{{tag}}}:sitevisitor:{}",
+            self.keys.prefix,
+            visitor.site_hex()
+        ));
+        for (_, key) in sites.keys(&tag, &hit.starts) {
+            cmd.arg(key);
+        }
+        cmd.arg(crate::host::host_of(&hit.url)).arg(window);
+        for at in self.expiries(&hit.starts) {
+            // A bucket past its retention keeps no visitors rather than being deleted.
+            cmd.arg(if at != 0 && at <= now { now + 1 } else { at });
+        }
+        let counted = self.run(conn, |conn, connector| {
+            conn.command(connector, &cmd).map(drop)
+        });
+        if let Err(e) = counted {
+            if self.site_visitor_failures.allows() {
+                log::warn!(
+                    "counted a hit for {} but not its visitor among its site's visitors ({}); further ones are logged at most once a second",
+                    hit.url,
+                    e.message()
+                );
+            }
+        }
+    }
+}
+
+/// The hash tag of a site visitor's shard.
+fn site_visitor_tag(visitor: Visitor) -> String {
+    format!(
+        "v{}",
+        visitor.site >> (128 - SITE_VISITOR_SHARDS.trailing_zeros())
+    )
 }
 
 impl HitStore for ClusterStore {
@@ -440,6 +515,42 @@ impl HitStore for ClusterStore {
             *n = count(value)?.unwrap_or(0);
         }
         Ok(counts)
+    }
+
+    /// A site's visitors: one `HGET` (every site's: one `HVALS`) per visitor shard, batched
+    /// per node.
+    fn site_visitors(
+        &self,
+        period: Period,
+        start: i64,
+        site: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let Some(sites) = &self.site_visitors else {
+            return Ok(0);
+        };
+        let reads: Vec<(u16, Cmd)> = (0..u128::from(SITE_VISITOR_SHARDS))
+            .map(|shard| {
+                let tag = format!("v{shard}");
+                let key = sites.key(&tag, period, start);
+                let read = match site {
+                    Some(site) => hget(&key, site),
+                    None => redis::cmd("HVALS").arg(&key).to_owned(),
+                };
+                (slot_of_tag(&tag), read)
+            })
+            .collect();
+        // The shards live in different slots: the batch is split per node.
+        let values = self.with_connection(|conn, connector| conn.read(connector, &reads, false))?;
+        let mut visitors = 0;
+        for value in values {
+            let counts: Vec<i64> = match site {
+                Some(_) => count(value)?.into_iter().collect(),
+                None => redis::from_redis_value(value)
+                    .map_err(|e| errors::store_error(RedisError::from(e)))?,
+            };
+            visitors += counts.iter().sum::<i64>();
+        }
+        Ok(visitors)
     }
 
     /// The counts of one URL in the `period` buckets starting at `starts`: one `HGET` each,

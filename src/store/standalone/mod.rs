@@ -57,6 +57,11 @@ struct KeptRankings {
 struct VisitKeys {
     layout: KeyLayout,
     visitor_prefix: String,
+    /// A site's visitors: hashes `<prefix>:sitevisitors:all` and
+    /// `<prefix>:sitevisitors:<period>:<start>` (field: the host), and one key
+    /// `<prefix>:sitevisitor:<hash>` per (visitor, site) in the window.
+    sites: KeyLayout,
+    site_visitor_prefix: String,
     window_secs: String,
 }
 
@@ -120,6 +125,10 @@ impl StandaloneStore {
                     prefix: format!("{}:visits", config.prefix),
                 },
                 visitor_prefix: format!("{}:visitor:", config.prefix),
+                sites: KeyLayout {
+                    prefix: format!("{}:sitevisitors", config.prefix),
+                },
+                site_visitor_prefix: format!("{}:sitevisitor:", config.prefix),
                 window_secs: window.as_secs().max(1).to_string(),
             }),
             kept: config.kept.map(|kept| KeptRankings {
@@ -284,8 +293,8 @@ impl StandaloneStore {
         commands
     }
 
-    /// Writes one [`VISIT_SCRIPT`] per group of equal hits that names its visitor; returns
-    /// how many.
+    /// Writes two [`VISIT_SCRIPT`]s per group of equal hits that names its visitor, one for
+    /// the URL's visits and one for its site's visitors; returns how many.
     fn pack_visits(
         &self,
         out: &mut Vec<u8>,
@@ -298,29 +307,41 @@ impl StandaloneStore {
             let Some(visitor) = hit.visitor else {
                 continue;
             };
-            let visitor_key = format!("{}{}", visits.visitor_prefix, visitor.hex());
-            let keys = visits.layout.keys(&hit.starts);
-            resp::command(out, 3 + 7 + 2 + 5);
-            resp::arg(out, &[b"EVAL"]);
-            resp::arg(out, &[VISIT_SCRIPT.as_bytes()]);
-            resp::arg(out, &[b"7"]);
-            resp::arg(out, &[visitor_key.as_bytes()]);
-            for (_, key) in keys.iter() {
-                resp::arg(out, &[key.as_bytes()]);
-            }
-            resp::arg(out, &[hit.url.as_bytes()]);
-            resp::arg(out, &[visits.window_secs.as_bytes()]);
-            for period in Period::BUCKETED {
+            let expiries = Period::BUCKETED.map(|period| {
                 let at = match self.retention[period] {
                     Some(keep) => expire_at(&self.calendar, period, hit.starts[period], keep),
                     None => 0,
                 };
                 // A bucket already past its retention is not given a past expiry (which
                 // would delete it at once): it simply keeps no visits.
-                let at = if at != 0 && at <= now { now + 1 } else { at };
-                resp::arg(out, &[itoa::Buffer::new().format(at).as_bytes()]);
+                if at != 0 && at <= now {
+                    now + 1
+                } else {
+                    at
+                }
+            });
+            let page = format!("{}{}", visits.visitor_prefix, visitor.hex());
+            let site = format!("{}{}", visits.site_visitor_prefix, visitor.site_hex());
+            let host = crate::host::host_of(&hit.url);
+            for (marker, layout, field) in [
+                (&page, &visits.layout, hit.url.as_str()),
+                (&site, &visits.sites, host),
+            ] {
+                resp::command(out, 3 + 7 + 2 + 5);
+                resp::arg(out, &[b"EVAL"]);
+                resp::arg(out, &[VISIT_SCRIPT.as_bytes()]);
+                resp::arg(out, &[b"7"]);
+                resp::arg(out, &[marker.as_bytes()]);
+                for (_, key) in layout.keys(&hit.starts).iter() {
+                    resp::arg(out, &[key.as_bytes()]);
+                }
+                resp::arg(out, &[field.as_bytes()]);
+                resp::arg(out, &[visits.window_secs.as_bytes()]);
+                for at in expiries {
+                    resp::arg(out, &[itoa::Buffer::new().format(at).as_bytes()]);
+                }
+                written += 1;
             }
-            written += 1;
         }
         written
     }
@@ -393,6 +414,31 @@ impl HitStore for StandaloneStore {
         let counts: Vec<Option<i64>> = self.with_connection(|conn| conn.pipeline(&pipe))?;
         let mut counts = counts.into_iter();
         Ok(PerPeriod::from_fn(|_| counts.next().flatten().unwrap_or(0)))
+    }
+
+    fn site_visitors(
+        &self,
+        period: Period,
+        start: i64,
+        site: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let Some(visits) = &self.visits else {
+            return Ok(0);
+        };
+        let key = visits.sites.key(period, start);
+        self.with_connection(|conn| match site {
+            Some(site) => {
+                let count: Option<i64> = redis::cmd("HGET")
+                    .arg(&key)
+                    .arg(site)
+                    .query(&mut conn.redis)?;
+                Ok(count.unwrap_or(0))
+            }
+            None => {
+                let counts: Vec<i64> = redis::cmd("HVALS").arg(&key).query(&mut conn.redis)?;
+                Ok(counts.iter().sum())
+            }
+        })
     }
 
     /// The counts of one URL in the `period` buckets starting at `starts`, in one pipelined round trip.
