@@ -214,7 +214,7 @@ def record(csv_path, pairs):
         note = f"killed by the {a.get('run_timeout', '?')}s wrapper timeout; " + note
     if a.get("note"):
         note = (note + "; " if note else "") + a["note"]
-    if tool == "wrk":
+    if tool.startswith("wrk"):
         requests = r.get("complete") or 0
 
     row = {k: "" for k in COLUMNS}
@@ -242,7 +242,7 @@ def record(csv_path, pairs):
             row["redis_check"] = f"n/a (ab aborted; Redis counted {delta})"
         # wrk stops with up to -c requests sent and unanswered; the server still counts
         # them. Said so, rather than passed off as exact.
-        if tool == "wrk" and 0 < diff <= int(a.get("concurrency") or 0):
+        if tool.startswith("wrk") and 0 < diff <= int(a.get("concurrency") or 0):
             row["redis_check"] += " in flight at stop"
     else:
         row["redis_check"] = "n/a"
@@ -384,6 +384,10 @@ def machine_facts():
     return facts
 
 
+# The load tools, in table order: wrk-close is wrk with Connection: close (--workload zipf).
+TOOLS = ("ab", "wrk", "wrk-close")
+
+
 def floor_section(s, targets, floor):
     """HitMe against the design floor: the ratios the goals are stated in, and the CPU each
     request costs the server, Redis and the load generator, per target."""
@@ -405,7 +409,7 @@ def floor_section(s, targets, floor):
     def ratio(a, b):
         return f"{a / b:.2f}×" if a is not None and b else "-"
 
-    for tool in ("ab", "wrk"):
+    for tool in TOOLS:
         for c in sorted({c for (tl, c, _) in s if tl == tool}):
             f = s.get((tool, c, floor))
             for t in targets:
@@ -440,6 +444,9 @@ def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir, floor="floo
         m = refm(tool, c)
         return m[k] if m else None
 
+    if not ab_levels:
+        md.append("No ab runs (`--workload zipf` posts with wrk only); every run is in the "
+                  "tables below.\n")
     md.append("## (1) Highest ab concurrency with zero failed requests\n")
     md.append(f"A level counts when every repetition ({reps} at most) had 0 failed and 0 "
               f"non-2xx responses and ab finished.\n")
@@ -491,7 +498,7 @@ def report(csv_path, outdir, graph_c, ref, settings_path, bench_dir, floor="floo
               "Redis count | client CPU, % of a core |")
     md.append("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | "
               "---: | ---: | ---: | --- | ---: |")
-    for tool in ("ab", "wrk"):
+    for tool in TOOLS:
         for c in sorted({c for (tl, c, _) in s if tl == tool}):
             for t in targets:
                 m = s.get((tool, c, t))

@@ -498,6 +498,37 @@ fn lines_ending_in_a_bare_lf_are_read_as_lines() {
     assert_eq!(counted(&redis), 1);
 }
 
+/// An HTTP/1.1 client that asks to close is told so in the response (RFC 9112 section 9.6),
+/// and the connection then closes; one that keeps the connection, and an HTTP/1.0 one
+/// (which expects the close), get no `Connection` header.
+#[test]
+fn a_client_asking_to_close_is_told_the_connection_closes() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    // common::request sends `Connection: close`.
+    let resp = request(hitme.addr, "GET", "/healthz", &[], b"");
+    assert_eq!(
+        (resp.status, resp.header("Connection")),
+        (200, Some("close"))
+    );
+    let mut kept = send(hitme.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let resp = common::read_response(&mut kept);
+    assert_eq!((resp.status, resp.header("Connection")), (200, None));
+    let mut old = send(hitme.addr, b"GET /healthz HTTP/1.0\r\n\r\n");
+    let resp = common::read_response(&mut old);
+    assert_eq!((resp.status, resp.header("Connection")), (200, None));
+    // After the answer, the connection that asked to close reads EOF.
+    let mut closing = send(
+        hitme.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut closing, &mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(text.ends_with("{\"status\":\"OK\"}"), "{text}");
+}
+
 #[test]
 fn a_frozen_redis_gives_503_not_a_hang() {
     let redis = Redis::start();

@@ -300,9 +300,17 @@ impl Iterator for ClientConnection {
                 .map(|h| h.value.as_str());
 
             let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+            let mut rq = rq;
 
             match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
+                Some(ref val) if val.contains("close") => {
+                    self.no_more_requests = true;
+                    // HitMe: an HTTP/1.1 client is told in the response (an HTTP/1.0 one
+                    // expects the close: its answers stay as they were).
+                    if *rq.http_version() == HTTPVersion(1, 1) {
+                        rq.set_closing();
+                    }
+                }
                 Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
                 Some(ref val)
                     if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>

@@ -63,6 +63,10 @@ pub struct Request {
     // HitMe: the connection's socket, shut when a response fails midway
     socket: Option<Arc<Mutex<BufWriter<RefinedTcpStream>>>>,
 
+    // HitMe: the client asked for the connection to close after this request (HTTP/1.1
+    // `Connection: close`): the response says so (RFC 9112 section 9.6)
+    closing: bool,
+
     // true if HTTPS, false if HTTP
     secure: bool,
 
@@ -238,6 +242,7 @@ where
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
         remote_addr,
         socket: None,
+        closing: false,
         secure,
         method,
         path,
@@ -455,6 +460,12 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+        // HitMe: a client that asked to close is told the connection closes, so that it
+        // does not take the close for a failure (wrk counts one as a read error).
+        let response = match self.closing {
+            true => response.with_connection_close(),
+            false => response,
+        };
 
         let sent = Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
@@ -487,6 +498,12 @@ impl Request {
     pub(crate) fn with_socket(mut self, socket: Arc<Mutex<BufWriter<RefinedTcpStream>>>) -> Self {
         self.socket = Some(socket);
         self
+    }
+
+    /// HitMe: the connection closes after this request's response, which then says
+    /// `Connection: close`.
+    pub(crate) fn set_closing(&mut self) {
+        self.closing = true;
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

@@ -322,6 +322,14 @@ where
         }
     }
 
+    /// HitMe: adds `Connection: close`, which [`Response::add_header`] refuses (the library
+    /// decides the connection's fate; it calls this when it closes after the response).
+    pub(crate) fn with_connection_close(mut self) -> Self {
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        self
+    }
+
     /// Prints the HTTP response to a writer.
     ///
     /// This function is the one used to send the response to the client's socket.
