@@ -384,8 +384,9 @@ def machine_facts():
     return facts
 
 
-# The load tools, in table order: wrk-close is wrk with Connection: close (--workload zipf).
-TOOLS = ("ab", "wrk", "wrk-close")
+# The load tools, in table order: wrk-close is wrk with Connection: close, wrk-dash wrk beside
+# polling dashboards (--workload zipf).
+TOOLS = ("ab", "wrk", "wrk-close", "wrk-dash")
 
 
 def floor_section(s, targets, floor):
