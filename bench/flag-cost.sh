@@ -6,6 +6,8 @@
 #   wrk    wrk -t1 -c64, keep-alive, one URL (bench/post.lua)
 #   zipf   wrk -t1 -c64, keep-alive, one URL per request from 100,000 with Zipf popularity
 #          (bench/zipf.lua)
+#   zipf-ref  the same with a referrer on each request, as a site's hits carry: none,
+#          the site itself or one of 200 other sites (bench/zipf.lua referrers)
 # Every run is bounded (ab by its count and a timeout, wrk by its duration) and targets
 # 127.0.0.1 only.
 #
@@ -84,9 +86,10 @@ run() {
         -T application/x-www-form-urlencoded "$url" 2>&1)
       requests=$(sed -n 's/^Complete requests: *//p' <<<"$out")
       rps=$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' <<<"$out") ;;
-    wrk|zipf)
+    wrk|zipf|zipf-ref)
       local script=bench/post.lua args=(ab_data/ab_data0)
       [ "$load" = zipf ] && script=bench/zipf.lua args=(100000)
+      [ "$load" = zipf-ref ] && script=bench/zipf.lua args=(100000 referrers)
       out=$(timeout $((seconds + 30)) wrk -t1 -c64 -d"${seconds}s" -s "$script" "$url" -- "${args[@]}" 2>&1)
       requests=$(sed -n 's/.*BENCH_WRK requests=\([0-9]*\).*/\1/p' <<<"$out")
       local us
@@ -106,7 +109,7 @@ for rep in $(seq "$reps"); do
   for i in "${!configs[@]}"; do
     say "rep $rep/$reps: hitme ${configs[$i]:-(defaults)}"
     start "${configs[$i]}"
-    for load in ab wrk zipf; do
+    for load in ab wrk zipf zipf-ref; do
       run "$i" "$load"
       sleep 1
     done
@@ -122,7 +125,7 @@ rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 configs = sys.argv[2:]
 def med(cfg, load, col):
     return statistics.median(float(r[col]) for r in rows if r[0] == str(cfg) and r[1] == load)
-for load in ("ab", "wrk", "zipf"):
+for load in ("ab", "wrk", "zipf", "zipf-ref"):
     base = med(0, load, 2)
     for i, name in enumerate(configs):
         rps = med(i, load, 2)

@@ -2,9 +2,12 @@
 -- popularity (s = 1: page i is hit in proportion to 1/i), as a site's traffic is: a few
 -- popular pages and a long tail. Then the summary line of bench/post.lua.
 --
--- Usage: wrk -t1 -c64 -d10s -s bench/zipf.lua http://127.0.0.1:PORT/hit -- [N] [close]
---   N      distinct pages (default 100000): http://site.example/page/<i>, i from 1
---   close  send Connection: close (a connection per request) instead of keep-alive
+-- Usage: wrk -t1 -c64 -d10s -s bench/zipf.lua http://127.0.0.1:PORT/hit -- [N] [close] [referrers]
+--   N          distinct pages (default 100000): http://site.example/page/<i>, i from 1
+--   close      send Connection: close (a connection per request) instead of keep-alive
+--   referrers  give each hit a referrer, as a site's hits carry one: none (40 %), another
+--              page of the site (30 %) or a page of one of 200 other sites, also with Zipf
+--              popularity (30 %); what HitMe's --sources counts
 --
 -- Each thread draws from its own generator seeded by its number, so runs are repeatable.
 
@@ -42,19 +45,41 @@ function setup(thread)
    thread_number = thread_number + 1
 end
 
+local referrers = false
+
 function init(args)
    pages = tonumber(args[1] or "100000")
    build(pages)
    math.randomseed(1000 + (id or 0))
    wrk.method = "POST"
    wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-   if args[2] == "close" then
-      wrk.headers["Connection"] = "close"
+   for i = 2, #args do
+      if args[i] == "close" then
+         wrk.headers["Connection"] = "close"
+      elseif args[i] == "referrers" then
+         referrers = true
+      end
    end
+end
+
+-- A referrer for one hit (see the usage above); empty for none.
+local function referrer()
+   local r = math.random()
+   if r < 0.4 then
+      return ""
+   elseif r < 0.7 then
+      return "&referrer=http%3A%2F%2Fsite.example%2Fpage%2F" .. page_of(math.random())
+   end
+   -- The other sites' popularity: the first 200 pages' shares, as good a Zipf as any.
+   local site = page_of(math.random() * cumulative[math.min(200, pages)])
+   return "&referrer=https%3A%2F%2Fsite" .. site .. ".example%2Fpost%2F" .. math.random(1, 1000)
 end
 
 function request()
    local body = "url=http%3A%2F%2Fsite.example%2Fpage%2F" .. page_of(math.random()) .. "&timestamp=0"
+   if referrers then
+      body = body .. referrer()
+   end
    return wrk.format(nil, nil, nil, body)
 end
 

@@ -225,6 +225,23 @@ pub struct Config {
     #[arg(long, env = "HITME_RANKING_RETENTION", global = true, default_value = "1h", value_name = "DURATION", value_parser = parse_keep)]
     pub ranking_retention: Keep,
 
+    /// Count where hits come from: the page URL's utm_source, source or ref tag, else the
+    /// referrer's host (POST /hit's referrer field, which hitme.js sends), else direct. A
+    /// referrer on the spam list is answered and not counted. Read with GET /sources. Costs
+    /// Redis work per hit.
+    #[arg(long, env = "HITME_SOURCES")]
+    pub sources: bool,
+
+    /// With --sources: how many sources each bucket keeps per URL and per site (1 to
+    /// 100000); the rest count under (other).
+    #[arg(long, env = "HITME_MAX_SOURCES", default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_sources: u32,
+
+    /// With --sources: more referrer spam hosts, one per line (# starts a comment), besides
+    /// the list HitMe ships (matomo-org/referrer-spam-list). A host matches its subdomains.
+    #[arg(long, env = "HITME_REFERRER_SPAM_FILE", value_name = "PATH")]
+    pub referrer_spam_file: Option<std::path::PathBuf>,
+
     /// Enable the admin routes, which need Authorization: Bearer TOKEN: DELETE /hit?url=URL
     /// (remove a URL from every bucket) and GET /export (every count, as hitme export writes
     /// it). Without it they do not exist.
@@ -465,6 +482,17 @@ impl Config {
                 ));
             }
         }
+        for (id, flag) in [
+            ("max_sources", "--max-sources"),
+            ("referrer_spam_file", "--referrer-spam-file"),
+        ] {
+            if given(id) && !config.sources {
+                return Err(command.error(
+                    ErrorKind::MissingRequiredArgument,
+                    format!("{flag} applies only with --sources; add --sources, or remove {flag}"),
+                ));
+            }
+        }
         if config.rankings && config.redis_cluster.is_some() {
             return Err(command.error(
                 ErrorKind::ArgumentConflict,
@@ -534,6 +562,7 @@ impl Config {
             retention: self.retention(),
             visit_window: self.visits.then_some(self.visit_window),
             kept: self.kept(),
+            max_sources: self.sources.then_some(self.max_sources as usize),
         }
     }
 
@@ -793,6 +822,19 @@ mod tests {
             "{err}"
         );
         assert!(Config::try_parse_checked(["hitme", "--visits", "--visit-window", "2h"]).is_ok());
+        let err = refusal(&["--max-sources", "10"]);
+        assert!(
+            err.contains("--max-sources applies only with --sources"),
+            "{err}"
+        );
+        let err = refusal(&["--referrer-spam-file", "spam.txt"]);
+        assert!(
+            err.contains("--referrer-spam-file applies only with --sources"),
+            "{err}"
+        );
+        let err = refusal(&["--sources", "--max-sources", "0"]);
+        assert!(err.contains("--max-sources"), "{err}");
+        assert!(Config::try_parse_checked(["hitme", "--sources", "--max-sources", "10"]).is_ok());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub(crate) mod host;
 pub mod http;
 pub(crate) mod metrics;
 pub mod serve;
+pub(crate) mod sources;
 pub mod start;
 pub mod store;
 pub mod time;

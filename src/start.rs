@@ -16,6 +16,7 @@ use crate::http::{self, App};
 use crate::metrics::Metrics;
 use crate::serve::acceptor::Acceptor;
 use crate::serve::{self, listener, Threads};
+use crate::sources::Sources;
 use crate::store::settings::{self, Refusal};
 use crate::store::{self, HitStore};
 use crate::top::Rankings;
@@ -31,8 +32,9 @@ pub enum StartError {
     Redis(String),
     /// The calendar recorded under `--key-prefix` is not this HitMe's.
     Calendar(String),
-    /// A token cannot be read (`--read-token-file`, `--admin-token-file`).
-    Token(String),
+    /// A file a flag names cannot be read (`--read-token-file`, `--admin-token-file`,
+    /// `--referrer-spam-file`).
+    File(String),
     /// The system refused a thread or the signal handler.
     System(String),
 }
@@ -43,7 +45,7 @@ impl std::fmt::Display for StartError {
             StartError::Listen(m)
             | StartError::Redis(m)
             | StartError::Calendar(m)
-            | StartError::Token(m)
+            | StartError::File(m)
             | StartError::System(m) => f.write_str(m),
         }
     }
@@ -83,12 +85,24 @@ pub fn app(config: &Config, redis_down: RedisDown) -> Result<App, StartError> {
         limiter: config.rate_limit.map(RateLimiter::new),
         bots: Bots::new(config.count_bots),
         access: ReadAccess::new(
-            config.read_token().map_err(StartError::Token)?,
+            config.read_token().map_err(StartError::File)?,
             config.public_counts,
         ),
         visits: config.visits.then(Visits::default),
-        admin: AdminAccess::new(config.admin_token().map_err(StartError::Token)?),
+        admin: AdminAccess::new(config.admin_token().map_err(StartError::File)?),
         kept_rankings: config.kept(),
+        sources: match config.sources {
+            true => {
+                let sources =
+                    Sources::new(config.referrer_spam_file.as_deref()).map_err(StartError::File)?;
+                log::info!(
+                    "counting sources; {} referrer spam hosts are not counted",
+                    sources.spam_hosts()
+                );
+                Some(sources)
+            }
+            false => None,
+        },
     })
 }
 

@@ -2,12 +2,14 @@
 // calls behind the auto-refresh, and rendering the page from them: period tabs, the URL bar
 // chart and ranked table, the series chart of the top URLs, and the empty and error states;
 // the read token the API asks for when HitMe runs with `--read-token`; and the Hits | Visits
-// switch when it runs with `--visits`, with each site's visitors; the site picker.
+// switch when it runs with `--visits`, with each site's visitors; the site picker; and with
+// `--sources` the Sources card, of the site or of one URL.
 //
 // Everything comes from `GET /top`, which ranks, filters and pages a bucket on the server: a
 // refresh reads one page of the selected period and the total of each other period, never
 // every URL (a site with 100,000 URLs would make `/hits` tens of megabytes every 5 seconds).
-// The site picker's list comes from `/sites` once a minute, the visitors from `/visitors`.
+// The site picker's list comes from `/sites` once a minute, the visitors from `/visitors`,
+// the sources from `/sources` (kept per day at the finest: an hour's tab shows today's).
 
 import { drawBars, drawSeries } from "./charts.js";
 import { $, make, reconcile, setAttrs, setText } from "./dom.js";
@@ -28,8 +30,12 @@ const MAX_FILTER_BYTES = 200;
 /** The sites the picker lists at most, and how long their list is reused. */
 const MAX_SITES = 100;
 const SITES_MS = 60 * 1000;
+/** Sources listed in the Sources card. */
+const SOURCE_ROWS = 10;
 /** What `/top` takes as a site: a host name, as canonical URLs write it. */
 const SITE = /^[a-z0-9._:-]{1,253}$/;
+/** The periods `/sources` keeps. */
+const SOURCE_PERIODS = ["all", "month", "week", "day"];
 
 /** The tabs, each with its `/top` period, its words in a sentence (`during`), and the name of
  * the bucket before it (`before`). */
@@ -81,7 +87,7 @@ const NOUNS = {
   visits: { one: "visit", many: "visits", title: "Visits" },
 };
 
-const DEFAULTS = { period: "all_time", range: "hour", rows: PAGE_ROWS, q: "", site: "", at: null, metric: "hits" };
+const DEFAULTS = { period: "all_time", range: "hour", rows: PAGE_ROWS, q: "", site: "", at: null, metric: "hits", from: "" };
 
 const state = {
   ...DEFAULTS,
@@ -94,13 +100,15 @@ const state = {
   // Whether HitMe counts visits (`--visits`): null until a /top answer tells (its "metric"
   // field is there exactly when it does). state.metric is only the view's wish.
   visits: null,
+  // Whether HitMe counts sources (`--sources`): null until the first refresh asks /sources.
+  sources: null,
   error: null, // the message of the last refresh, when it failed
   auth: null, // "needed" or "refused" when the API asked for a read token (401), else null
   updated: null, // when the last good refresh finished (ms)
   sites: { at: 0, list: [] }, // the hosts /sites counted all time, most hits first, and when
 };
 
-// ---- The URL hash: #period=last_hour&range=day&metric=visits&rows=100&q=blog&site=a.example&at=1700000000000
+// ---- The URL hash: #period=last_hour&range=day&metric=visits&rows=100&q=blog&site=a.example&from=URL&at=1700000000000
 
 /**
  * The metric `view` shows: visits only once HitMe has said it counts them, so that a linked
@@ -136,6 +144,8 @@ function readHash() {
     site: SITE.test(params.get("site") ?? "") ? params.get("site") : "",
     at: /^[1-9][0-9]{0,14}$/.test(at ?? "") ? Number(at) : null,
     metric: pick("metric", Object.keys(NOUNS)),
+    // The URL whose sources the Sources card shows; every URL's when empty.
+    from: /^https?:\/\//.test(params.get("from") ?? "") ? params.get("from") : "",
   };
 }
 
@@ -147,6 +157,7 @@ function hashOf(view) {
   if (view.rows !== PAGE_ROWS) params.set("rows", view.rows);
   if (view.q) params.set("q", view.q);
   if (view.site) params.set("site", view.site);
+  if (view.from) params.set("from", view.from);
   if (view.at !== null) params.set("at", view.at);
   return `#${params}`;
 }
@@ -316,7 +327,7 @@ function schedule() {
 async function refresh() {
   clearTimeout(timer);
   const mine = ++generation;
-  const { period, range, rows, q, site, at } = state;
+  const { period, range, rows, q, site, at, from: sourceUrl } = state;
   const metric = metricOf(state);
   const meter = { requests: 0, bytes: 0 };
   try {
@@ -368,6 +379,22 @@ async function refresh() {
         if (mine !== generation) return;
       }
     }
+    // With --sources, where the period's hits came from (a day's at the finest). A HitMe
+    // without the flag answers the first ask with a 400 and is not asked again.
+    let sources = null;
+    if (state.sources !== false) {
+      const api = SOURCE_PERIODS.includes(PERIODS[period].api) ? PERIODS[period].api : "day";
+      const scope = sourceUrl ? { url: sourceUrl } : { site };
+      try {
+        const answer = await get("/sources", { period: api, ...scope, timestamp: at, limit: SOURCE_ROWS }, meter);
+        state.sources = true;
+        sources = { answer, api };
+      } catch (err) {
+        if (err.status !== 400 || state.sources === true) throw err;
+        state.sources = false;
+      }
+      if (mine !== generation) return;
+    }
     const from = page.top.length ? period : "all_time";
     const urls = (from === period ? page : allTime).top.slice(0, SERIES_URLS).map((entry) => entry.url);
     const count = RANGES[range].count;
@@ -379,7 +406,7 @@ async function refresh() {
       if (mine !== generation) return;
     }
     Object.assign(state, {
-      data: { period, q, site, at, metric, tabs, total: page.total, urls: page.urls, rows: page.top, visitors },
+      data: { period, q, site, at, metric, tabs, total: page.total, urls: page.urls, rows: page.top, visitors, sources, from: sourceUrl },
       series: { period: from, q, range, metric, lines },
       error: null,
       auth: null,
@@ -476,6 +503,7 @@ function render() {
     renderFilter();
     renderTabs();
     renderPeriod();
+    renderSources();
     renderSeries();
   }
 }
@@ -594,6 +622,54 @@ function renderVisitors(data, period) {
   const before = visitors.before === null ? "" : ` (${period.before} ${number(visitors.before)})`;
   setText($("visitors"), `${plural(visitors.count, "visitor", "visitors")}${period.during}${ofSite(data.site)}${before}`);
   setAttrs($("visitors"), { "data-visitors": visitors.count, "data-previous": visitors.before === null ? null : String(visitors.before) });
+}
+
+/** With --sources, where the period's hits came from: direct among the sources, most first. */
+function renderSources() {
+  const { sources, from, rows } = state.data;
+  $("sources").hidden = sources === null;
+  if (sources === null) return;
+  const { answer, api } = sources;
+  const day = api !== PERIODS[state.data.period].api;
+  const of = from ? ` on ${from}` : ofSite(state.data.site);
+  const during = day ? " today (sources are kept per day)" : PERIODS[state.data.period].during;
+  setText($("sources-hint"), `Where the ${plural(answer.total, "hit", "hits")}${of}${during} came from.`);
+  // The URLs the table shows, and the one the view asks for even if it is not among them.
+  const urls = rows.map((row) => row.url);
+  if (from && !urls.includes(from)) urls.push(from);
+  reconcile(
+    $("source-url"),
+    ["", ...urls],
+    (url) => url,
+    () => make("option"),
+    (option, url) => {
+      option.value = url;
+      setText(option, url || "Every URL");
+    },
+  );
+  $("source-url").value = from;
+  const listed = answer.sources.map(({ source, count }) => ({ source, count, name: source }));
+  if (answer.direct > 0) listed.push({ source: "(direct)", count: answer.direct, name: "Direct (no referrer, or the site itself)" });
+  listed.sort((a, b) => b.count - a.count || (a.source < b.source ? -1 : 1));
+  reconcile(
+    $("source-rows"),
+    listed,
+    (row) => row.source,
+    () => {
+      const tr = make("tr", { class: "source-row" });
+      tr.append(make("td", { class: "source" }), make("td", { class: "num count" }), make("td", { class: "num share" }));
+      return tr;
+    },
+    (tr, { source, count, name }) => {
+      setAttrs(tr, { "data-source": source, "data-count": count });
+      setText(tr.cells[0], name);
+      setText(tr.cells[1], number(count));
+      setText(tr.cells[2], shareOf(count, answer.total));
+    },
+  );
+  const more = answer.distinct - answer.sources.length;
+  const note = answer.total === 0 ? "No hits in this period yet." : more > 0 ? `and ${plural(more, "more source", "more sources")}; (other) counts those past --max-sources.` : "";
+  setText($("source-note"), note);
 }
 
 /** The pixel width `chart` is shown at, for drawing it at that size. */
@@ -779,6 +855,7 @@ $("show-more").addEventListener("click", showMore);
 
 // Another site is another ranking, as a period is.
 $("site").addEventListener("change", () => change({ site: $("site").value, rows: PAGE_ROWS }));
+$("source-url").addEventListener("change", () => change({ from: $("source-url").value }));
 
 $("token-form").addEventListener("submit", (e) => {
   e.preventDefault();

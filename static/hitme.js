@@ -17,6 +17,9 @@
 //   localStorage.hitme_ignore = "1"
 //
 // and `localStorage.removeItem("hitme_ignore")` to be counted again.
+//
+// The hit carries document.referrer, from which HitMe started with --sources counts where
+// visitors come from (only the referrer's host is kept).
 (function () {
   "use strict";
   try {
@@ -29,6 +32,13 @@
     // src=js marks the hits of this script, whose bots (crawlers, headless browsers) HitMe
     // leaves uncounted.
     var body = new URLSearchParams({ url: page, src: "js" });
+    // Where the visitor came from, for HitMe's --sources (ignored without it). A reload or a
+    // step back keeps the first load's referrer: it is no new arrival from there.
+    var navigation = window.performance && performance.getEntriesByType
+      ? performance.getEntriesByType("navigation")[0] : null;
+    if (document.referrer && (!navigation || navigation.type === "navigate")) {
+      body.set("referrer", document.referrer);
+    }
 
     // localStorage throws where storage is blocked (some privacy settings, sandboxed frames):
     // such a browser cannot have been told to be ignored.

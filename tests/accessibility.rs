@@ -1,6 +1,6 @@
 //! The dashboard against WCAG 2.1 A and AA, as axe-core checks it in headless Chromium: the
-//! ready page (two sites, the site picker, visits and a site's visitors), the token form
-//! and the empty state each have no violation.
+//! ready page (two sites, the site picker, visits, a site's visitors and the Sources card),
+//! the token form and the empty state each have no violation.
 //!
 //! axe-core is not part of HitMe: its release tarball is fetched once from the npm registry
 //! (pinned, its SHA-256 checked) into target/axe-core. The page is loaded through a small
@@ -184,7 +184,7 @@ fn assert_clean(found: &serde_json::Value, state: &str, what: &str) {
 #[test]
 fn the_dashboard_has_no_wcag_aa_violation_in_any_state() {
     let redis = Redis::start();
-    let hitme = HitMe::start_with(&redis.url(), &["--visits"]);
+    let hitme = HitMe::start_with(&redis.url(), &["--visits", "--sources"]);
     let now = now_ms();
     for url in [
         "https://shop.example/",
@@ -194,6 +194,11 @@ fn the_dashboard_has_no_wcag_aa_violation_in_any_state() {
     ] {
         hitme.hit(url, now);
     }
+    // A hit with a source, for the Sources card.
+    let body = format!(
+        "url=https%3A%2F%2Fshop.example%2F&timestamp={now}&referrer=https%3A%2F%2Fnews.ycombinator.com%2F"
+    );
+    assert_eq!(hitme.post_form("/hit", &body).status, 200);
     let through = proxy(hitme.addr);
     assert_clean(&audit(through, ""), "ready", "the ready page");
     assert_clean(

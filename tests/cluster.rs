@@ -1154,3 +1154,66 @@ fn a_master_killed_under_load_fails_over_without_losing_acknowledged_hits() {
     );
     get_ok(&hitme, "/healthz");
 }
+
+/// `--sources` in cluster mode: a URL's and its site's sources live in the URL's sources
+/// shard (`{r<N>}`, N its index shard), so a site's are spread over the 16 shards and read
+/// back added up, every figure exact.
+#[test]
+fn sources_are_counted_in_cluster_mode() {
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--sources"]);
+    let referrers = [
+        Some("https://news.ycombinator.com/item?id=7"),
+        Some("https://www.google.fr/"),
+        Some("http://site.example/elsewhere"),
+        None,
+    ];
+    for i in 0..40 {
+        let url = format!("http://site.example/page/{i}");
+        for referrer in &referrers[..1 + i % 4] {
+            let mut body = format!("url={}&timestamp={T}", encode(&url));
+            if let Some(referrer) = referrer {
+                body.push_str(&format!("&referrer={}", encode(referrer)));
+            }
+            assert_eq!(hitme.post_form("/hit", &body).status, 200);
+        }
+    }
+    // 40 hits from Hacker News, 30 from Google, 20 + 10 direct.
+    for query in ["period=day", "period=all&site=site.example"] {
+        let answer = hitme.get(&format!("/sources?{query}&timestamp={T}")).json();
+        assert_eq!(answer["total"], 100, "{query}");
+        assert_eq!(answer["direct"], 30, "{query}");
+        assert_eq!(
+            answer["sources"],
+            json!([
+                {"source": "Hacker News", "count": 40},
+                {"source": "Google", "count": 30},
+            ]),
+            "{query}"
+        );
+    }
+    let url = "http://site.example/page/3";
+    let one = hitme
+        .get(&format!(
+            "/sources?period=week&url={}&timestamp={T}",
+            encode(url)
+        ))
+        .json();
+    assert_eq!(
+        (one["total"].as_i64(), one["direct"].as_i64()),
+        (Some(4), Some(2))
+    );
+    let keys = cluster.keys();
+    let shard = format!("hits:sources:{{r{}}}:week:", index_shard(url));
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with(&shard) && k.ends_with(&format!(":url:{url}"))),
+        "{keys:?}"
+    );
+    let shards: BTreeSet<&str> = keys
+        .iter()
+        .filter(|k| k.starts_with("hits:sources:{r"))
+        .map(|k| k.split(['{', '}']).nth(1).unwrap())
+        .collect();
+    assert!(shards.len() > 8, "40 URLs over the 16 shards: {shards:?}");
+}

@@ -159,6 +159,23 @@ impl Dom {
     }
 }
 
+impl Dom {
+    /// The Sources card's rows, as the text of their cells.
+    fn source_rows(&self) -> Vec<Vec<String>> {
+        self.all("tr", "source-row")
+            .into_iter()
+            .map(|row| {
+                let end = self.end_of(row);
+                self.elements
+                    .iter()
+                    .filter(|e| e.tag == "td" && e.start > row.start && e.start < end)
+                    .map(|td| self.text(td))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 fn parse_start_tags(html: &str) -> Vec<Element> {
     let bytes = html.as_bytes();
     let mut elements = Vec::new();
@@ -1117,9 +1134,10 @@ fn a_hundred_thousand_urls_are_ranked_paged_and_filtered_by_the_server() {
     assert_eq!(dom.text_of("show-more"), "Show 50 more");
     let (requests, bytes) = check_refresh_cost(&dom, &hitme, at);
     // A /top per tab and a /series per line; on the page's first refresh also one /top per
-    // previous bucket, whose totals later refreshes reuse, and the site list.
+    // previous bucket, whose totals later refreshes reuse, the site list, and the one ask of
+    // /sources that a HitMe without --sources refuses.
     assert!(
-        requests == 6 + 5 || requests == 6 + 5 + 5 + 1,
+        requests == 6 + 5 || requests == 6 + 5 + 5 + 1 + 1,
         "a refresh made {requests} requests"
     );
     eprintln!("50 rows of {MANY} URLs: a refresh is {requests} requests, ~{bytes} bytes");
@@ -1272,7 +1290,7 @@ fn the_site_picker_shows_one_site_and_its_visitors() {
     let options: Vec<String> = every
         .elements
         .iter()
-        .filter(|e| e.tag == "option")
+        .filter(|e| e.tag == "option" && e.start < every.id("source-url").start)
         .map(|e| every.text(e))
         .collect();
     assert_eq!(options, ["All sites", "shop.example", "blog.example"]);
@@ -1297,10 +1315,11 @@ fn the_site_picker_shows_one_site_and_its_visitors() {
     );
     assert_eq!(blog.id("visitors").attr("data-previous"), Some("0"));
 
-    // Without --visits: the picker, no visitors.
+    // Without --visits: the picker, no visitors; without --sources, no Sources card.
     let plain = HitMe::start(&redis.url());
     let shop = load(&plain, "#site=shop.example");
     assert!(shop.id("visitors").hidden());
+    assert!(shop.id("sources").hidden());
     assert_eq!(shop.text_of("summary"), "3 hits on 2 URLs of shop.example");
 }
 
@@ -1505,4 +1524,56 @@ fn a_site_in_another_time_zone_sees_its_own_calendar() {
         dom.html.contains("2024-01-15 00:00 Asia/Kolkata: 2 hits"),
         "the point's tooltip is in local time"
     );
+}
+
+#[test]
+fn the_sources_card_shows_where_the_hits_came_from() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--sources"]);
+    let now = now_ms();
+    let post = |url: &str, referrer: Option<&str>| {
+        let mut body = format!("url={}&timestamp={now}", encode(url));
+        if let Some(referrer) = referrer {
+            body.push_str(&format!("&referrer={}", encode(referrer)));
+        }
+        assert_eq!(hitme.post_form("/hit", &body).status, 200);
+    };
+    for _ in 0..3 {
+        post(HOME, Some("https://news.ycombinator.com/item?id=1"));
+    }
+    post(HOME, Some("https://shop.example/pricing"));
+    for _ in 0..2 {
+        post(&format!("{PRICING}?utm_source=newsletter"), None);
+    }
+
+    let every = load(&hitme, "");
+    assert!(!every.id("sources").hidden());
+    assert_eq!(every.text_of("sources-hint"), "Where the 6 hits came from.");
+    let direct = "Direct (no referrer, or the site itself)";
+    assert_eq!(
+        every.source_rows(),
+        [
+            ["Hacker News", "3", "50.0%"],
+            ["newsletter", "2", "33.3%"],
+            [direct, "1", "16.7%"],
+        ]
+    );
+    let options: Vec<String> = every
+        .elements
+        .iter()
+        .filter(|e| e.tag == "option" && e.start > every.id("source-url").start)
+        .map(|e| every.text(e))
+        .collect();
+    assert_eq!(options, ["Every URL", HOME, PRICING]);
+
+    // One URL, in a tab finer than a day: the day's sources.
+    let pricing = load(
+        &hitme,
+        &format!("#period=last_hour&from={}", encode(PRICING)),
+    );
+    assert_eq!(
+        pricing.text_of("sources-hint"),
+        format!("Where the 2 hits on {PRICING} today (sources are kept per day) came from.")
+    );
+    assert_eq!(pricing.source_rows(), [["newsletter", "2", "100.0%"]]);
 }

@@ -272,3 +272,116 @@ fn a_headless_browser_loading_the_page_counts_nothing() {
     let badges = hitme.metric(r#"hitme_http_requests_total{route="/badge.svg",status="200"}"#);
     assert_eq!(badges, Some(1.0), "the badge was answered as usual");
 }
+
+/// Chromium resolves every `.example` host to this machine, so that pages can live on hosts
+/// of their own (a referrer on this machine's address is no source).
+const EXAMPLE_HOSTS: &str = "--host-resolver-rules=MAP *.example 127.0.0.1";
+
+/// `--sources` in a real browser: a visit through a link on another site counts that site,
+/// a direct load counts direct, a reload counts no new source, a tagged link counts its tag
+/// (and the URL without it), and a link from a spam host counts nothing.
+#[test]
+fn a_browser_tells_where_a_visit_came_from() {
+    let redis = Redis::start();
+    let hitme_addr = Arc::new(std::sync::OnceLock::<SocketAddr>::new());
+    let for_page = hitme_addr.clone();
+    // The article reloads itself once on /reloaded, after its hit is in (its count shown).
+    let blog = Site::serve(move |_| {
+        let hitme = for_page.wait();
+        format!(
+            r#"<!doctype html><html><head><title>article</title></head><body>
+<p>Seen <span id="count" data-hitme-count="all_time">?</span> times.</p>
+<script>
+if (location.pathname === "/reloaded" && !sessionStorage.getItem("reloaded")) {{
+  var wait = setInterval(function () {{
+    if (document.getElementById("count").textContent !== "?") {{
+      clearInterval(wait);
+      sessionStorage.setItem("reloaded", "1");
+      location.reload();
+    }}
+  }}, 20);
+}}
+</script>
+<script async src="http://{hitme}/hitme.js"></script>
+</body></html>"#
+        )
+    });
+    let blog_port = blog.addr.port();
+    let origin = format!("http://blog.example:{blog_port}");
+    // A page elsewhere whose script follows a link to the article's path (the query's `to`).
+    let news = Site::serve(move |_| {
+        format!(
+            r#"<!doctype html><html><head><title>news</title></head><body>
+<script>location.href = "http://blog.example:{blog_port}" + new URLSearchParams(location.search).get("to");</script>
+</body></html>"#
+        )
+    });
+    let spam_file = std::env::temp_dir().join(format!("hitme-embed-spam-{}", std::process::id()));
+    std::fs::write(&spam_file, "spam.example\n").unwrap();
+    let hitme = HitMe::start_with(
+        &redis.url(),
+        &[
+            "--sources",
+            "--cors-origins",
+            &origin,
+            "--referrer-spam-file",
+            spam_file.to_str().unwrap(),
+        ],
+    );
+    hitme_addr.set(hitme.addr).unwrap();
+    let browse = |url: &str| {
+        let args = [
+            "--dump-dom".to_string(),
+            PERSONS_BROWSER.to_string(),
+            EXAMPLE_HOSTS.to_string(),
+        ];
+        String::from_utf8(chromium(&args, url)).unwrap()
+    };
+    let news_port = news.addr.port();
+    browse(&format!("http://news.example:{news_port}/?to=/article"));
+    browse(&format!("{origin}/article"));
+    browse(&format!("{origin}/article?utm_source=newsletter"));
+    browse(&format!("http://spam.example:{news_port}/?to=/article"));
+    browse(&format!("http://news.example:{news_port}/?to=/reloaded"));
+    std::fs::remove_file(&spam_file).unwrap();
+
+    let article = format!("{origin}/article");
+    let reloaded = format!("{origin}/reloaded");
+    assert_eq!(
+        redis.hget("hits:all", &article),
+        Some(3),
+        "the spam link is not counted"
+    );
+    assert_eq!(
+        redis.hget("hits:all", &reloaded),
+        Some(2),
+        "the load and its reload"
+    );
+    let sources = |url: &str| {
+        let resp = hitme.get(&format!("/sources?url={}", encode(url)));
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let answer = resp.json();
+        (answer["direct"].clone(), answer["sources"].clone())
+    };
+    assert_eq!(
+        sources(&article),
+        (
+            serde_json::json!(1),
+            serde_json::json!([
+                {"source": "news.example", "count": 1},
+                {"source": "newsletter", "count": 1},
+            ])
+        )
+    );
+    assert_eq!(
+        sources(&reloaded),
+        (
+            serde_json::json!(1),
+            serde_json::json!([{"source": "news.example", "count": 1}])
+        )
+    );
+    assert_eq!(
+        hitme.metric("hitme_hits_ignored_total{reason=\"referrer_spam\"}"),
+        Some(1.0)
+    );
+}

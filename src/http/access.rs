@@ -35,6 +35,7 @@ impl ReadAccess {
             | Endpoint::Series
             | Endpoint::Sites
             | Endpoint::Visitors
+            | Endpoint::Sources
             | Endpoint::Metrics => true,
             Endpoint::Hit | Endpoint::Badge => !self.public_counts,
             _ => false,

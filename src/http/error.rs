@@ -48,7 +48,7 @@ impl ApiError {
         Self::new(
             404,
             format!(
-                "no such path: {}; the API is POST /hit, GET /hit, GET /hits, GET /top, GET /series, GET /sites, GET /pixel.gif, GET /badge.svg, GET /healthz, GET /metrics, with --visits GET /visitors, with --admin-token DELETE /hit and GET /export, the dashboard at / and its description at GET /openapi.json",
+                "no such path: {}; the API is POST /hit, GET /hit, GET /hits, GET /top, GET /series, GET /sites, GET /pixel.gif, GET /badge.svg, GET /healthz, GET /metrics, with --visits GET /visitors, with --sources GET /sources, with --admin-token DELETE /hit and GET /export, the dashboard at / and its description at GET /openapi.json",
                 truncate(path, 200)
             ),
         )

@@ -27,8 +27,8 @@ use self::bots::Bots;
 use self::canonical::UrlRules;
 use self::client::TrustedProxies;
 use self::cmd::{
-    AllUrlCounts, Badge, DeleteUrl, Export, Pixel, Posted, Series, SiteList, Top, UrlCounts,
-    Visitors,
+    AllUrlCounts, Badge, DeleteUrl, Export, Pixel, Posted, Series, SiteList, SourceList, Top,
+    UrlCounts, Visitors,
 };
 pub(crate) use self::cmd::{Command, Placed, RecordHit};
 use self::cors::Cors;
@@ -40,6 +40,7 @@ pub use self::response::{Body, Response};
 use self::route::{Endpoint, Route};
 use self::sites::Sites;
 use crate::metrics::Metrics;
+use crate::sources::Origin;
 use crate::store::pool::PoolProbe;
 use crate::store::HitStore;
 use crate::store::Visitor;
@@ -83,6 +84,8 @@ pub struct App {
     pub(crate) admin: AdminAccess,
     /// With `--rankings`: what each bucket's kept ranking holds, and for how long.
     pub(crate) kept_rankings: Option<crate::store::KeptConfig>,
+    /// With `--sources`: how a hit's source is named, and which referrers are spam.
+    pub(crate) sources: Option<crate::sources::Sources>,
 }
 
 impl App {
@@ -94,6 +97,24 @@ impl App {
             client: self.proxies.client_of(request),
             user_agent: header(request, "User-Agent").map(str::to_string),
         })
+    }
+
+    /// With `--sources`, where a hit on the canonical `url` came from: the tag of the URL as
+    /// sent (`raw_url`), else `referrer` ([`crate::sources`]).
+    pub(crate) fn origin(
+        &self,
+        raw_url: &str,
+        referrer: Option<&str>,
+        url: &str,
+    ) -> Option<Origin> {
+        let sources = self.sources.as_ref()?;
+        let is_site = |host: &str| !self.sites.all() && self.sites.allows(host);
+        Some(sources.origin(raw_url, referrer, crate::host::host_of(url), is_site))
+    }
+
+    /// The source of a hit that names none (a badge's): direct, with `--sources`.
+    pub(crate) fn no_source(&self) -> Option<crate::store::Source> {
+        self.sources.as_ref().map(|_| crate::store::Source::Direct)
     }
 
     /// The visitor of a hit on `url` by `sighting` (none without `--visits`): a keyed hash,
@@ -182,6 +203,10 @@ pub(crate) fn parse(request: &mut Request, app: &App) -> Result<Command, ApiErro
         Endpoint::Visitors => {
             access?;
             Visitors::parse(fields()?, app).map(Command::Visitors)
+        }
+        Endpoint::Sources => {
+            access?;
+            SourceList::parse(fields()?, app).map(Command::SourceList)
         }
         Endpoint::Metrics => access.map(|()| Command::Metrics),
         Endpoint::Export => {

@@ -45,6 +45,8 @@ pub struct Fields {
     pub since: Option<String>,
     /// `/top`, `/sites`' and `/visitors`' site: a host.
     pub site: Option<String>,
+    /// With `--sources`, the page's referrer (`referrer`, or `ref` for the pixel).
+    pub referrer: Option<String>,
 }
 
 impl Fields {
@@ -71,6 +73,7 @@ impl Fields {
                 b"format" => &mut fields.format,
                 b"since" => &mut fields.since,
                 b"site" => &mut fields.site,
+                b"referrer" | b"ref" => &mut fields.referrer,
                 _ => continue,
             };
             if slot.is_none() {
@@ -108,9 +111,15 @@ impl Fields {
                 ))
             }
         };
+        let referrer = match object.get("referrer") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::bad_request("referrer must be a JSON string")),
+        };
         Ok(Fields {
             url,
             timestamp,
+            referrer,
             ..Fields::default()
         })
     }
@@ -131,6 +140,7 @@ impl Fields {
             format: self.format.or(fallback.format),
             since: self.since.or(fallback.since),
             site: self.site.or(fallback.site),
+            referrer: self.referrer.or(fallback.referrer),
         }
     }
 

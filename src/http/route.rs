@@ -17,6 +17,8 @@ pub(crate) enum Endpoint {
     Sites,
     /// `GET /visitors`, with `--visits`.
     Visitors,
+    /// `GET /sources`, with `--sources`.
+    Sources,
     Healthz,
     Metrics,
     /// `GET /export`, with `--admin-token`.
@@ -39,7 +41,7 @@ pub(crate) struct Route {
 const READ_ONLY: &str = "GET, HEAD, OPTIONS";
 
 /// Every API path: the endpoint, and the methods it takes.
-const API: [(&str, Endpoint, &str); 11] = [
+const API: [(&str, Endpoint, &str); 12] = [
     ("/hit", Endpoint::Hit, "GET, HEAD, POST, OPTIONS"),
     ("/hits", Endpoint::Hits, READ_ONLY),
     ("/top", Endpoint::Top, READ_ONLY),
@@ -48,6 +50,7 @@ const API: [(&str, Endpoint, &str); 11] = [
     ("/series", Endpoint::Series, READ_ONLY),
     ("/sites", Endpoint::Sites, READ_ONLY),
     ("/visitors", Endpoint::Visitors, READ_ONLY),
+    ("/sources", Endpoint::Sources, READ_ONLY),
     ("/healthz", Endpoint::Healthz, READ_ONLY),
     ("/metrics", Endpoint::Metrics, READ_ONLY),
     ("/export", Endpoint::Export, READ_ONLY),

@@ -17,6 +17,7 @@ pub(crate) mod pool;
 pub(crate) mod resp;
 pub mod rows;
 pub(crate) mod settings;
+pub(crate) mod sources;
 pub(crate) mod standalone;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub(crate) use self::error::StoreError;
 use self::expiry::Retention;
 pub(crate) use self::kept::{KeptConfig, KeptPage};
 use self::pool::PoolProbe;
+pub(crate) use self::sources::{Source, SourceCounts, SourceScope};
 use crate::metrics::StoreCounters;
 use crate::time::{Calendar, PerPeriod, Period};
 
@@ -57,6 +59,8 @@ pub(crate) struct Hit {
     pub timestamp_ms: i64,
     /// With `--visits`: the visitor, whose first hit on the URL within the window is a visit.
     pub visitor: Option<Visitor>,
+    /// With `--sources`: where it came from.
+    pub source: Option<Source>,
 }
 
 /// A hit with its bucket starts, as a store writes it.
@@ -65,6 +69,7 @@ pub(crate) struct BucketedHit {
     pub url: String,
     pub starts: PerPeriod<i64>,
     pub visitor: Option<Visitor>,
+    pub source: Option<Source>,
 }
 
 impl BucketedHit {
@@ -73,6 +78,7 @@ impl BucketedHit {
             starts: calendar.starts(hit.timestamp_ms),
             url: hit.url,
             visitor: hit.visitor,
+            source: hit.source,
         }
     }
 }
@@ -178,7 +184,7 @@ impl Metric {
     }
 }
 
-/// The equal hits of a batch (same URL, same buckets, same visitor), which a store writes once, by their
+/// The equal hits of a batch (same URL, same buckets, same visitor and source), which a store writes once, by their
 /// number: each group's first hit and how many hits it stands for, in batch order. Batches
 /// are small (a worker's queue, or a group commit's), so comparing costs less than any map.
 pub(crate) fn equal_hits(hits: &[BucketedHit]) -> impl Iterator<Item = (&BucketedHit, usize)> {
@@ -238,6 +244,14 @@ pub(crate) trait HitStore: Send + Sync {
     /// The salt of UTC day `day` (`--visits`): `proposed` unless another HitMe made it first,
     /// kept `ttl_secs` (`SET <prefix>:salt:<day> proposed NX EX ttl_secs`, then `GET`).
     fn day_salt(&self, day: i64, proposed: &str, ttl_secs: u64) -> Result<String, StoreError>;
+    /// With `--sources`: the sources of `scope` in the `period` bucket (one of
+    /// [`sources::SOURCE_PERIODS`]) starting at `start`; nothing without the flag.
+    fn sources(
+        &self,
+        period: Period,
+        start: i64,
+        scope: SourceScope<'_>,
+    ) -> Result<SourceCounts, StoreError>;
     /// Whether Redis answers now.
     fn ping(&self) -> Result<(), StoreError>;
     /// Every count under the prefix (hits and visits), read in chunks (`SCAN` and `HSCAN`,
@@ -348,6 +362,8 @@ pub(crate) struct StoreConfig {
     pub visit_window: Option<Duration>,
     /// With `--rankings`: each bucket's top URLs are kept at write time.
     pub kept: Option<KeptConfig>,
+    /// `--max-sources`, with `--sources`: hits' sources are counted beside them.
+    pub max_sources: Option<usize>,
 }
 
 /// An opened store and a probe of its connection pool, for `/metrics`.

@@ -102,6 +102,7 @@ fn show(asked: Asked, app: &App) -> Result<Response, ApiError> {
             url: asked.url.clone(),
             timestamp_ms: now,
             visitor: app.visitor(asked.sighting.as_ref(), &asked.url)?,
+            source: app.no_source(),
         })?;
     }
     let counts = app.store.url_counts(&asked.url, now, asked.metric)?;

@@ -10,6 +10,7 @@ mod record_hit;
 mod series;
 mod service;
 mod site_list;
+mod source_list;
 mod top;
 mod url_counts;
 mod visitors;
@@ -21,6 +22,7 @@ pub(crate) use self::pixel::Pixel;
 pub(crate) use self::record_hit::{Posted, RecordHit};
 pub(crate) use self::series::Series;
 pub(crate) use self::site_list::SiteList;
+pub(crate) use self::source_list::SourceList;
 pub(crate) use self::top::Top;
 pub(crate) use self::url_counts::UrlCounts;
 pub(crate) use self::visitors::Visitors;
@@ -48,6 +50,8 @@ pub(crate) enum Command {
     SiteList(SiteList),
     /// `GET /visitors`
     Visitors(Visitors),
+    /// `GET /sources`
+    SourceList(SourceList),
     /// `GET /pixel.gif`
     Pixel(Pixel),
     /// `GET /badge.svg`
@@ -120,6 +124,7 @@ impl Command {
             Command::Series(cmd) => cmd.apply(app),
             Command::SiteList(cmd) => cmd.apply(app),
             Command::Visitors(cmd) => cmd.apply(app),
+            Command::SourceList(cmd) => cmd.apply(app),
             Command::Pixel(cmd) => Ok(cmd.apply(app)),
             Command::Badge(cmd) => Ok(cmd.apply(app)),
             Command::Preflight(allow) => Ok(Response::no_content(allow)),

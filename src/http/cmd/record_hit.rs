@@ -1,6 +1,6 @@
 //! `POST /hit`: record one hit, from a form or JSON body and the query string. A host outside
-//! `--sites` is refused; a hit `hitme.js` sends (`src=js`) from a bot's browser is answered
-//! but not counted. Hits a worker takes together are applied together ([`RecordHit::apply_all`]),
+//! `--sites` is refused; a hit `hitme.js` sends (`src=js`) from a bot's browser, or with
+//! `--sources` one whose referrer is spam, is answered but not counted. Hits a worker takes together are applied together ([`RecordHit::apply_all`]),
 //! in one round trip.
 
 use tiny_http::Request;
@@ -10,6 +10,7 @@ use crate::http::header;
 use crate::http::params::Fields;
 use crate::http::response::Response;
 use crate::http::App;
+use crate::sources::Origin;
 use crate::store::Hit;
 use crate::time::clock::now_ms;
 use crate::visits::Sighting;
@@ -24,7 +25,7 @@ pub(crate) struct RecordHit {
 /// What a valid `POST /hit` asks: a hit to count, or one to answer and leave uncounted.
 pub(crate) enum Posted {
     Hit(RecordHit),
-    /// Why it is not counted (a metrics label: `bot`).
+    /// Why it is not counted (a metrics label: `bot`, `referrer_spam`).
     Ignored(&'static str),
 }
 
@@ -50,11 +51,18 @@ impl RecordHit {
         if fields.src.as_deref() == Some("js") && app.bots.is_bot(header(request, "User-Agent")) {
             return Ok(Posted::Ignored("bot"));
         }
+        let raw_url = fields.url.as_deref().unwrap_or("");
+        let source = match app.origin(raw_url, fields.referrer.as_deref(), &url) {
+            None => None,
+            Some(Origin::Spam) => return Ok(Posted::Ignored("referrer_spam")),
+            Some(Origin::Counted(source)) => Some(source),
+        };
         Ok(Posted::Hit(RecordHit {
             hit: Hit {
                 url,
                 timestamp_ms,
                 visitor: None,
+                source,
             },
             sighting: app.sighting(request),
         }))

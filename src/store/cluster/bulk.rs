@@ -8,8 +8,9 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, RedisResult};
 
 use super::keys::{index_shard, slot_of_tag, url_tag, ClusterKeys};
-use super::{count, errors, ClusterStore};
+use super::{count, errors, source_tag, ClusterStore};
 use crate::store::expiry::expire_at;
+use crate::store::sources::{self, SOURCE_PERIODS};
 use crate::store::{
     export_hash, parse_bucket, scan_reply, text, Deleted, Metric, Row, RowSink, StoreError,
     SCAN_CHUNK,
@@ -175,6 +176,22 @@ impl ClusterStore {
     }
 
     /// The URL's keys share its hash tag, so they are on one node: `SCAN` it for them.
+    /// Removes the URL's own sources in one bucket (written by `--sources`, now or in an
+    /// earlier run); its site's figures, which name no URL, keep what it added.
+    fn delete_url_sources(&self, url: &str, period: Period, start: i64) -> Result<(), StoreError> {
+        let keys = ClusterKeys {
+            prefix: format!("{}:sources", self.keys.prefix),
+        };
+        let tag = source_tag(index_shard(url));
+        let key = sources::url_key(&keys.key(&tag, period, start), url);
+        let del = redis::cmd("EVAL")
+            .arg(sources::CLEAR_SCRIPT)
+            .arg(1)
+            .arg(key)
+            .to_owned();
+        self.with_connection(|conn, connector| conn.command(connector, &del).map(drop))
+    }
+
     pub(super) fn delete_counts(&self, url: &str) -> Result<Deleted, StoreError> {
         let tag = url_tag(url);
         let node =
@@ -185,9 +202,12 @@ impl ClusterStore {
             format!("{}:visits:{{{tag}}}:*", self.keys.prefix),
         ] {
             for key in self.scan_node(&node, &pattern)? {
-                let Some((metric, period, _)) = self.parse_key(&key) else {
+                let Some((metric, period, start)) = self.parse_key(&key) else {
                     continue;
                 };
+                if metric == Metric::Hits && SOURCE_PERIODS.contains(&period) {
+                    self.delete_url_sources(url, period, start)?;
+                }
                 let get = redis::cmd("HGET").arg(&key).arg(url).to_owned();
                 let del = redis::cmd("HDEL").arg(&key).arg(url).to_owned();
                 let (had, removed) = self.with_connection(|conn, connector| {

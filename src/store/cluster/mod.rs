@@ -118,6 +118,7 @@ use super::expiry::{expire_at, Retention};
 use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
 use super::settings;
+use super::sources::{self, Source, SourceCounts, SourceScope, SOURCE_SCRIPT};
 use super::standalone::VISIT_SCRIPT;
 use super::{
     equal_hits, scan_reply, text, BucketedHit, Chunk, Deleted, Hit, HitStore, Metric, Row, RowSink,
@@ -187,6 +188,12 @@ pub(crate) struct ClusterStore {
     /// a second.
     site_visitors: Option<ClusterKeys>,
     site_visitor_failures: OncePerSecond,
+    /// With `--sources`: the keys of sources, `<prefix>:sources:{r<N>}:...` with N the URL's
+    /// index shard (so a URL's and its site's sources are one script in one slot, and a
+    /// popular site is spread over 16 slots), and `--max-sources`; failures logged once a
+    /// second.
+    sources: Option<(ClusterKeys, String)>,
+    source_failures: OncePerSecond,
 }
 
 /// Shards of a site's visitors (the top 4 bits of the visitor's hash): a read of a site's
@@ -253,6 +260,13 @@ impl ClusterStore {
                 prefix: format!("{prefix}:sitevisitors"),
             }),
             site_visitor_failures: OncePerSecond::default(),
+            sources: config.max_sources.map(|max| {
+                let keys = ClusterKeys {
+                    prefix: format!("{prefix}:sources"),
+                };
+                (keys, max.to_string())
+            }),
+            source_failures: OncePerSecond::default(),
         };
         Ok((store, probe))
     }
@@ -388,6 +402,9 @@ impl ClusterStore {
         if let (Some(sites), Some(visitor)) = (&self.site_visitors, hit.visitor) {
             self.count_site_visitor(&mut conn, sites, hit, visitor);
         }
+        if let (Some(sources), Some(source)) = (&self.sources, &hit.source) {
+            self.count_source(&mut conn, sources, hit, times, source);
+        }
         if needs_index == 1 {
             let index = self.keys.index(index_shard(url));
             let add = redis::cmd("SADD").arg(&index).arg(url).to_owned();
@@ -454,6 +471,50 @@ impl ClusterStore {
             }
         }
     }
+}
+
+impl ClusterStore {
+    /// Counts the hit's source: [`SOURCE_SCRIPT`] in the URL's sources shard, a round trip
+    /// after the hit's own (another slot). As for a site's visitors, the hit is counted either
+    /// way: a failure here costs the source figures one hit, logged, not a 503.
+    fn count_source(
+        &self,
+        conn: &mut Conn,
+        (keys, max): &(ClusterKeys, String),
+        hit: &BucketedHit,
+        times: usize,
+        source: &Source,
+    ) {
+        let tag = source_tag(index_shard(&hit.url));
+        let buckets = keys.keys(&tag, &hit.starts);
+        let script_keys = sources::script_keys(&buckets, &hit.url, source);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SOURCE_SCRIPT)
+            .arg(script_keys.len())
+            .arg(&script_keys[..])
+            .arg(source.field())
+            .arg(times)
+            .arg(max.as_str());
+        let now = clock::now_ms() / 1000;
+        cmd.arg(&sources::script_expiries(self.expiries(&hit.starts), now)[..]);
+        let counted = self.run(conn, |conn, connector| {
+            conn.command(connector, &cmd).map(drop)
+        });
+        if let Err(e) = counted {
+            if self.source_failures.allows() {
+                log::warn!(
+                    "counted a hit for {} but not its source ({}); further ones are logged at most once a second",
+                    hit.url,
+                    e.message()
+                );
+            }
+        }
+    }
+}
+
+/// The hash tag of a sources shard: `r` and the URL index shard of the URLs it counts.
+fn source_tag(shard: u64) -> String {
+    format!("r{shard}")
 }
 
 /// The hash tag of a site visitor's shard.
@@ -551,6 +612,58 @@ impl HitStore for ClusterStore {
             visitors += counts.iter().sum::<i64>();
         }
         Ok(visitors)
+    }
+
+    /// Every site's or one site's sources: one `HGETALL` per sources shard, batched per node,
+    /// added up. A URL's: one `HGETALL` in its shard and one `HGET` of its hits.
+    fn sources(
+        &self,
+        period: Period,
+        start: i64,
+        scope: SourceScope<'_>,
+    ) -> Result<SourceCounts, StoreError> {
+        let Some((keys, _)) = &self.sources else {
+            return Ok(SourceCounts::default());
+        };
+        let hgetall = |shard: u64, url: Option<&str>| {
+            let tag = source_tag(shard);
+            let bucket = keys.key(&tag, period, start);
+            let key = match (scope, url) {
+                (_, Some(url)) => sources::url_key(&bucket, url),
+                (SourceScope::Site(host), None) => sources::site_key(&bucket, host),
+                _ => bucket,
+            };
+            (slot_of_tag(&tag), redis::cmd("HGETALL").arg(key).to_owned())
+        };
+        let mut reads: Vec<(u16, Cmd)> = match scope {
+            SourceScope::Url(url) => vec![hgetall(index_shard(url), Some(url))],
+            _ => (0..INDEX_SHARDS)
+                .map(|shard| hgetall(shard, None))
+                .collect(),
+        };
+        if let SourceScope::Url(url) = scope {
+            let tag = url_tag(url);
+            reads.push((
+                slot_of_tag(&tag),
+                hget(&self.keys.key(&tag, period, start), url),
+            ));
+        }
+        let mut values =
+            self.with_connection(|conn, connector| conn.read(connector, &reads, false))?;
+        let hits = match scope {
+            SourceScope::Url(_) => values.pop().map(count).transpose()?.flatten(),
+            _ => None,
+        };
+        let mut counts = SourceCounts::default();
+        for value in values {
+            let fields: std::collections::HashMap<String, i64> = redis::from_redis_value(value)
+                .map_err(|e| errors::store_error(RedisError::from(e)))?;
+            counts.add(fields);
+        }
+        Ok(match scope {
+            SourceScope::Url(_) => counts.with_url_hits(hits.unwrap_or(0)),
+            _ => counts,
+        })
     }
 
     /// The counts of one URL in the `period` buckets starting at `starts`: one `HGET` each,

@@ -9,6 +9,7 @@ use super::StandaloneStore;
 use crate::store::expiry::expire_at;
 use crate::store::kept::{KeptKeys, DELETE_SCRIPT, MARK_STALE};
 use crate::store::keys::KeyLayout;
+use crate::store::sources::{self, SOURCE_PERIODS};
 use crate::store::{
     export_hash, parse_bucket, Deleted, Metric, Row, RowSink, StoreError, SCAN_CHUNK,
 };
@@ -136,6 +137,21 @@ impl StandaloneStore {
     pub(super) fn delete_counts(&self, url: &str) -> Result<Deleted, StoreError> {
         let mut deleted = Deleted::default();
         self.each_bucket(|key, metric, period, start| {
+            if metric == Metric::Hits && SOURCE_PERIODS.contains(&period) {
+                // The URL's own sources (of `--sources`, now or in an earlier run); its site's
+                // figures, which name no URL, keep what it added.
+                let sources = KeyLayout {
+                    prefix: format!("{}:sources", self.layout.prefix),
+                };
+                let key = sources::url_key(&sources.key(period, start), url);
+                self.attempt(1, true, |conn| {
+                    redis::cmd("EVAL")
+                        .arg(sources::CLEAR_SCRIPT)
+                        .arg(1)
+                        .arg(key)
+                        .query::<i64>(&mut conn.redis)
+                })?;
+            }
             let (count, removed): (Option<i64>, i64) = match (&self.kept, metric) {
                 (Some(kept), Metric::Hits) => {
                     let bucket = KeptKeys::bucket(period, start);

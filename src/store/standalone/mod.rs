@@ -18,6 +18,7 @@ use super::keys::KeyLayout;
 use super::log_limit::OncePerSecond;
 use super::pool::{self, Health, PoolProbe};
 use super::settings;
+use super::sources::{self, SourceCounts, SourceScope, SOURCE_SCRIPT};
 use super::{
     equal_hits, resp, scan_reply, text, BucketedHit, Chunk, Deleted, Hit, HitStore, Metric, Row,
     RowSink, ScanCursor, StoreConfig, StoreError, Trouble, UrlCounts, SCAN_CHUNK,
@@ -43,6 +44,10 @@ pub(crate) struct StandaloneStore {
     visits: Option<VisitKeys>,
     /// With `--rankings`: each bucket's top URLs and tally, kept as hits are written.
     kept: Option<KeptRankings>,
+    /// With `--sources`: hashes `<prefix>:sources:<period>:<start>` (every site's), with
+    /// `:site:<host>` (one site's) and `:url:<url>` (one URL's) after it
+    /// ([`super::sources`]), and `--max-sources`.
+    sources: Option<(KeyLayout, String)>,
 }
 
 /// Rankings kept at write time ([`super::kept`]): their keys and how many URLs each keeps.
@@ -136,6 +141,12 @@ impl StandaloneStore {
                     prefix: config.prefix.clone(),
                 },
                 config: kept,
+            }),
+            sources: config.max_sources.map(|max| {
+                let layout = KeyLayout {
+                    prefix: format!("{}:sources", config.prefix),
+                };
+                (layout, max.to_string())
             }),
         };
         Ok((store, probe))
@@ -289,6 +300,9 @@ impl StandaloneStore {
         if let Some(visits) = &self.visits {
             commands += self.pack_visits(out, visits, hits, now);
         }
+        if let Some((layout, max)) = &self.sources {
+            commands += self.pack_sources(out, layout, max, hits, now);
+        }
         resp::simple(out, &[b"EXEC"]);
         commands
     }
@@ -342,6 +356,44 @@ impl StandaloneStore {
                 }
                 written += 1;
             }
+        }
+        written
+    }
+
+    /// Writes one [`SOURCE_SCRIPT`] per group of equal hits that names its source; returns
+    /// how many.
+    fn pack_sources(
+        &self,
+        out: &mut Vec<u8>,
+        layout: &KeyLayout,
+        max: &str,
+        hits: &[BucketedHit],
+        now: i64,
+    ) -> usize {
+        let mut written = 0;
+        for (hit, times) in equal_hits(hits) {
+            let Some(source) = &hit.source else {
+                continue;
+            };
+            let keys = sources::script_keys(&layout.keys(&hit.starts), &hit.url, source);
+            let expiries = Period::BUCKETED.map(|period| match self.retention[period] {
+                Some(keep) => expire_at(&self.calendar, period, hit.starts[period], keep),
+                None => 0,
+            });
+            resp::command(out, 3 + keys.len() + 6);
+            resp::arg(out, &[b"EVAL"]);
+            resp::arg(out, &[SOURCE_SCRIPT.as_bytes()]);
+            resp::arg(out, &[itoa::Buffer::new().format(keys.len()).as_bytes()]);
+            for key in &keys {
+                resp::arg(out, &[key.as_bytes()]);
+            }
+            resp::arg(out, &[source.field().as_bytes()]);
+            resp::arg(out, &[itoa::Buffer::new().format(times).as_bytes()]);
+            resp::arg(out, &[max.as_bytes()]);
+            for at in sources::script_expiries(expiries, now) {
+                resp::arg(out, &[itoa::Buffer::new().format(at).as_bytes()]);
+            }
+            written += 1;
         }
         written
     }
@@ -438,6 +490,42 @@ impl HitStore for StandaloneStore {
                 let counts: Vec<i64> = redis::cmd("HVALS").arg(&key).query(&mut conn.redis)?;
                 Ok(counts.iter().sum())
             }
+        })
+    }
+
+    /// One `HGETALL` of the scope's hash (a URL's with an `HGET` of its hits), one round trip.
+    fn sources(
+        &self,
+        period: Period,
+        start: i64,
+        scope: SourceScope<'_>,
+    ) -> Result<SourceCounts, StoreError> {
+        let Some((layout, _)) = &self.sources else {
+            return Ok(SourceCounts::default());
+        };
+        let bucket = layout.key(period, start);
+        let mut pipe = redis::pipe();
+        match scope {
+            SourceScope::AllSites => pipe.hgetall(&bucket),
+            SourceScope::Site(host) => pipe.hgetall(sources::site_key(&bucket, host)),
+            SourceScope::Url(url) => pipe
+                .hgetall(sources::url_key(&bucket, url))
+                .hget(self.layout.key(period, start), url),
+        };
+        let mut replies = self
+            .with_connection(|conn| conn.pipeline::<Value>(&pipe))?
+            .into_iter();
+        let fields = replies.next().map(redis::from_redis_value).transpose();
+        let hits = replies.next().map(redis::from_redis_value).transpose();
+        let to_error = |e: redis::ParsingError| StoreError::standalone(e.into());
+        let fields: std::collections::HashMap<String, i64> =
+            fields.map_err(to_error)?.unwrap_or_default();
+        let hits: Option<i64> = hits.map_err(to_error)?.flatten();
+        let mut counts = SourceCounts::default();
+        counts.add(fields);
+        Ok(match scope {
+            SourceScope::Url(_) => counts.with_url_hits(hits.unwrap_or(0)),
+            _ => counts,
         })
     }
 
