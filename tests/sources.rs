@@ -348,3 +348,61 @@ fn deleting_a_url_removes_its_own_sources() {
     // The site's figures name no URL: they keep what it added.
     assert_eq!(listed(&sources(&hitme, "")), pairs(&[("Hacker News", 2)]));
 }
+
+/// Hits sent at once are taken together by the workers, and a batch's hits on one site share
+/// its site's hashes: every figure still adds up exactly.
+#[test]
+fn hits_taken_together_count_their_sources_exactly() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--sources"]);
+    let referrers = [
+        None,
+        Some("https://news.ycombinator.com/"),
+        Some("https://www.google.com/"),
+        Some("https://friend.example/"),
+    ];
+    std::thread::scope(|s| {
+        for client in 0..8 {
+            let hitme = &hitme;
+            s.spawn(move || {
+                for i in 0..200 {
+                    let site = ["a.example", "b.example"][(client + i) % 2];
+                    let url = format!("http://{site}/page/{}", i % 25);
+                    hit(hitme, &url, referrers[i % 4]);
+                }
+            });
+        }
+    });
+    // 1,600 hits, a quarter from each referrer; each site half of them.
+    let all = sources(&hitme, "period=day");
+    assert_eq!(
+        (all["total"].as_i64(), all["direct"].as_i64()),
+        (Some(1600), Some(400))
+    );
+    assert_eq!(
+        listed(&all),
+        pairs(&[
+            ("Google", 400),
+            ("Hacker News", 400),
+            ("friend.example", 400)
+        ])
+    );
+    for site in ["a.example", "b.example"] {
+        let one = sources(&hitme, &format!("period=week&site={site}"));
+        assert_eq!(
+            (one["total"].as_i64(), one["direct"].as_i64()),
+            (Some(800), Some(200))
+        );
+    }
+    // Every URL's sources add up to its hits.
+    let mut total = 0;
+    for site in ["a.example", "b.example"] {
+        for page in 0..25 {
+            let url = format!("http://{site}/page/{page}");
+            let one = sources(&hitme, &format!("period=all&url={}", encode(&url)));
+            assert_eq!(one["total"].as_i64(), redis.hget("hits:all", &url), "{url}");
+            total += one["total"].as_i64().unwrap();
+        }
+    }
+    assert_eq!(total, 1600);
+}

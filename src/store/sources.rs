@@ -4,7 +4,8 @@
 //! [`SOURCE_SCRIPT`] in the hit's own round trip. A hash keeps at most `--max-sources`
 //! names; past that, the rest count under the field `(other)`. A site's direct hits count under
 //! `(direct)`; a URL's are its hits less those with a source, so that a direct hit, the
-//! common case, costs the URL nothing.
+//! common case, costs the URL nothing. A batch's hits on one site share one script and the
+//! site's hashes ([`SourceWrites`]).
 
 use std::collections::HashMap;
 
@@ -75,31 +76,33 @@ impl SourceCounts {
     }
 }
 
-/// Counts `ARGV[2]` hits from source `ARGV[1]` in each hash of KEYS: groups of four (all-time,
-/// month, week, day) for every site, the hit's site and, for a named source, its URL. A name
-/// new to a hash that already holds `ARGV[3]` names (besides `(direct)` and `(other)`)
-/// counts under `(other)`. A hash is given the `EXPIREAT` of its period (`ARGV[4..6]`, month
-/// to day; 0: keep) when a name is new to it.
-pub(crate) const SOURCE_SCRIPT: &str = r#"local field, n, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-for i, key in ipairs(KEYS) do
-  local f = field
-  if f ~= '(direct)' and not redis.call('HGET', key, f) then
-    local len = redis.call('HLEN', key)
-    if len >= cap then
-      for _, reserved in ipairs({'(direct)', '(other)'}) do
-        if redis.call('HGET', key, reserved) then
-          len = len - 1
+/// Counts sources in groups of four hashes (all-time, month, week, day: `KEYS[4g+1..4g+4]`
+/// for group g): `ARGV[1]` is `--max-sources`; then per group five arguments, the source's
+/// field, how many hits, and the `EXPIREAT` of its month, week and day hash (0: keep). A name
+/// new to a hash that already holds `--max-sources` names (besides `(direct)` and
+/// `(other)`) counts under `(other)`. A hash is given its `EXPIREAT` when a name is new to it.
+pub(crate) const SOURCE_SCRIPT: &str = r#"local cap = tonumber(ARGV[1])
+for g = 0, #KEYS / 4 - 1 do
+  local a = 2 + g * 5
+  local field, n = ARGV[a], tonumber(ARGV[a + 1])
+  for p = 0, 3 do
+    local key = KEYS[g * 4 + p + 1]
+    local f = field
+    if f ~= '(direct)' and not redis.call('HGET', key, f) then
+      local len = redis.call('HLEN', key)
+      if len >= cap then
+        for _, reserved in ipairs({'(direct)', '(other)'}) do
+          if redis.call('HGET', key, reserved) then
+            len = len - 1
+          end
+        end
+        if len >= cap then
+          f = '(other)'
         end
       end
-      if len >= cap then
-        f = '(other)'
-      end
     end
-  end
-  if redis.call('HINCRBY', key, f, n) == n then
-    local p = (i - 1) % 4
-    if p > 0 and ARGV[3 + p] ~= '0' then
-      redis.call('EXPIREAT', key, ARGV[3 + p])
+    if redis.call('HINCRBY', key, f, n) == n and p > 0 and ARGV[a + 1 + p] ~= '0' then
+      redis.call('EXPIREAT', key, ARGV[a + 1 + p])
     end
   end
 end
@@ -125,20 +128,101 @@ pub(crate) fn url_key(bucket: &str, url: &str) -> String {
     format!("{bucket}:url:{url}")
 }
 
-/// The KEYS of [`SOURCE_SCRIPT`] for a hit on `url` from `source`, given the keys of its
-/// buckets in the sources' layout.
-pub(crate) fn script_keys(buckets: &PerPeriod<String>, url: &str, source: &Source) -> Vec<String> {
-    let host = crate::host::host_of(url);
-    let bucket = |period: Period| buckets[period].as_str();
-    let mut keys: Vec<String> = SOURCE_PERIODS
-        .iter()
-        .map(|p| bucket(*p).to_string())
-        .collect();
-    keys.extend(SOURCE_PERIODS.iter().map(|p| site_key(bucket(*p), host)));
-    if let Source::Named(_) = source {
-        keys.extend(SOURCE_PERIODS.iter().map(|p| url_key(bucket(*p), url)));
+/// What one [`SOURCE_SCRIPT`] counts: groups of four hashes with their field, hits and
+/// expiries. Hits a batch holds on one site from one source share its site's and every
+/// site's group, so a worker's batch of direct hits on many URLs of a site increments 8
+/// hashes, not 8 per hit.
+#[derive(Debug, Default)]
+pub(crate) struct SourceWrites {
+    groups: Vec<Group>,
+}
+
+#[derive(Debug)]
+struct Group {
+    keys: [String; 4],
+    field: String,
+    hits: usize,
+    expiries: [i64; 3],
+}
+
+impl SourceWrites {
+    /// Adds `hits` hits on `url` from `source`, given the keys of its buckets in the sources'
+    /// layout and their expiries ([`script_expiries`]): every site's group, its site's and,
+    /// for a named source, its URL's.
+    pub(crate) fn add(
+        &mut self,
+        buckets: &PerPeriod<String>,
+        url: &str,
+        source: &Source,
+        hits: usize,
+        expiries: [i64; 3],
+    ) {
+        let host = crate::host::host_of(url);
+        let bucket = |i: usize| buckets[SOURCE_PERIODS[i]].as_str();
+        self.count(
+            std::array::from_fn(|i| bucket(i).to_string()),
+            source,
+            hits,
+            expiries,
+        );
+        self.count(
+            std::array::from_fn(|i| site_key(bucket(i), host)),
+            source,
+            hits,
+            expiries,
+        );
+        if let Source::Named(_) = source {
+            self.count(
+                std::array::from_fn(|i| url_key(bucket(i), url)),
+                source,
+                hits,
+                expiries,
+            );
+        }
     }
-    keys
+
+    fn count(&mut self, keys: [String; 4], source: &Source, hits: usize, expiries: [i64; 3]) {
+        let field = source.field();
+        match self
+            .groups
+            .iter_mut()
+            .find(|g| g.field == field && g.keys == keys)
+        {
+            Some(group) => group.hits += hits,
+            None => self.groups.push(Group {
+                keys,
+                field: field.to_string(),
+                hits,
+                expiries,
+            }),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The script's KEYS, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.keys.iter().map(String::as_str))
+    }
+
+    pub(crate) fn key_count(&self) -> usize {
+        self.groups.len() * 4
+    }
+
+    /// The script's ARGV, `--max-sources` (`max`) first.
+    pub(crate) fn args<'a>(&'a self, max: &'a str) -> Vec<std::borrow::Cow<'a, str>> {
+        let mut args = vec![std::borrow::Cow::Borrowed(max)];
+        for group in &self.groups {
+            args.push(std::borrow::Cow::Borrowed(group.field.as_str()));
+            args.push(group.hits.to_string().into());
+            args.extend(group.expiries.iter().map(|at| at.to_string().into()));
+        }
+        args
+    }
 }
 
 /// The `EXPIREAT` arguments of [`SOURCE_SCRIPT`] (month, week, day), from the hit's own
@@ -159,14 +243,16 @@ mod tests {
     use crate::time::{Calendar, WeekStart};
 
     #[test]
-    fn a_named_source_counts_for_every_site_its_site_and_its_url() {
+    fn a_batchs_hits_on_one_site_share_its_groups() {
         let layout = KeyLayout {
             prefix: "hits:sources".into(),
         };
         let starts = Calendar::new(WeekStart::Monday).starts(1_700_010_123_456);
         let buckets = layout.keys(&starts);
-        let url = "http://site.example/a";
-        let keys = script_keys(&buckets, url, &Source::Named("x".into()));
+        let (a, b) = ("http://site.example/a", "http://site.example/b");
+        let mut writes = SourceWrites::default();
+        writes.add(&buckets, a, &Source::Named("x".into()), 1, [1, 2, 3]);
+        let keys: Vec<&str> = writes.keys().collect();
         assert_eq!(keys.len(), 12);
         assert_eq!(keys[0], "hits:sources:all");
         assert_eq!(keys[3], "hits:sources:day:1700006400000");
@@ -175,7 +261,15 @@ mod tests {
             keys[11],
             "hits:sources:day:1700006400000:url:http://site.example/a"
         );
-        assert_eq!(script_keys(&buckets, url, &Source::Direct).len(), 8);
+        writes.add(&buckets, b, &Source::Named("x".into()), 2, [1, 2, 3]);
+        writes.add(&buckets, a, &Source::Direct, 1, [1, 2, 3]);
+        writes.add(&buckets, b, &Source::Direct, 4, [1, 2, 3]);
+        // x: every site's, the site's, a's and b's; direct: every site's and the site's.
+        assert_eq!(writes.key_count(), 6 * 4);
+        let args = writes.args("1000");
+        assert_eq!(args[..6], ["1000", "x", "3", "1", "2", "3"]);
+        let direct = args.iter().position(|a| a == DIRECT).unwrap();
+        assert_eq!(args[direct + 1], "5");
     }
 
     #[test]

@@ -486,17 +486,24 @@ impl ClusterStore {
         source: &Source,
     ) {
         let tag = source_tag(index_shard(&hit.url));
-        let buckets = keys.keys(&tag, &hit.starts);
-        let script_keys = sources::script_keys(&buckets, &hit.url, source);
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(SOURCE_SCRIPT)
-            .arg(script_keys.len())
-            .arg(&script_keys[..])
-            .arg(source.field())
-            .arg(times)
-            .arg(max.as_str());
         let now = clock::now_ms() / 1000;
-        cmd.arg(&sources::script_expiries(self.expiries(&hit.starts), now)[..]);
+        let expiries = sources::script_expiries(self.expiries(&hit.starts), now);
+        let mut writes = sources::SourceWrites::default();
+        writes.add(
+            &keys.keys(&tag, &hit.starts),
+            &hit.url,
+            source,
+            times,
+            expiries,
+        );
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SOURCE_SCRIPT).arg(writes.key_count());
+        for key in writes.keys() {
+            cmd.arg(key);
+        }
+        for arg in writes.args(max) {
+            cmd.arg(arg.as_ref());
+        }
         let counted = self.run(conn, |conn, connector| {
             conn.command(connector, &cmd).map(drop)
         });

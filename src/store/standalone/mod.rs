@@ -360,8 +360,8 @@ impl StandaloneStore {
         written
     }
 
-    /// Writes one [`SOURCE_SCRIPT`] per group of equal hits that names its source; returns
-    /// how many.
+    /// Writes one [`SOURCE_SCRIPT`] for the hits that name their source, their site's hashes
+    /// shared ([`sources::SourceWrites`]); returns how many scripts (0 or 1).
     fn pack_sources(
         &self,
         out: &mut Vec<u8>,
@@ -370,32 +370,36 @@ impl StandaloneStore {
         hits: &[BucketedHit],
         now: i64,
     ) -> usize {
-        let mut written = 0;
+        let mut writes = sources::SourceWrites::default();
         for (hit, times) in equal_hits(hits) {
             let Some(source) = &hit.source else {
                 continue;
             };
-            let keys = sources::script_keys(&layout.keys(&hit.starts), &hit.url, source);
             let expiries = Period::BUCKETED.map(|period| match self.retention[period] {
                 Some(keep) => expire_at(&self.calendar, period, hit.starts[period], keep),
                 None => 0,
             });
-            resp::command(out, 3 + keys.len() + 6);
-            resp::arg(out, &[b"EVAL"]);
-            resp::arg(out, &[SOURCE_SCRIPT.as_bytes()]);
-            resp::arg(out, &[itoa::Buffer::new().format(keys.len()).as_bytes()]);
-            for key in &keys {
-                resp::arg(out, &[key.as_bytes()]);
-            }
-            resp::arg(out, &[source.field().as_bytes()]);
-            resp::arg(out, &[itoa::Buffer::new().format(times).as_bytes()]);
-            resp::arg(out, &[max.as_bytes()]);
-            for at in sources::script_expiries(expiries, now) {
-                resp::arg(out, &[itoa::Buffer::new().format(at).as_bytes()]);
-            }
-            written += 1;
+            let expiries = sources::script_expiries(expiries, now);
+            writes.add(&layout.keys(&hit.starts), &hit.url, source, times, expiries);
         }
-        written
+        if writes.is_empty() {
+            return 0;
+        }
+        let args = writes.args(max);
+        resp::command(out, 3 + writes.key_count() + args.len());
+        resp::arg(out, &[b"EVAL"]);
+        resp::arg(out, &[SOURCE_SCRIPT.as_bytes()]);
+        resp::arg(
+            out,
+            &[itoa::Buffer::new().format(writes.key_count()).as_bytes()],
+        );
+        for key in writes.keys() {
+            resp::arg(out, &[key.as_bytes()]);
+        }
+        for arg in &args {
+            resp::arg(out, &[arg.as_bytes()]);
+        }
+        1
     }
 
     /// The standalone layout of `metric`'s hashes.
