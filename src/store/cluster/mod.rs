@@ -622,7 +622,8 @@ impl HitStore for ClusterStore {
     }
 
     /// Every site's or one site's sources: one `HGETALL` per sources shard, batched per node,
-    /// added up. A URL's: one `HGETALL` in its shard and one `HGET` of its hits.
+    /// added up. A URL's: one `HGETALL` in its shard and one `HGET` of its hits. Each hash
+    /// holds at most `--max-sources` names and two more, whatever the number of URLs.
     fn sources(
         &self,
         period: Period,

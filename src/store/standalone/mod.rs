@@ -498,6 +498,8 @@ impl HitStore for StandaloneStore {
     }
 
     /// One `HGETALL` of the scope's hash (a URL's with an `HGET` of its hits), one round trip.
+    /// A sources hash holds at most `--max-sources` names and two more, whatever the number
+    /// of URLs, so reading it whole is bounded.
     fn sources(
         &self,
         period: Period,
