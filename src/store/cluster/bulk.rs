@@ -8,7 +8,8 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, RedisResult};
 
 use super::keys::{index_shard, slot_of_tag, url_tag, ClusterKeys};
-use super::{count, errors, source_tag, ClusterStore};
+use super::sources::source_tag;
+use super::{count, errors, ClusterStore};
 use crate::store::expiry::expire_at;
 use crate::store::sources::{self, SOURCE_PERIODS};
 use crate::store::{
