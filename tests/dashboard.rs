@@ -150,28 +150,24 @@ impl Dom {
             .into_iter()
             .find(|r| r.attr("data-url") == Some(url))
             .unwrap_or_else(|| panic!("no row for {url}"));
+        self.cells(row)
+    }
+
+    /// The Sources card's rows, as the text of their cells.
+    fn source_rows(&self) -> Vec<Vec<String>> {
+        self.all("tr", "source-row")
+            .into_iter()
+            .map(|row| self.cells(row))
+            .collect()
+    }
+
+    /// The texts of a table row's cells.
+    fn cells(&self, row: &Element) -> Vec<String> {
         let end = self.end_of(row);
         self.elements
             .iter()
             .filter(|e| e.tag == "td" && e.start > row.start && e.start < end)
             .map(|td| self.text(td))
-            .collect()
-    }
-}
-
-impl Dom {
-    /// The Sources card's rows, as the text of their cells.
-    fn source_rows(&self) -> Vec<Vec<String>> {
-        self.all("tr", "source-row")
-            .into_iter()
-            .map(|row| {
-                let end = self.end_of(row);
-                self.elements
-                    .iter()
-                    .filter(|e| e.tag == "td" && e.start > row.start && e.start < end)
-                    .map(|td| self.text(td))
-                    .collect()
-            })
             .collect()
     }
 }
