@@ -1295,7 +1295,12 @@ fn the_site_picker_shows_one_site_and_its_visitors() {
     assert_eq!(every.id("visitors").int("data-visitors"), 2);
     assert_eq!(every.text_of("visitors"), "2 visitors");
 
-    let blog = load(&hitme, "#period=last_day&site=blog.example");
+    // Pinned to `now` (#at=) so that a minute rolling over while the browser runs cannot
+    // empty the minute tab under the assertions.
+    let blog = load(
+        &hitme,
+        &format!("#period=last_day&site=blog.example&at={now}"),
+    );
     assert_eq!(blog.text_of("summary"), "1 hit on 1 URL of blog.example");
     assert_eq!(blog.row_cells(BLOG), [BLOG, "1", "100.0%"]);
     assert_eq!(blog.all("tr", "url-row").len(), 1);
@@ -1565,7 +1570,7 @@ fn the_sources_card_shows_where_the_hits_came_from() {
     // One URL, in a tab finer than a day: the day's sources.
     let pricing = load(
         &hitme,
-        &format!("#period=last_hour&from={}", encode(PRICING)),
+        &format!("#period=last_hour&from={}&at={now}", encode(PRICING)),
     );
     assert_eq!(
         pricing.text_of("sources-hint"),
