@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a flag costs the hit path: POST /hit throughput and CPU per request of HitMe and of
 # its Redis, for HitMe with and without extra flags, each on a private Redis, in turns
-# (A B A B ...), medians of the repetitions. Three loads per turn:
+# (A B A B ...), medians of the repetitions. The loads of each turn (--loads, default all four):
 #   ab     ab -n 20000 -c 64, a connection per request, one URL (ab_data/ab_data0)
 #   wrk    wrk -t1 -c64, keep-alive, one URL (bench/post.lua)
 #   zipf   wrk -t1 -c64, keep-alive, one URL per request from 100,000 with Zipf popularity
@@ -11,8 +11,9 @@
 # Every run is bounded (ab by its count and a timeout, wrk by its duration) and targets
 # 127.0.0.1 only.
 #
-#   bench/flag-cost.sh [--reps N] [--seconds S] [--bin PATH] -- "FLAGS A" "FLAGS B" ...
+#   bench/flag-cost.sh [--reps N] [--seconds S] [--bin PATH] [--loads L,...] -- "FLAGS A" "FLAGS B" ...
 #   bench/flag-cost.sh -- "" "--rankings"
+#   bench/flag-cost.sh --loads zipf,zipf-ref -- "" "--sources"
 #
 # Prints a markdown table: per configuration and load, req/s, HitMe and Redis CPU per
 # request (µs), and the ratio of req/s to the first configuration.
@@ -20,14 +21,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-reps=3 seconds=8 bin=target/release/hitme
+reps=3 seconds=8 bin=target/release/hitme loads=ab,wrk,zipf,zipf-ref
 while [ $# -gt 0 ]; do
   case $1 in
     --reps) reps=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
+    --loads) loads=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) say "unknown argument: $1 (see --help)"; exit 2 ;;
   esac
 done
@@ -35,6 +37,10 @@ done
 [ -x "$bin" ] || { say "no $bin: cargo build --release"; exit 2; }
 ensure_commands ab:apache2-utils wrk:wrk redis-server:redis-server redis-cli:redis-server curl:curl
 configs=("$@")
+IFS=, read -r -a load_list <<<"$loads"
+for load in "${load_list[@]}"; do
+  case $load in ab|wrk|zipf|zipf-ref) ;; *) say "unknown load: $load (ab, wrk, zipf, zipf-ref)"; exit 2 ;; esac
+done
 
 work=$(mktemp -d)
 redis_pid="" hitme_pid=""
@@ -109,7 +115,7 @@ for rep in $(seq "$reps"); do
   for i in "${!configs[@]}"; do
     say "rep $rep/$reps: hitme ${configs[$i]:-(defaults)}"
     start "${configs[$i]}"
-    for load in ab wrk zipf zipf-ref; do
+    for load in "${load_list[@]}"; do
       run "$i" "$load"
       sleep 1
     done
@@ -119,13 +125,14 @@ done
 
 echo "| configuration | load | req/s (median of $reps) | ratio | HitMe CPU/request | Redis CPU/request |"
 echo "| --- | --- | --- | --- | --- | --- |"
-python3 - "$work/results.tsv" "${configs[@]}" <<'EOF'
+python3 - "$work/results.tsv" "$loads" "${configs[@]}" <<'EOF'
 import statistics, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
-configs = sys.argv[2:]
+loads = sys.argv[2].split(",")
+configs = sys.argv[3:]
 def med(cfg, load, col):
     return statistics.median(float(r[col]) for r in rows if r[0] == str(cfg) and r[1] == load)
-for load in ("ab", "wrk", "zipf", "zipf-ref"):
+for load in loads:
     base = med(0, load, 2)
     for i, name in enumerate(configs):
         rps = med(i, load, 2)

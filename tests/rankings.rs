@@ -200,6 +200,94 @@ fn kept_rankings_equal_a_full_read_through_hits_removals_imports_and_foreign_wri
     check(&hitme, &redis, now, "after the last hits");
 }
 
+/// A bucket's kept ranking and tally in Redis are its K best URLs and its figures, as the
+/// hits wrote them.
+fn assert_kept_as_written(redis: &Redis, bucket: &str, when: &str) {
+    let want = truth(redis, &format!("hits:{bucket}"));
+    let set: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(format!("hits:rank:{bucket}"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut redis.conn())
+        .unwrap();
+    let set: Vec<(String, i64)> = set.into_iter().map(|(u, s)| (u, -s as i64)).collect();
+    assert_eq!(set, want[..K.min(want.len())], "{when}: the set");
+    let tally = format!("hits:tally:{bucket}");
+    let total: i64 = want.iter().map(|(_, n)| n).sum();
+    assert_eq!(redis.hget(&tally, "total"), Some(total), "{when}: total");
+    assert_eq!(
+        redis.hget(&tally, "urls"),
+        Some(want.len() as i64),
+        "{when}: urls"
+    );
+}
+
+/// URLs whose order at equal counts is byte order, not a locale's: capitals before small
+/// letters, a prefix before what extends it, bytes past ASCII (percent-encoded) last.
+fn edge_url(i: usize) -> String {
+    let tails = ["a", "B", "a/", "b", "Ab", "%C3%A4", "a0", "_"];
+    format!(
+        "http://shop.example/{}{}",
+        tails[i % tails.len()],
+        i / tails.len()
+    )
+}
+
+/// Many clients at once, with `--group-commit`, so that one script holds many different
+/// URLs of a bucket: most rank after the set's K-th member, and those are not written to
+/// the set; the others enter it, settle ties at its edge, or push members out.
+#[test]
+fn batches_of_many_urls_keep_the_ranking_exact_at_its_edge() {
+    let redis = Redis::start();
+    let k = K.to_string();
+    let hitme = HitMe::start_with(
+        &redis.url(),
+        &[
+            "--rankings",
+            "--ranking-size",
+            &k,
+            "--group-commit",
+            "--threads",
+            "8",
+        ],
+    );
+    let mut random = Random(0x2545_f491);
+    let now = common::now_ms();
+    for round in 0..3 {
+        // Even odds over 200 URLs: a few hits each, so the K-th count is shared by many.
+        let chosen: Vec<String> = (0..640)
+            .map(|_| edge_url((random.next() % 200) as usize))
+            .collect();
+        let addr = hitme.addr;
+        let clients: Vec<_> = chosen
+            .chunks(40)
+            .map(|part| {
+                let part = part.to_vec();
+                thread::spawn(move || {
+                    for u in part {
+                        let body = format!("url={}&timestamp={now}", encode(&u));
+                        let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+                        let resp = request(addr, "POST", "/hit", &ct, body.as_bytes());
+                        assert_eq!(resp.status, 200, "{}", resp.text());
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().unwrap();
+        }
+        // As the hits left them, before a read could rebuild them.
+        let minute = format!("minute:{}", now / 60_000 * 60_000);
+        for bucket in ["all", minute.as_str()] {
+            assert_kept_as_written(&redis, bucket, &format!("round {round}, {bucket}"));
+        }
+        check(&hitme, &redis, now, &format!("after round {round}"));
+    }
+    let batched = hitme.metric("hitme_hits_batched_total").unwrap_or(0.0);
+    assert!(batched > 100.0, "hits written with others: {batched}");
+}
+
 #[test]
 fn a_rebuild_under_hits_is_exact() {
     let redis = Redis::start();

@@ -9,8 +9,8 @@
 //! can only bring that URL in, in place of the set's worst member, exactly when it now
 //! beats it. The scripts write a URL with score `-count` (so that Redis's own order, score
 //! then member bytes, is rank order); a URL outside a full set is compared with the worst
-//! member's count, and on a tie added and the set trimmed back to K, so that Redis settles
-//! the tie: no comparison of URLs in Lua, whose string order depends on the locale.
+//! member (count, then URL byte by byte, as Redis orders members: Lua's own string order
+//! follows the locale), and one that beats it is added and the set trimmed back to K.
 //!
 //! A removal (`DELETE /hit`) or an import can break it: the K+1-th URL is not known. Those
 //! mark the bucket's tally `stale`; a ranking is also not trusted when its tally is missing
@@ -154,51 +154,96 @@ impl Tally {
     }
 }
 
-/// Counts the hits of a batch in their buckets and keeps each bucket's ranking and tally:
-/// in place of the `HINCRBY`s of the hit's `MULTI`, one script for the batch.
-/// KEYS: the counting hashes, six per group of equal hits (all-time to minute); ARGV: K,
-/// the key prefix, then per group the URL and how many hits it stands for.
+/// Keeps the rankings and tallies of a batch's buckets, run in the hit's `MULTI` after the
+/// batch's `HINCRBY`s, which are the same as without rankings: the script reads the counts
+/// they left. KEYS: the counting hashes of the batch's buckets (a bucket may come more than
+/// once, each time with other URLs); ARGV: K, the key prefix, then per key the number m of
+/// its URLs and m pairs of a URL and how many hits the batch added to it there, or `=` for
+/// the previous key's (a batch's buckets usually hold the same URLs).
 ///
-/// Per bucket: the count, the tally's total (and its URLs on a URL's first hit), then the
-/// set: `ZADD XX CH` updates a member in one call; for any other URL one `ZRANGE` of the
-/// K-th member says whether the set is full and, if so, whether the URL now reaches it.
-/// While the bucket is rebuilt, what the hit added is noted for the rebuild (see
+/// Per bucket, a few calls whatever the batch holds: one `HMGET` of the URLs' counts, one
+/// `ZRANGE` of the set's K-th member (its *edge*), one `ZADD` of the URLs that now rank
+/// before the edge (members, whose scores rise, and newcomers), and, when that added any,
+/// one trim back to K. A URL ranked after the edge is neither in the set nor can it enter:
+/// a site's long tail costs the set nothing. Adding every URL that beats the edge read
+/// before the batch and then trimming leaves the K best of the set and the batch, which are
+/// the K best of the bucket. A batch of one URL that is a member is one `ZADD XX CH`. Two
+/// URLs at equal counts are compared byte by byte, as Redis orders members (Lua's own string
+/// order follows the locale). The tally gets one `HINCRBY` of `total`, and one of `urls`
+/// when the batch brought URLs new to the bucket (its count is then what the batch added).
+/// While the bucket is rebuilt, what the batch added is noted for the rebuild (see
 /// [`REBUILD_CHUNK`]) until the rebuild has taken the URL.
-pub(crate) const HIT_SCRIPT: &str = r#"local k, pre = tonumber(ARGV[1]), ARGV[2]
+pub(crate) const RANK_SCRIPT: &str = r#"local k, pre = tonumber(ARGV[1]), ARGV[2]
 local cut = #pre + 2
 local rebuilding_key = pre .. ':rebuilding'
 local rebuilding = redis.call('HLEN', rebuilding_key) > 0
-local key = 1
-for g = 3, #ARGV, 2 do
-  local url, n = ARGV[g], tonumber(ARGV[g + 1])
-  for _ = 1, 6 do
-    local hash = KEYS[key]
-    key = key + 1
-    local bucket = string.sub(hash, cut)
-    local c = redis.call('HINCRBY', hash, url, n)
-    local tally = pre .. ':tally:' .. bucket
-    redis.call('HINCRBY', tally, 'total', n)
-    if c == n then
-      redis.call('HINCRBY', tally, 'urls', 1)
+-- Whether URL a sorts before URL b as Redis sorts members: byte by byte.
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
     end
-    local rank = pre .. ':rank:' .. bucket
-    if redis.call('ZADD', rank, 'XX', 'CH', -c, url) == 0 then
-      local last = redis.call('ZRANGE', rank, k - 1, k - 1, 'WITHSCORES')
-      if #last == 0 then
-        redis.call('ZADD', rank, -c, url)
-      elseif -c <= tonumber(last[2]) then
-        -- It beats or ties the worst member: Redis's order settles a tie, and the trim
-        -- takes the loser out.
-        redis.call('ZADD', rank, -c, url)
-        redis.call('ZREMRANGEBYRANK', rank, k, -1)
+  end
+  return #a < #b
+end
+local a, m, urls, added = 3, 0, {}, {}
+for i = 1, #KEYS do
+  local hash = KEYS[i]
+  if ARGV[a] == '=' then
+    a = a + 1
+  else
+    m, urls, added = tonumber(ARGV[a]), {}, {}
+    for j = 1, m do
+      urls[j], added[j] = ARGV[a + 2 * j - 1], tonumber(ARGV[a + 2 * j])
+    end
+    a = a + 1 + 2 * m
+  end
+  local name = string.sub(hash, cut)
+  local rank = pre .. ':rank:' .. name
+  -- Never missing (the batch's HINCRBYs just ran); were one, the batch's own hits stand.
+  local found = redis.call('HMGET', hash, unpack(urls))
+  local counts = {}
+  local total, new = 0, 0
+  for j = 1, m do
+    found[j] = found[j] or tostring(added[j])
+    counts[j] = tonumber(found[j])
+    total = total + added[j]
+    if counts[j] == added[j] then
+      new = new + 1
+    end
+  end
+  if not (m == 1 and redis.call('ZADD', rank, 'XX', 'CH', -counts[1], urls[1]) == 1) then
+    local last = redis.call('ZRANGE', rank, k - 1, k - 1, 'WITHSCORES')
+    local edge, edge_url = nil, nil
+    if #last > 0 then
+      edge, edge_url = tonumber(last[2]), last[1]
+    end
+    local entering = {}
+    for j = 1, m do
+      local s = -counts[j]
+      if edge == nil or s < edge or (s == edge and before(urls[j], edge_url)) then
+        -- The count as Redis wrote it: no number to format.
+        entering[#entering + 1] = '-' .. found[j]
+        entering[#entering + 1] = urls[j]
       end
     end
-    if rebuilding then
-      local token = redis.call('HGET', rebuilding_key, bucket)
-      if token then
-        local seen = pre .. ':seen:' .. bucket .. ':' .. token
-        if redis.call('HGET', seen, url) ~= 'done' then
-          redis.call('HINCRBY', seen, url, n)
+    if #entering > 0 and redis.call('ZADD', rank, unpack(entering)) > 0 then
+      redis.call('ZREMRANGEBYRANK', rank, k, -1)
+    end
+  end
+  local tally = pre .. ':tally:' .. name
+  redis.call('HINCRBY', tally, 'total', total)
+  if new > 0 then
+    redis.call('HINCRBY', tally, 'urls', new)
+  end
+  if rebuilding then
+    local token = redis.call('HGET', rebuilding_key, name)
+    if token then
+      local seen = pre .. ':seen:' .. name .. ':' .. token
+      for j = 1, m do
+        if redis.call('HGET', seen, urls[j]) ~= 'done' then
+          redis.call('HINCRBY', seen, urls[j], added[j])
         end
       end
     end
@@ -206,6 +251,11 @@ for g = 3, #ARGV, 2 do
 end
 return 0
 "#;
+
+/// The most URLs of one bucket that one [`RANK_SCRIPT`] key takes: Lua unpacks a key's
+/// URLs (and their scores) onto its stack, which holds about 8,000 values. A larger batch
+/// names the bucket again.
+pub(crate) const RANK_SCRIPT_URLS: usize = 1000;
 
 /// Starts a rebuild of one bucket's ranking, unless another one progressed within the last
 /// [`REBUILD_STALE_MS`]: empties its set and tally and marks them `rebuilding` with this

@@ -6,43 +6,75 @@ use redis::Value;
 
 use super::{KeptRankings, StandaloneStore};
 use crate::store::kept::{
-    KeptKeys, KeptPage, Tally, EMPTY_NOTES, HIT_SCRIPT, NOTES_KEEP_SECS, REBUILD_CHUNK,
-    REBUILD_CHUNK_URLS, REBUILD_END, REBUILD_STALE_MS, REBUILD_START,
+    KeptKeys, KeptPage, Tally, EMPTY_NOTES, NOTES_KEEP_SECS, RANK_SCRIPT, RANK_SCRIPT_URLS,
+    REBUILD_CHUNK, REBUILD_CHUNK_URLS, REBUILD_END, REBUILD_STALE_MS, REBUILD_START,
 };
 use crate::store::{equal_hits, resp, text, BucketedHit, StoreError};
 use crate::time::clock::{self, now_ms};
 use crate::time::{PerPeriod, Period};
 
 impl StandaloneStore {
-    /// Writes the batch's counts as one [`HIT_SCRIPT`], which keeps each
-    /// bucket's ranking and tally beside its count: the six counting hashes of each group of
-    /// equal hits as its keys, the URL and how many hits it stands for as its arguments.
-    pub(super) fn pack_kept_hits(
+    /// Writes one [`RANK_SCRIPT`] that keeps the rankings and tallies of the batch's buckets,
+    /// to follow the batch's `HINCRBY`s in its transaction: each bucket's key, with the URLs
+    /// the batch counted there and how many hits each.
+    pub(super) fn pack_kept_ranks(
         &self,
         out: &mut Vec<u8>,
         kept: &KeptRankings,
         digits: &mut PerPeriod<itoa::Buffer>,
         hits: &[BucketedHit],
     ) {
-        let groups: Vec<(&BucketedHit, usize)> = equal_hits(hits).collect();
-        let keys = groups.len() * Period::EVERY.len();
-        resp::command(out, 3 + keys + 2 + 2 * groups.len());
-        resp::arg(out, &[b"EVAL"]);
-        resp::arg(out, &[HIT_SCRIPT.as_bytes()]);
-        resp::arg(out, &[itoa::Buffer::new().format(keys).as_bytes()]);
-        for (hit, _) in &groups {
+        // Per bucket, its URLs and what the batch added to each, in batch order. Batches are
+        // small (a worker's queue, or a group commit's), so a scan beats a map.
+        let mut buckets: Vec<((Period, i64), Vec<(&str, usize)>)> = Vec::new();
+        for (hit, times) in equal_hits(hits) {
             for (period, start) in hit.starts.iter() {
-                resp::arg(out, &self.key_parts(digits, period, *start));
+                let bucket = (period, *start);
+                let at = match buckets.iter().position(|(b, _)| *b == bucket) {
+                    Some(at) => at,
+                    None => {
+                        buckets.push((bucket, Vec::new()));
+                        buckets.len() - 1
+                    }
+                };
+                let urls = &mut buckets[at].1;
+                match urls.iter_mut().find(|(url, _)| *url == hit.url) {
+                    Some((_, n)) => *n += times,
+                    None => urls.push((&hit.url, times)),
+                }
             }
+        }
+        let keys: Vec<((Period, i64), &[(&str, usize)])> = buckets
+            .iter()
+            .flat_map(|(bucket, urls)| urls.chunks(RANK_SCRIPT_URLS).map(|urls| (*bucket, urls)))
+            .collect();
+        // A key whose URLs and hits are the previous key's says so with `=`.
+        let same = |i: usize| i > 0 && keys[i - 1].1 == keys[i].1;
+        let args: usize = (0..keys.len())
+            .map(|i| if same(i) { 1 } else { 1 + 2 * keys[i].1.len() })
+            .sum();
+        resp::command(out, 3 + keys.len() + 2 + args);
+        resp::arg(out, &[b"EVAL"]);
+        resp::arg(out, &[RANK_SCRIPT.as_bytes()]);
+        resp::arg(out, &[itoa::Buffer::new().format(keys.len()).as_bytes()]);
+        for ((period, start), _) in &keys {
+            resp::arg(out, &self.key_parts(digits, *period, *start));
         }
         resp::arg(
             out,
             &[itoa::Buffer::new().format(kept.config.size).as_bytes()],
         );
         resp::arg(out, &[self.layout.prefix.as_bytes()]);
-        for (hit, times) in &groups {
-            resp::arg(out, &[hit.url.as_bytes()]);
-            resp::arg(out, &[itoa::Buffer::new().format(*times).as_bytes()]);
+        for (i, (_, urls)) in keys.iter().enumerate() {
+            if same(i) {
+                resp::arg(out, &[b"="]);
+                continue;
+            }
+            resp::arg(out, &[itoa::Buffer::new().format(urls.len()).as_bytes()]);
+            for (url, times) in *urls {
+                resp::arg(out, &[url.as_bytes()]);
+                resp::arg(out, &[itoa::Buffer::new().format(*times).as_bytes()]);
+            }
         }
     }
 

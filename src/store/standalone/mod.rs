@@ -251,25 +251,23 @@ impl StandaloneStore {
         let mut digits = PerPeriod::<itoa::Buffer>::default();
         let mut commands = 0;
         resp::simple(out, &[b"MULTI"]);
-        match &self.kept {
-            Some(kept) => {
-                self.pack_kept_hits(out, kept, &mut digits, hits);
+        for (hit, times) in equal_hits(hits) {
+            let mut digits_of_times = itoa::Buffer::new();
+            let times = digits_of_times.format(times);
+            for (period, start) in hit.starts.iter() {
+                resp::command(out, 4);
+                resp::arg(out, &[b"HINCRBY"]);
+                resp::arg(out, &self.key_parts(&mut digits, period, *start));
+                resp::arg(out, &[hit.url.as_bytes()]);
+                resp::arg(out, &[times.as_bytes()]);
                 commands += 1;
             }
-            None => {
-                for (hit, times) in equal_hits(hits) {
-                    let mut digits_of_times = itoa::Buffer::new();
-                    let times = digits_of_times.format(times);
-                    for (period, start) in hit.starts.iter() {
-                        resp::command(out, 4);
-                        resp::arg(out, &[b"HINCRBY"]);
-                        resp::arg(out, &self.key_parts(&mut digits, period, *start));
-                        resp::arg(out, &[hit.url.as_bytes()]);
-                        resp::arg(out, &[times.as_bytes()]);
-                        commands += 1;
-                    }
-                }
-            }
+        }
+        // Before the EXPIREATs: a bucket past its retention is deleted by its EXPIREAT, and
+        // the ranking script reads the counts the HINCRBYs left.
+        if let Some(kept) = &self.kept {
+            self.pack_kept_ranks(out, kept, &mut digits, hits);
+            commands += 1;
         }
         let now = clock::now_secs();
         for hit in hits {
