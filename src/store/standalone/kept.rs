@@ -13,6 +13,12 @@ use crate::store::{equal_hits, resp, text, BucketedHit, StoreError};
 use crate::time::clock::{self, now_ms};
 use crate::time::{PerPeriod, Period};
 
+/// A bucket: its period and start.
+type Bucket = (Period, i64);
+
+/// A URL of a batch, and how many hits the batch holds on it in one bucket.
+type UrlHits<'a> = (&'a str, usize);
+
 impl StandaloneStore {
     /// Writes one [`RANK_SCRIPT`] that keeps the rankings and tallies of the batch's buckets,
     /// to follow the batch's `HINCRBY`s in its transaction: each bucket's key, with the URLs
@@ -26,7 +32,7 @@ impl StandaloneStore {
     ) {
         // Per bucket, its URLs and what the batch added to each, in batch order. Batches are
         // small (a worker's queue, or a group commit's), so a scan beats a map.
-        let mut buckets: Vec<((Period, i64), Vec<(&str, usize)>)> = Vec::new();
+        let mut buckets: Vec<(Bucket, Vec<UrlHits>)> = Vec::new();
         for (hit, times) in equal_hits(hits) {
             for (period, start) in hit.starts.iter() {
                 let bucket = (period, *start);
@@ -44,7 +50,7 @@ impl StandaloneStore {
                 }
             }
         }
-        let keys: Vec<((Period, i64), &[(&str, usize)])> = buckets
+        let keys: Vec<(Bucket, &[UrlHits])> = buckets
             .iter()
             .flat_map(|(bucket, urls)| urls.chunks(RANK_SCRIPT_URLS).map(|urls| (*bucket, urls)))
             .collect();
