@@ -211,7 +211,8 @@ pub struct Config {
 
     /// Keep each bucket's top URLs, its total and its number of URLs at write time, so that
     /// /top pages within --ranking-size and the dashboard cost O(page) at any number of
-    /// URLs. Costs Redis work per hit; standalone Redis only.
+    /// URLs. Costs Redis work per hit. In cluster mode every HitMe of a key prefix must use it
+    /// alike (recorded in <prefix>:config).
     #[arg(long, env = "HITME_RANKINGS", global = true)]
     pub rankings: bool,
 
@@ -492,12 +493,6 @@ impl Config {
                     format!("{flag} applies only with --sources; add --sources, or remove {flag}"),
                 ));
             }
-        }
-        if config.rankings && config.redis_cluster.is_some() {
-            return Err(command.error(
-                ErrorKind::ArgumentConflict,
-                "--rankings keeps rankings in a standalone Redis only (--redis-url); in cluster mode /top reads its bucket, as without the flag",
-            ));
         }
         if config
             .read_token

@@ -175,18 +175,26 @@ fn stop_on_signals(acceptor: &Arc<Acceptor>) -> Result<(), StartError> {
 /// How often the recorded settings are asked for again while Redis does not answer.
 const SETTINGS_RETRY: Duration = Duration::from_millis(500);
 
-/// Checks this HitMe's calendar against the one recorded under its key prefix (recording it
-/// on a first start): a mismatch stops HitMe before it counts anything.
+/// Checks this HitMe's calendar (and in cluster mode whether it keeps rankings) against the
+/// one recorded under its key prefix (recording it on a first start): a mismatch stops HitMe
+/// before it counts anything.
 fn check_calendar(
     store: &Arc<dyn HitStore>,
     config: &Config,
     redis_down: RedisDown,
 ) -> Result<(), StartError> {
     let calendar = config.calendar();
-    let settings = [
+    let mut settings = vec![
         ("time_zone", calendar.zone_name().to_string()),
         ("week_start", calendar.week_start.name().to_string()),
     ];
+    // In cluster mode rankings are kept in shards a hit writes after its counts: a HitMe
+    // that kept none would leave them short, unseen (a standalone Redis shows it by the
+    // bucket's number of URLs).
+    if config.redis_cluster.is_some() {
+        let kept = if config.rankings { "on" } else { "off" };
+        settings.push(("rankings", kept.to_string()));
+    }
     let prefix = config.key_prefix.clone();
     let check = {
         let store = store.clone();

@@ -1217,3 +1217,290 @@ fn sources_are_counted_in_cluster_mode() {
         .collect();
     assert!(shards.len() > 8, "40 URLs over the 16 shards: {shards:?}");
 }
+
+/// Every count of `urls` in one bucket (`hits:{tag}:<bucket>`), in rank order: the truth a
+/// kept ranking must match.
+fn truth_of(cluster: &Cluster, urls: &[String], bucket: &str) -> Vec<(String, i64)> {
+    let mut conn = cluster.client();
+    let mut all: Vec<(String, i64)> = urls
+        .iter()
+        .filter_map(|url| {
+            let key = format!("hits:{{{}}}:{bucket}", url_tag(url));
+            hget(&mut conn, &key, url).map(|n| (url.clone(), n))
+        })
+        .collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    all
+}
+
+/// The shards' tallies of a bucket, added up, as the hits wrote them.
+fn tallied(cluster: &Cluster, bucket: &str) -> (i64, i64) {
+    let mut conn = cluster.client();
+    (0..16).fold((0, 0), |(total, urls), shard| {
+        let tally = format!("hits:tally:{{r{shard}}}:{bucket}");
+        (
+            total + hget(&mut conn, &tally, "total").unwrap_or(0),
+            urls + hget(&mut conn, &tally, "urls").unwrap_or(0),
+        )
+    })
+}
+
+/// Every `/top` page within K of the all-time and the minute bucket of `ts` is the truth,
+/// with its total and number of URLs, and says it was answered from the kept ranking.
+fn check_kept(cluster: &Cluster, hitme: &HitMe, urls: &[String], ts: i64, k: usize, when: &str) {
+    let minute = format!("minute:{}", ts / 60_000 * 60_000);
+    for (period, bucket) in [("all", "all"), ("minute", minute.as_str())] {
+        let want = truth_of(cluster, urls, bucket);
+        for (offset, limit) in [(0, k), (0, 1), (1, 3), (k - 1, 1)] {
+            let target =
+                format!("/top?period={period}&offset={offset}&limit={limit}&timestamp={ts}");
+            let body = get_ok(hitme, &target);
+            assert_eq!(body["ranking"], "kept", "{when}: {target}");
+            let page: Vec<(String, i64)> = body["top"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["url"].as_str().unwrap().to_string(),
+                        e["count"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            let end = (offset + limit).min(want.len());
+            assert_eq!(page, want[offset.min(end)..end], "{when}: {target}");
+            assert_eq!(
+                body["total"].as_i64().unwrap(),
+                want.iter().map(|(_, n)| n).sum::<i64>(),
+                "{when}: {target}: total"
+            );
+            assert_eq!(
+                body["urls"].as_u64().unwrap() as usize,
+                want.len(),
+                "{when}: {target}"
+            );
+        }
+    }
+}
+
+/// Hits from eight clients at once, on `urls` with Zipf-like popularity.
+fn post_many(hitme: &HitMe, urls: &[String], hits: usize, seed: u64, ts: i64) {
+    let mut state = seed;
+    let chosen: Vec<String> = (0..hits)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let r = (state % 1_000_000) as f64 / 1_000_000.0;
+            let i = ((urls.len() as f64).powf(r) as usize).saturating_sub(1);
+            urls[i.min(urls.len() - 1)].clone()
+        })
+        .collect();
+    let addr = hitme.addr;
+    let clients: Vec<_> = chosen
+        .chunks(hits.div_ceil(8))
+        .map(|part| {
+            let part = part.to_vec();
+            std::thread::spawn(move || {
+                for url in part {
+                    let body = format!("url={}&timestamp={ts}", encode(&url));
+                    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+                    let resp = request(addr, "POST", "/hit", &ct, body.as_bytes());
+                    assert_eq!(resp.status, 200, "{}", resp.text());
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+}
+
+/// `--rankings` in cluster mode: each bucket's ranking kept in 16 shards by the URL's index
+/// shard and merged when read, equal to the counts through hits from many clients, counts
+/// written before rankings were kept (rebuilt), a removal, an import and a rebuild under
+/// hits; a bucket begun after rankings were kept needs no rebuild for the shards it has no
+/// URL in; and every HitMe of the cluster must agree on the flag.
+#[test]
+fn rankings_are_kept_in_shards_and_merged_in_cluster_mode() {
+    const K: usize = 5;
+    const TOKEN: &str = "admin-cluster-rankings-4b1d";
+    let cluster = Cluster::start();
+    let urls: Vec<String> = (0..60)
+        .map(|i| format!("http://shop.example/item/{i}"))
+        .collect();
+    let now = now_ms();
+
+    // Counts written without rankings, then a HitMe with them: refused until the record of
+    // the first is removed.
+    let plain = cluster.hitme(&[]);
+    post_many(&plain, &urls, 120, 7, now);
+    drop(plain);
+    let nodes = cluster.nodes();
+    let ranked_args = [
+        "--redis-cluster",
+        nodes.as_str(),
+        "--rankings",
+        "--ranking-size",
+        "5",
+    ];
+    let out = common::hitme_command(
+        UNUSED_REDIS_URL,
+        &[&ranked_args[..], &["rebuild-rankings"]].concat(),
+    )
+    .stderr(std::process::Stdio::piped())
+    .output()
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("--rankings off (this HitMe: on)")
+            && said.contains("HDEL hits:config rankings rankings_since"),
+        "{said}"
+    );
+    redis::cmd("HDEL")
+        .arg("hits:config")
+        .arg("rankings")
+        .query::<i64>(&mut cluster.client())
+        .unwrap();
+    let hitme = cluster.hitme(&["--rankings", "--ranking-size", "5", "--admin-token", TOKEN]);
+
+    // The first reads rebuild what was counted before; then hits keep the shards.
+    check_kept(&cluster, &hitme, &urls, now, K, "counts from before");
+    for round in 0..3 {
+        post_many(&hitme, &urls, 300, 11 + round, now);
+        let minute = format!("minute:{}", now / 60_000 * 60_000);
+        for bucket in ["all", minute.as_str()] {
+            let want = truth_of(&cluster, &urls, bucket);
+            assert_eq!(
+                tallied(&cluster, bucket),
+                (want.iter().map(|(_, n)| n).sum(), want.len() as i64),
+                "round {round}: the shards' tallies of {bucket} as the hits left them"
+            );
+        }
+        check_kept(&cluster, &hitme, &urls, now, K, &format!("round {round}"));
+    }
+
+    // Removing the first URL: its place is taken by the next.
+    let first = truth_of(&cluster, &urls, "all")[0].0.clone();
+    let target = format!("/hit?url={}", encode(&first));
+    let auth = format!("Bearer {TOKEN}");
+    let resp = request(
+        hitme.addr,
+        "DELETE",
+        &target,
+        &[("Authorization", auth.as_str())],
+        b"",
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    check_kept(&cluster, &hitme, &urls, now, K, "after a removal");
+
+    // An import adding to a URL of the tail: it leads.
+    let tail = truth_of(&cluster, &urls, "all")[K + 3].0.clone();
+    let file = std::env::temp_dir().join(format!("hitme-cluster-rankings-{}", std::process::id()));
+    std::fs::write(
+        &file,
+        format!("# hitme export v1\nmetric,period,start,url,count\nhits,all,0,{tail},100000\n"),
+    )
+    .unwrap();
+    let import = [
+        &ranked_args[..],
+        &["import", file.to_str().unwrap(), "--add"],
+    ]
+    .concat();
+    let out = common::hitme_command(UNUSED_REDIS_URL, &import)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_kept(&cluster, &hitme, &urls, now, K, "after an import");
+    assert_eq!(truth_of(&cluster, &urls, "all")[0].0, tail);
+
+    // A rebuild while hits go on (an import marked every shard of the bucket stale).
+    let everywhere: String = urls
+        .iter()
+        .map(|url| format!("hits,all,0,{url},1\n"))
+        .collect();
+    let file =
+        std::env::temp_dir().join(format!("hitme-cluster-rankings-2-{}", std::process::id()));
+    std::fs::write(
+        &file,
+        format!("# hitme export v1\nmetric,period,start,url,count\n{everywhere}"),
+    )
+    .unwrap();
+    let import = [
+        &ranked_args[..],
+        &["import", file.to_str().unwrap(), "--add"],
+    ]
+    .concat();
+    let out = common::hitme_command(UNUSED_REDIS_URL, &import)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(out.status.success());
+    let hitting = {
+        let (addr, urls) = (hitme.addr, urls.clone());
+        std::thread::spawn(move || {
+            for i in 0..400 {
+                let body = format!("url={}&timestamp={now}", encode(&urls[(i * 7) % 60]));
+                let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+                assert_eq!(
+                    request(addr, "POST", "/hit", &ct, body.as_bytes()).status,
+                    200
+                );
+            }
+        })
+    };
+    assert_eq!(get_ok(&hitme, "/top?limit=5")["ranking"], "kept");
+    hitting.join().unwrap();
+    check_kept(
+        &cluster,
+        &hitme,
+        &urls,
+        now,
+        K,
+        "after a rebuild under hits",
+    );
+    let keys = cluster.keys();
+    assert!(
+        !keys.iter().any(|k| k.starts_with("hits:seen:")),
+        "notes left: {keys:?}"
+    );
+
+    // A bucket begun after rankings were kept: shards without its URLs have no tally, and
+    // are read as empty, not rebuilt.
+    let later = now + 3_600_000;
+    for url in &urls[..3] {
+        hitme.hit(url, later);
+    }
+    let hour = format!("hour:{}", later / 3_600_000 * 3_600_000);
+    let body = get_ok(
+        &hitme,
+        &format!("/top?period=hour&limit=5&timestamp={later}"),
+    );
+    assert_eq!(
+        (body["ranking"].as_str(), body["total"].as_i64()),
+        (Some("kept"), Some(3))
+    );
+    let tallies = cluster
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("hits:tally:{r") && k.ends_with(&hour))
+        .count();
+    let shards: BTreeSet<u64> = urls[..3].iter().map(|u| index_shard(u)).collect();
+    assert_eq!(tallies, shards.len(), "only the shards hit keep a tally");
+
+    // Rankings spread over the shards: no hot slot.
+    let ranked: BTreeSet<String> = cluster
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("hits:rank:{r"))
+        .map(|k| k.split(['{', '}']).nth(1).unwrap().to_string())
+        .collect();
+    assert!(ranked.len() > 8, "60 URLs over the 16 shards: {ranked:?}");
+}

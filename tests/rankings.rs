@@ -502,12 +502,6 @@ fn ranking_flags_are_refused_where_they_mean_nothing() {
         said.contains("--ranking-retention applies only with --rankings"),
         "{said}"
     );
-    let (code, said) = run(&["--rankings", "--redis-cluster", "127.0.0.1:7000"]);
-    assert_eq!(code, Some(2));
-    assert!(
-        said.contains("--rankings keeps rankings in a standalone Redis only"),
-        "{said}"
-    );
     let (code, said) = run(&["--rankings", "--ranking-size", "0"]);
     assert_eq!(code, Some(2));
     assert!(said.contains("--ranking-size"), "{said}");

@@ -154,6 +154,25 @@ impl Tally {
     }
 }
 
+/// The Lua function `before(a, b)`: whether URL `a` sorts before URL `b` as Redis orders a
+/// sorted set's members at equal scores, byte by byte (Lua's own string order follows the
+/// locale). The head of every script that compares URLs.
+macro_rules! lua_before {
+    () => {
+        r#"local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+"#
+    };
+}
+pub(crate) use lua_before;
+
 /// Keeps the rankings and tallies of a batch's buckets, run in the hit's `MULTI` after the
 /// batch's `HINCRBY`s, which are the same as without rankings: the script reads the counts
 /// they left. KEYS: the counting hashes of the batch's buckets (a bucket may come more than
@@ -173,20 +192,12 @@ impl Tally {
 /// when the batch brought URLs new to the bucket (its count is then what the batch added).
 /// While the bucket is rebuilt, what the batch added is noted for the rebuild (see
 /// [`REBUILD_CHUNK`]) until the rebuild has taken the URL.
-pub(crate) const RANK_SCRIPT: &str = r#"local k, pre = tonumber(ARGV[1]), ARGV[2]
+pub(crate) const RANK_SCRIPT: &str = concat!(
+    lua_before!(),
+    r#"local k, pre = tonumber(ARGV[1]), ARGV[2]
 local cut = #pre + 2
 local rebuilding_key = pre .. ':rebuilding'
 local rebuilding = redis.call('HLEN', rebuilding_key) > 0
--- Whether URL a sorts before URL b as Redis sorts members: byte by byte.
-local function before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then
-      return x < y
-    end
-  end
-  return #a < #b
-end
 local a, m, urls, added = 3, 0, {}, {}
 for i = 1, #KEYS do
   local hash = KEYS[i]
@@ -250,7 +261,8 @@ for i = 1, #KEYS do
   end
 end
 return 0
-"#;
+"#
+);
 
 /// The most URLs of one bucket that one [`RANK_SCRIPT`] key takes: Lua unpacks a key's
 /// URLs (and their scores) onto its stack, which holds about 8,000 values. A larger batch
@@ -359,7 +371,8 @@ return reply[1]
 
 /// Removes a URL's count from one bucket with its ranking kept: the count leaves the tally
 /// and the set; a URL removed from a full set leaves a place the next URL (unknown here)
-/// should take, so the tally is marked `stale` for a rebuild. Returns the removed count
+/// should take, and a rebuild under way may have summed the URL or not, so either way the
+/// tally is marked `stale` for a rebuild. Returns the removed count
 /// (0: the bucket did not hold the URL). KEYS: hash, rank, tally; ARGV: URL, K.
 pub(crate) const DELETE_SCRIPT: &str = r#"local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if c == 0 then
@@ -370,7 +383,8 @@ if redis.call('HLEN', KEYS[3]) > 0 then
   local urls = tonumber(redis.call('HGET', KEYS[3], 'urls') or '0')
   redis.call('HINCRBY', KEYS[3], 'total', -c)
   redis.call('HINCRBY', KEYS[3], 'urls', -1)
-  if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 and urls > tonumber(ARGV[2]) then
+  local full = redis.call('ZREM', KEYS[2], ARGV[1]) == 1 and urls > tonumber(ARGV[2])
+  if full or redis.call('HGET', KEYS[3], 'rebuilding') then
     redis.call('HSET', KEYS[3], 'stale', 1)
   end
 end

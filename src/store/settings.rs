@@ -72,10 +72,23 @@ pub(crate) fn check(
     if differ.is_empty() {
         return Ok(());
     }
+    let rankings_differ = settings
+        .iter()
+        .zip(&recorded)
+        .any(|((name, wanted), recorded)| *name == "rankings" && wanted != recorded);
+    let why = match rankings_differ {
+        false => "buckets cut another way would not line up with them".to_string(),
+        true => format!(
+            "in cluster mode rankings are kept by every HitMe of a key prefix or by none, or \
+             the kept ones fall short of the counts (to change it, stop every HitMe and remove \
+             the record: HDEL {} rankings {})",
+            key(prefix),
+            crate::store::cluster::RANKINGS_SINCE
+        ),
+    };
     Err(Refusal::Mismatch(format!(
-        "the hits under --key-prefix {prefix} were counted with {}: buckets cut another way \
-         would not line up with them. Start HitMe with the same flags, or give it another \
-         --key-prefix (the record is the hash {})",
+        "the hits under --key-prefix {prefix} were counted with {}: {why}. Start HitMe with \
+         the same flags, or give it another --key-prefix (the record is the hash {})",
         differ.join(" and "),
         key(prefix)
     )))

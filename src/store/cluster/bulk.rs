@@ -104,35 +104,57 @@ impl ClusterStore {
             .collect())
     }
 
-    /// Every master's counting hashes, `SCAN`ned node by node, each read with `HSCAN`.
-    pub(super) fn export_counts(
+    /// Every master's counting hashes, `SCAN`ned node by node: `each` is given each one's
+    /// key, metric, period and start.
+    fn each_counting_hash(
         &self,
-        since: Option<i64>,
-        sink: &mut RowSink<'_>,
+        mut each: impl FnMut(String, Metric, Period, i64) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let pattern = format!("{}:*", self.keys.prefix);
         for (host, port) in self.masters()? {
             let node = SingleNodeRoutingInfo::ByAddress { host, port };
             for key in self.scan_node(&node, &pattern)? {
-                let Some((metric, period, start)) = self.parse_key(&key) else {
-                    continue;
-                };
-                if since.is_some_and(|since| period != Period::All && start < since) {
-                    continue;
+                if let Some((metric, period, start)) = self.parse_key(&key) {
+                    each(key, metric, period, start)?;
                 }
-                let hscan = |cursor: u64| {
-                    let hscan = redis::cmd("HSCAN")
-                        .arg(&key)
-                        .arg(cursor)
-                        .arg("COUNT")
-                        .arg(SCAN_CHUNK)
-                        .to_owned();
-                    self.with_connection(|conn, connector| conn.command(connector, &hscan))
-                };
-                export_hash((metric, period, start), hscan, errors::store_error, sink)?;
             }
         }
         Ok(())
+    }
+
+    /// Every bucket of hits the cluster holds.
+    pub(super) fn hit_buckets(&self) -> Result<Vec<(Period, i64)>, StoreError> {
+        let mut buckets = std::collections::BTreeSet::new();
+        self.each_counting_hash(|_, metric, period, start| {
+            if metric == Metric::Hits {
+                buckets.insert((period, start));
+            }
+            Ok(())
+        })?;
+        Ok(buckets.into_iter().collect())
+    }
+
+    /// Every master's counting hashes, each read with `HSCAN`.
+    pub(super) fn export_counts(
+        &self,
+        since: Option<i64>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), StoreError> {
+        self.each_counting_hash(|key, metric, period, start| {
+            if since.is_some_and(|since| period != Period::All && start < since) {
+                return Ok(());
+            }
+            let hscan = |cursor: u64| {
+                let hscan = redis::cmd("HSCAN")
+                    .arg(&key)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(SCAN_CHUNK)
+                    .to_owned();
+                self.with_connection(|conn, connector| conn.command(connector, &hscan))
+            };
+            export_hash((metric, period, start), hscan, errors::store_error, sink)
+        })
     }
 
     /// Each count by `HSET` (or `HINCRBY`) in its URL's slot, its bucket's `EXPIREAT`, and
@@ -172,6 +194,18 @@ impl ClusterStore {
             self.with_connection(|conn, connector| conn.read(connector, &commands, false))?;
         for reply in replies {
             reply.extract_error().map_err(errors::store_error)?;
+        }
+        if self.kept.is_some() {
+            // Imported counts may be lower than kept ones, or new: the rankings of the
+            // buckets they went into are rebuilt when next read.
+            let mut imported: Vec<(u64, Period, i64)> = rows
+                .iter()
+                .filter(|row| row.metric == Metric::Hits)
+                .map(|row| (index_shard(&row.url), row.period, row.start))
+                .collect();
+            imported.sort_unstable();
+            imported.dedup();
+            self.mark_imported(&imported)?;
         }
         Ok(())
     }
@@ -219,6 +253,9 @@ impl ClusterStore {
                 if removed == 1 {
                     deleted.buckets += 1;
                     let had = count(had)?.unwrap_or(0);
+                    if let (Some(kept), Metric::Hits) = (&self.kept, metric) {
+                        self.unrank(kept, url, (period, start), had)?;
+                    }
                     match (metric, period) {
                         (Metric::Hits, Period::All) => deleted.hits = had,
                         (Metric::Visits, Period::All) => deleted.visits = had,

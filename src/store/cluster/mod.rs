@@ -102,12 +102,14 @@
 mod bulk;
 mod conn;
 mod errors;
+mod kept;
+pub(crate) use kept::RANKINGS_SINCE;
 pub mod keys;
 mod node;
 mod sources;
 mod topology;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
@@ -116,6 +118,7 @@ use self::conn::{Conn, Connector, Replication, SharedConnector};
 use self::keys::{index_shard, slot_of_key, slot_of_tag, url_tag, ClusterKeys, INDEX_SHARDS};
 use super::breaker::Breaker;
 use super::expiry::{expire_at, Retention};
+use super::kept::{KeptConfig, KeptPage};
 use super::log_limit::OncePerSecond;
 use super::pool::{self, PoolProbe};
 use super::settings;
@@ -130,6 +133,39 @@ use crate::time::clock;
 use crate::time::PerPeriod;
 use crate::time::{Calendar, Period};
 
+/// The hit script, returning `$ret` (Lua): the two variants below differ only there.
+macro_rules! hit_script {
+    ($ret:literal) => {
+        concat!(
+            r#"local url, n = ARGV[1], tonumber(ARGV[7] or '1')
+if KEYS[8] and not redis.call('SET', KEYS[8], '1', 'EX', ARGV[8], 'GET') then
+  redis.call('HINCRBY', KEYS[9], url, 1)
+  for i = 10, 14 do
+    if redis.call('HINCRBY', KEYS[i], url, 1) == 1 and ARGV[i - 8] ~= '0' then
+      redis.call('EXPIREAT', KEYS[i], ARGV[i - 8])
+    end
+  end
+end
+local c = {redis.call('HINCRBY', KEYS[1], url, n)}
+for i = 2, 6 do
+  c[i] = redis.call('HINCRBY', KEYS[i], url, n)
+  if c[i] == n and ARGV[i] ~= '0' then
+    redis.call('EXPIREAT', KEYS[i], ARGV[i])
+  end
+end
+local index
+if c[1] == n then
+  redis.call('SADD', KEYS[7], url)
+  index = 1
+else
+  index = redis.call('SISMEMBER', KEYS[7], url)
+end
+"#,
+            $ret
+        )
+    };
+}
+
 /// Records `ARGV[7]` equal hits (1 if absent) for the URL `ARGV[1]`, atomically, in one slot.
 ///
 /// KEYS: the all-time hash, the month, week, day, hour and minute hashes, the `unindexed` set.
@@ -141,27 +177,12 @@ use crate::time::{Calendar, Period};
 ///
 /// Every key it touches is in KEYS, as Redis Cluster requires. No `#!lua` shebang (a Redis 7
 /// feature): nothing in it needs one.
-pub(crate) const HIT_SCRIPT: &str = r#"local url, n = ARGV[1], tonumber(ARGV[7] or '1')
-if KEYS[8] and not redis.call('SET', KEYS[8], '1', 'EX', ARGV[8], 'GET') then
-  redis.call('HINCRBY', KEYS[9], url, 1)
-  for i = 10, 14 do
-    if redis.call('HINCRBY', KEYS[i], url, 1) == 1 and ARGV[i - 8] ~= '0' then
-      redis.call('EXPIREAT', KEYS[i], ARGV[i - 8])
-    end
-  end
-end
-local first = redis.call('HINCRBY', KEYS[1], url, n) == n
-for i = 2, 6 do
-  if redis.call('HINCRBY', KEYS[i], url, n) == n and ARGV[i] ~= '0' then
-    redis.call('EXPIREAT', KEYS[i], ARGV[i])
-  end
-end
-if first then
-  redis.call('SADD', KEYS[7], url)
-  return 1
-end
-return redis.call('SISMEMBER', KEYS[7], url)
-"#;
+pub(crate) const HIT_SCRIPT: &str = hit_script!("return index\n");
+
+/// [`HIT_SCRIPT`] for `--rankings`: returns `{index, count all-time, ..., count minute}`,
+/// the URL's new counts, for its shard's rankings ([`kept`]).
+pub(crate) const RANKED_HIT_SCRIPT: &str =
+    hit_script!("return {index, c[1], c[2], c[3], c[4], c[5], c[6]}\n");
 
 /// Hits kept in a Redis Cluster; see the module documentation for the layout.
 pub(crate) struct ClusterStore {
@@ -195,6 +216,16 @@ pub(crate) struct ClusterStore {
     /// second.
     sources: Option<(ClusterKeys, String)>,
     source_failures: OncePerSecond,
+    /// With `--rankings`: what is kept ([`kept`]), the hit script that returns the URL's
+    /// counts, the shard script's hash, since when hits are ranked (asked once), and the
+    /// shard writes' failures, logged once a second.
+    kept: Option<KeptConfig>,
+    hit_body: &'static str,
+    shard_rank_sha: String,
+    since: OnceLock<i64>,
+    rank_failures: OncePerSecond,
+    /// `--redis-timeout-ms`.
+    timeout: std::time::Duration,
 }
 
 /// Shards of a site's visitors (the top 4 bits of the visitor's hash): a read of a site's
@@ -218,6 +249,10 @@ impl ClusterStore {
             ));
         }
         let connector = Arc::new(Connector::new(seeds, config.timeout)?);
+        let hit_body = match config.kept {
+            Some(_) => RANKED_HIT_SCRIPT,
+            None => HIT_SCRIPT,
+        };
         let pool = pool::build(
             SharedConnector(connector.clone()),
             config.pool_size,
@@ -246,7 +281,7 @@ impl ClusterStore {
             calendar: config.calendar.clone(),
             retention: config.retention,
             counters,
-            hit_sha: redis::Script::new(HIT_SCRIPT).get_hash().to_string(),
+            hit_sha: redis::Script::new(hit_body).get_hash().to_string(),
             wait_replicas,
             wait_for: config.timeout / 4,
             unconfirmed_logged: OncePerSecond::default(),
@@ -268,6 +303,14 @@ impl ClusterStore {
                 (keys, max.to_string())
             }),
             source_failures: OncePerSecond::default(),
+            kept: config.kept,
+            hit_body,
+            shard_rank_sha: redis::Script::new(kept::SHARD_RANK_SCRIPT)
+                .get_hash()
+                .to_string(),
+            since: OnceLock::new(),
+            rank_failures: OncePerSecond::default(),
+            timeout: config.timeout,
         };
         Ok((store, probe))
     }
@@ -385,18 +428,23 @@ impl ClusterStore {
         let slot = slot_of_tag(&tag);
         let (want, wait_for) = (self.wait_replicas, self.wait_for);
         let mut conn = self.checkout()?;
-        let (needs_index, replication) = self.run(&mut conn, |conn, connector| {
+        let (reply, replication) = self.run(&mut conn, |conn, connector| {
             let mut hit = |cmd: &Cmd| conn.replicated(connector, cmd, slot, want, wait_for);
             let (reply, replication) = match hit(&evalsha) {
                 // A node that never ran the script (new, restarted, promoted): EVAL loads it.
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    hit(&script("EVAL", HIT_SCRIPT))
+                    hit(&script("EVAL", self.hit_body))
                 }
                 result => result,
             }?;
-            let needs_index: i64 = redis::from_redis_value(reply)?;
-            Ok((needs_index, replication))
+            // With --rankings: the index flag, then the URL's six counts.
+            let reply: Vec<i64> = match reply {
+                Value::Array(_) => redis::from_redis_value(reply)?,
+                reply => vec![redis::from_redis_value(reply)?],
+            };
+            Ok((reply, replication))
         })?;
+        let (needs_index, counts) = (reply[0], &reply[1..]);
         if replication.confirmed < replication.asked {
             self.unconfirmed(&mut conn, url, times, replication);
         }
@@ -405,6 +453,9 @@ impl ClusterStore {
         }
         if let (Some(sources), Some(source)) = (&self.sources, &hit.source) {
             self.count_source(&mut conn, sources, hit, times, source);
+        }
+        if let (Some(kept), 6) = (&self.kept, counts.len()) {
+            self.rank_hit(&mut conn, kept, hit, times, counts);
         }
         if needs_index == 1 {
             let index = self.keys.index(index_shard(url));
@@ -718,6 +769,40 @@ impl HitStore for ClusterStore {
             let salt: String = redis::from_redis_value(conn.command(connector, &get)?)?;
             Ok(salt)
         })
+    }
+
+    fn kept_page(
+        &self,
+        period: Period,
+        start: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<KeptPage>, StoreError> {
+        match &self.kept {
+            Some(kept) => self.read_kept_page(kept, period, start, offset, limit),
+            None => Ok(None),
+        }
+    }
+
+    fn rebuild_ranking(&self, period: Period, start: i64) -> Result<bool, StoreError> {
+        match &self.kept {
+            Some(kept) => self.rebuild_kept(kept, period, start),
+            None => Ok(false),
+        }
+    }
+
+    /// Every bucket of hits within the ranking retention, found by `SCAN`ning the masters.
+    fn rebuild_rankings(&self) -> Result<usize, StoreError> {
+        let Some(kept) = &self.kept else {
+            return Ok(0);
+        };
+        let now = clock::now_ms();
+        let mut buckets = self.hit_buckets()?;
+        buckets.retain(|&(period, start)| kept.keeps(&self.calendar, period, start, now));
+        for &(period, start) in &buckets {
+            self.rebuild_kept(kept, period, start)?;
+        }
+        Ok(buckets.len())
     }
 
     /// Only a cluster that cannot be reached at all: a node's open breaker may be a master

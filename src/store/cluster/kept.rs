@@ -1,0 +1,754 @@
+//! `--rankings` in cluster mode: each bucket's ranking kept in 16 shards, one per URL index
+//! shard, so that no key is a hot slot, and merged when read (the top K of a union is within
+//! the union of the shards' top Ks).
+//!
+//! Shard N (the top 4 bits of the URL's hash, [`index_shard`]) holds, in the slot of its
+//! tag `{r<N>}` (the sources shards' tag): `<prefix>:rank:{r<N>}:<bucket>` (a sorted set,
+//! score `-count`), `<prefix>:tally:{r<N>}:<bucket>` (`total`, `urls`, `since`, and `stale`
+//! or `rebuilding` when not to be trusted), `<prefix>:rebuilding:{r<N>}` (bucket -> token)
+//! and, while a rebuild runs, its notes `<prefix>:seen:{r<N>}:<bucket>:<token>`. A URL's
+//! counts live in another slot, so a hit is two round trips: the hit's own script, which now
+//! returns the URL's six new counts, then [`SHARD_RANK_SCRIPT`] in the URL's shard with
+//! them. Reports of one URL's counts may so arrive out of order: the set only ever lowers a
+//! score (`ZADD LT`), and the tally adds what each hit added, which commutes.
+//!
+//! When a shard has no tally for a bucket, either no URL of the shard was hit there, or the
+//! hits came before rankings were kept. `<prefix>:config` records since when they are
+//! (`rankings_since`, ms, set by the first HitMe with `--rankings`; every HitMe of a cluster
+//! must agree on the flag, [`crate::start`] checks it): a bucket that began after that
+//! instant has had every hit ranked, and a missing tally there is an empty shard. Every
+//! tally names the `since` it was kept under, so that rankings kept before the record was
+//! removed (rankings turned off, then on) are rebuilt rather than trusted.
+//!
+//! A rebuild cannot read a shard's counts atomically with its ranking (other slots). So
+//! while one runs, hits and the rebuild's chunks both note per URL the highest count they
+//! have seen, and add to the tally only what raises it: the order of the two no longer
+//! matters. The rebuild waits a while after its last chunk before hits go back to adding
+//! what they add, so that a hit counted before the last chunk but ranked after it is not
+//! added twice.
+
+use std::time::Duration;
+
+use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
+
+use super::conn::Conn;
+use super::keys::{index_shard, slot_of_key, slot_of_tag, url_tag, ClusterKeys, INDEX_SHARDS};
+use super::sources::source_tag;
+use super::{errors, ClusterStore};
+use crate::store::kept::{
+    lua_before, KeptConfig, KeptKeys, KeptPage, EMPTY_NOTES, NOTES_KEEP_SECS, REBUILD_CHUNK_URLS,
+    REBUILD_END, REBUILD_STALE_MS,
+};
+use crate::store::{scan_reply, settings, text, BucketedHit, StoreError, SCAN_CHUNK};
+use crate::time::clock::{self, now_ms};
+use crate::time::Period;
+
+/// The field of `<prefix>:config` that says since when (ms) hits are ranked.
+pub(crate) const RANKINGS_SINCE: &str = "rankings_since";
+
+/// Ranks one URL's hit in its shard, in the six buckets of the hit.
+/// KEYS: the six sets (all-time to minute), the six tallies, the shard's `rebuilding` hash.
+/// ARGV: K, the URL, how many hits, `since`, the shard's notes prefix
+/// (`<prefix>:seen:{r<N>}:`), then per bucket its name, the URL's new count there and the
+/// ranking's `EXPIREAT` (0: keep).
+///
+/// The set: a member's score is lowered (`XX LT`: a report older than the one applied
+/// changes nothing); any other URL is compared with the K-th member and, if it beats it,
+/// added (`LT`) and the set trimmed back to K. The tally: `total` and, on the URL's first
+/// hit in the bucket, `urls`; a new tally gets `since` and its expiry. While the bucket's
+/// shard is rebuilt, the URL's note keeps the highest count seen, and the tally takes what
+/// raises it. The notes' key is named by the rebuild's token, so it is not in KEYS; its
+/// hash tag puts it in this slot.
+pub(crate) const SHARD_RANK_SCRIPT: &str = concat!(
+    lua_before!(),
+    r#"local k, url, n, since, seen_pre = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local rebuilding = redis.call('HLEN', KEYS[13]) > 0
+for i = 1, 6 do
+  local rank, tally = KEYS[i], KEYS[6 + i]
+  local a = 3 + 3 * i
+  local bucket, c, at = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local s = -c
+  if redis.call('ZADD', rank, 'XX', 'LT', 'CH', s, url) == 0 then
+    local last = redis.call('ZRANGE', rank, k - 1, k - 1, 'WITHSCORES')
+    local edge = #last > 0 and tonumber(last[2])
+    if #last == 0 or s < edge or (s == edge and before(url, last[1])) then
+      if redis.call('ZADD', rank, 'LT', s, url) == 1 then
+        redis.call('ZREMRANGEBYRANK', rank, k, -1)
+        if at ~= '0' then
+          redis.call('EXPIREAT', rank, at)
+        end
+      end
+    end
+  end
+  local token = rebuilding and redis.call('HGET', KEYS[13], bucket)
+  if token then
+    local seen = seen_pre .. bucket .. ':' .. token
+    local was = tonumber(redis.call('HGET', seen, url) or '0')
+    if c > was then
+      redis.call('HSET', seen, url, c)
+      redis.call('HINCRBY', tally, 'total', c - was)
+      if was == 0 then
+        redis.call('HINCRBY', tally, 'urls', 1)
+      end
+    end
+  else
+    if redis.call('HINCRBY', tally, 'total', n) == n then
+      redis.call('HSETNX', tally, 'since', since)
+      if at ~= '0' then
+        redis.call('EXPIREAT', tally, at)
+      end
+    end
+    if c == n then
+      redis.call('HINCRBY', tally, 'urls', 1)
+    end
+  end
+end
+return 0
+"#
+);
+
+/// Starts the rebuild of one shard of a bucket's ranking: the shard's set and tally emptied
+/// and marked `rebuilding` with this rebuild's token, unless another rebuild progressed
+/// within the last `stale after` ms (0: take over whatever runs). The tally is made even for
+/// a shard without URLs, so that it reads as known and empty. Returns `{1, old token or
+/// ''}` when started (the notes of a rebuild taken over are the caller's to empty), `{0}`
+/// when another rebuild is under way.
+/// KEYS: set, tally, the shard's `rebuilding` hash, the notes; ARGV: bucket, token, now
+/// (ms), stale after (ms), the notes' `EXPIREAT`, the ranking's (0: none), `since`.
+pub(crate) const SHARD_REBUILD_START: &str = r#"local old = redis.call('HGET', KEYS[3], ARGV[1])
+if old then
+  local at = tonumber(redis.call('HGET', KEYS[2], 'progress') or '0')
+  if tonumber(ARGV[3]) - at < tonumber(ARGV[4]) then
+    return {0}
+  end
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1)
+redis.call('HDEL', KEYS[2], 'total', 'urls', 'stale', 'rebuilding', 'progress', 'since')
+redis.call('HSET', KEYS[2], 'total', 0, 'urls', 0, 'rebuilding', ARGV[2], 'progress', ARGV[3], 'since', ARGV[7])
+redis.call('HSET', KEYS[4], '', 0)
+redis.call('EXPIREAT', KEYS[4], ARGV[5])
+if ARGV[6] ~= '0' then
+  redis.call('EXPIREAT', KEYS[2], ARGV[6])
+end
+return {1, old or ''}
+"#;
+
+/// One chunk of a shard's rebuild: URLs with their counts as read from their own slots. A
+/// count above the URL's note raises the note, the tally by the difference (and `urls` when
+/// the URL is new to it) and the URL's score; the set is trimmed back to K. Returns 1, or -1
+/// when another rebuild took this one over.
+/// KEYS: set, tally, notes; ARGV: token, K, now (ms), the ranking's `EXPIREAT` (0: none),
+/// then pairs of URL and count.
+pub(crate) const SHARD_REBUILD_CHUNK: &str = r#"if redis.call('HGET', KEYS[2], 'rebuilding') ~= ARGV[1] then
+  return -1
+end
+local total, urls = 0, 0
+for i = 5, #ARGV, 2 do
+  local url, c = ARGV[i], tonumber(ARGV[i + 1])
+  local was = tonumber(redis.call('HGET', KEYS[3], url) or '0')
+  if c > was then
+    redis.call('HSET', KEYS[3], url, c)
+    total = total + c - was
+    if was == 0 then
+      urls = urls + 1
+    end
+    redis.call('ZADD', KEYS[1], 'LT', -c, url)
+  end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], tonumber(ARGV[2]), -1)
+redis.call('HINCRBY', KEYS[2], 'total', total)
+redis.call('HINCRBY', KEYS[2], 'urls', urls)
+redis.call('HSET', KEYS[2], 'progress', ARGV[3])
+if ARGV[4] ~= '0' then
+  redis.call('EXPIREAT', KEYS[1], ARGV[4])
+end
+return 1
+"#;
+
+/// Removes a URL's count (`ARGV[3]`, read and deleted in its own slot) from its shard's
+/// ranking of one bucket: out of the tally and the set; marked `stale` when it left a full
+/// set (the next URL is unknown here) or a rebuild is under way. KEYS: set, tally; ARGV:
+/// URL, K, count.
+pub(crate) const SHARD_DELETE_SCRIPT: &str = r#"if redis.call('HLEN', KEYS[2]) == 0 then
+  return 0
+end
+local urls = tonumber(redis.call('HGET', KEYS[2], 'urls') or '0')
+redis.call('HINCRBY', KEYS[2], 'total', -tonumber(ARGV[3]))
+redis.call('HINCRBY', KEYS[2], 'urls', -1)
+local full = redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and urls > tonumber(ARGV[2])
+if full or redis.call('HGET', KEYS[2], 'rebuilding') then
+  redis.call('HSET', KEYS[2], 'stale', 1)
+end
+return 1
+"#;
+
+/// The keys of one shard's rankings.
+pub(super) struct ShardKeys {
+    keys: KeptKeys,
+    tag: String,
+}
+
+impl ShardKeys {
+    pub(super) fn new(prefix: &str, shard: u64) -> ShardKeys {
+        ShardKeys {
+            keys: KeptKeys {
+                prefix: prefix.to_string(),
+            },
+            tag: source_tag(shard),
+        }
+    }
+
+    fn slot(&self) -> u16 {
+        slot_of_tag(&self.tag)
+    }
+
+    /// The bucket part of the shard's keys, `{r<N>}:<bucket>`.
+    fn bucket(&self, bucket: &str) -> String {
+        format!("{{{}}}:{bucket}", self.tag)
+    }
+
+    pub(super) fn rank(&self, bucket: &str) -> String {
+        self.keys.rank(&self.bucket(bucket))
+    }
+
+    pub(super) fn tally(&self, bucket: &str) -> String {
+        self.keys.tally(&self.bucket(bucket))
+    }
+
+    /// The notes of a rebuild, less the bucket and token: `<prefix>:seen:{r<N>}:`.
+    fn seen_prefix(&self) -> String {
+        format!("{}:seen:{{{}}}:", self.keys.prefix, self.tag)
+    }
+
+    fn rebuilding(&self) -> String {
+        format!("{}:rebuilding:{{{}}}", self.keys.prefix, self.tag)
+    }
+}
+
+/// One shard's tally and page, as read.
+struct ShardPage {
+    tally: Vec<Option<String>>,
+    set_len: usize,
+    top: Vec<(String, i64)>,
+}
+
+impl ShardPage {
+    /// The shard's total and URLs if its ranking can be trusted for a bucket starting at
+    /// `start` under rankings kept `since`: a tally of that `since`, unflagged, beside a set
+    /// of K or all its URLs; or no tally at all in a bucket that began after `since`.
+    fn trusted(&self, start: i64, period: Period, since: i64, size: usize) -> Option<(i64, usize)> {
+        let field = |i: usize| self.tally.get(i).cloned().flatten();
+        let number = |i: usize| field(i).and_then(|v| v.parse::<i64>().ok());
+        if self.tally.iter().all(Option::is_none) {
+            let born_ranked = period != Period::All && start >= since;
+            return (born_ranked && self.set_len == 0).then_some((0, 0));
+        }
+        let (total, urls) = (number(0)?, number(1)?);
+        let flagged = field(2).is_some() || field(3).is_some();
+        let kept_since = number(4) == Some(since);
+        let whole = urls >= 0 && self.set_len == (urls as usize).min(size);
+        (!flagged && kept_since && whole).then_some((total, urls as usize))
+    }
+}
+
+impl ClusterStore {
+    /// The instant rankings are kept since, recording it as now if none is: `HSETNX` and
+    /// `HGET` of `<prefix>:config`, asked once per HitMe.
+    fn rankings_since(&self, conn: &mut Conn) -> Result<i64, StoreError> {
+        if let Some(since) = self.since.get() {
+            return Ok(*since);
+        }
+        let key = settings::key(&self.keys.prefix);
+        let slot = slot_of_key(&key);
+        let claim = [
+            (
+                slot,
+                redis::cmd("HSETNX")
+                    .arg(&key)
+                    .arg(RANKINGS_SINCE)
+                    .arg(now_ms())
+                    .to_owned(),
+            ),
+            (
+                slot,
+                redis::cmd("HGET").arg(&key).arg(RANKINGS_SINCE).to_owned(),
+            ),
+        ];
+        let since = self.run(conn, |conn, connector| {
+            let recorded = conn.read(connector, &claim, true)?.pop();
+            Ok(redis::from_redis_value::<i64>(
+                recorded.unwrap_or(Value::Nil),
+            )?)
+        })?;
+        Ok(*self.since.get_or_init(|| since))
+    }
+
+    /// Ranks `times` equal hits of `hit`, whose counts the hit's script returned, in the URL's
+    /// shard: [`SHARD_RANK_SCRIPT`], a round trip after the hit's own, confirmed by replicas
+    /// as the hit was. The hit is counted either way: a failure here is logged, and the
+    /// shard's rankings of the hit's buckets are marked for a rebuild if Redis lets them be.
+    pub(super) fn rank_hit(
+        &self,
+        conn: &mut Conn,
+        kept: &KeptConfig,
+        hit: &BucketedHit,
+        times: usize,
+        counts: &[i64],
+    ) {
+        let shard = ShardKeys::new(&self.keys.prefix, index_shard(&hit.url));
+        let buckets = hit.starts.map(KeptKeys::bucket);
+        let ranked = self.rankings_since(conn).and_then(|since| {
+            let script = |name: &str, body: &str| {
+                let mut cmd = redis::cmd(name);
+                cmd.arg(body).arg(13);
+                for (_, bucket) in buckets.iter() {
+                    cmd.arg(shard.rank(bucket));
+                }
+                for (_, bucket) in buckets.iter() {
+                    cmd.arg(shard.tally(bucket));
+                }
+                cmd.arg(shard.rebuilding())
+                    .arg(kept.size)
+                    .arg(&hit.url)
+                    .arg(times)
+                    .arg(since)
+                    .arg(shard.seen_prefix());
+                for ((period, bucket), count) in buckets.iter().zip(counts) {
+                    let at = kept
+                        .expire_at(&self.calendar, &self.retention, period, hit.starts[period])
+                        .unwrap_or(0);
+                    cmd.arg(bucket).arg(*count).arg(at);
+                }
+                cmd
+            };
+            let evalsha = script("EVALSHA", &self.shard_rank_sha);
+            let (want, wait_for) = (self.wait_replicas, self.wait_for);
+            self.run(conn, |conn, connector| {
+                let mut send =
+                    |cmd: &Cmd| conn.replicated(connector, cmd, shard.slot(), want, wait_for);
+                match send(&evalsha) {
+                    // A node that never ran the script: EVAL loads it.
+                    Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        send(&script("EVAL", SHARD_RANK_SCRIPT)).map(drop)
+                    }
+                    result => result.map(drop),
+                }
+            })
+        });
+        if let Err(e) = ranked {
+            if self.rank_failures.allows() {
+                log::warn!(
+                    "counted a hit for {} but could not rank it ({}); its shard's rankings are marked for a rebuild where Redis lets them be (further ones are logged at most once a second)",
+                    hit.url,
+                    e.message()
+                );
+            }
+            for (_, bucket) in buckets.iter() {
+                let mark = mark_stale(&shard.tally(bucket));
+                let _ = self.run(conn, |conn, connector| {
+                    conn.command(connector, &mark).map(drop)
+                });
+            }
+        }
+    }
+
+    /// A page of the bucket's kept ranking: each shard's tally, set size and first
+    /// `offset + limit` members, one batch per master, merged. `None` when a shard's ranking
+    /// cannot be trusted.
+    pub(super) fn read_kept_page(
+        &self,
+        kept: &KeptConfig,
+        period: Period,
+        start: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<KeptPage>, StoreError> {
+        let bucket = KeptKeys::bucket(period, start);
+        let mut conn = self.checkout()?;
+        let since = self.rankings_since(&mut conn)?;
+        let mut reads: Vec<(u16, Cmd)> = Vec::with_capacity(3 * INDEX_SHARDS as usize);
+        for shard in 0..INDEX_SHARDS {
+            let keys = ShardKeys::new(&self.keys.prefix, shard);
+            let rank = keys.rank(&bucket);
+            reads.push((
+                keys.slot(),
+                redis::cmd("HMGET")
+                    .arg(keys.tally(&bucket))
+                    .arg(&["total", "urls", "stale", "rebuilding", "since"])
+                    .to_owned(),
+            ));
+            reads.push((keys.slot(), redis::cmd("ZCARD").arg(&rank).to_owned()));
+            // ZRANGE with a stop before its start is empty (a stop of -1 would mean the end).
+            let last = (offset + limit) as i64 - 1;
+            reads.push((
+                keys.slot(),
+                redis::cmd("ZRANGE")
+                    .arg(&rank)
+                    .arg(if limit == 0 { 1 } else { 0 })
+                    .arg(last.max(0))
+                    .arg("WITHSCORES")
+                    .to_owned(),
+            ));
+        }
+        let values = self.run(&mut conn, |conn, connector| {
+            conn.read(connector, &reads, false)
+        })?;
+        let mut page = KeptPage::default();
+        let mut top = Vec::new();
+        let mut values = values.into_iter();
+        while let (Some(tally), Some(set_len), Some(members)) =
+            (values.next(), values.next(), values.next())
+        {
+            let shard = (|| -> RedisResult<ShardPage> {
+                Ok(ShardPage {
+                    tally: redis::from_redis_value(tally.extract_error()?)?,
+                    set_len: redis::from_redis_value(set_len.extract_error()?)?,
+                    top: ranked(members)?,
+                })
+            })()
+            .map_err(errors::store_error)?;
+            let Some((total, urls)) = shard.trusted(start, period, since, kept.size) else {
+                return Ok(None);
+            };
+            page.total += total;
+            page.urls += urls;
+            top.extend(shard.top);
+        }
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        page.top = top.into_iter().skip(offset).take(limit).collect();
+        Ok(Some(page))
+    }
+
+    /// Rebuilds the bucket's kept ranking, shard after shard: each started (shard 0 first, as
+    /// the rebuild's lock: a rebuild found there, progressing, means `false`), read in chunks
+    /// (`SSCAN` of the URL index shard, then the URLs' counts, one batch per master, then
+    /// [`SHARD_REBUILD_CHUNK`]), then, after a wait that outlasts any hit in flight, ended
+    /// ([`REBUILD_END`]) and its notes emptied.
+    pub(super) fn rebuild_kept(
+        &self,
+        kept: &KeptConfig,
+        period: Period,
+        start: i64,
+    ) -> Result<bool, StoreError> {
+        let bucket = KeptKeys::bucket(period, start);
+        let token = crate::store::random_hex()?;
+        let expire_at = kept
+            .expire_at(&self.calendar, &self.retention, period, start)
+            .unwrap_or(0);
+        let notes_at = match expire_at {
+            0 => clock::now_secs() + NOTES_KEEP_SECS,
+            at => at,
+        };
+        let mut conn = self.checkout()?;
+        let since = self.rankings_since(&mut conn)?;
+        let shards: Vec<ShardKeys> = (0..INDEX_SHARDS)
+            .map(|shard| ShardKeys::new(&self.keys.prefix, shard))
+            .collect();
+        let notes =
+            |keys: &ShardKeys, token: &str| format!("{}{bucket}:{token}", keys.seen_prefix());
+        for (shard, keys) in shards.iter().enumerate() {
+            let stale_after = if shard == 0 { REBUILD_STALE_MS } else { 0 };
+            let started = self.run(&mut conn, |conn, connector| {
+                let cmd = redis::cmd("EVAL")
+                    .arg(SHARD_REBUILD_START)
+                    .arg(4)
+                    .arg(keys.rank(&bucket))
+                    .arg(keys.tally(&bucket))
+                    .arg(keys.rebuilding())
+                    .arg(notes(keys, &token))
+                    .arg(&bucket)
+                    .arg(&token)
+                    .arg(now_ms())
+                    .arg(stale_after)
+                    .arg(notes_at)
+                    .arg(expire_at)
+                    .arg(since)
+                    .to_owned();
+                start_reply(conn.command(connector, &cmd)?)
+            })?;
+            match started {
+                (0, _) => return Ok(false),
+                (_, Some(old)) => {
+                    log::warn!("taking over a rebuild of the kept ranking of {bucket} (shard {shard}) that stopped");
+                    self.empty_shard_notes(&mut conn, &notes(keys, &old))?;
+                }
+                _ => {}
+            }
+        }
+        log::debug!("rebuilding the kept ranking of {bucket} in cluster mode");
+        for (shard, keys) in shards.iter().enumerate() {
+            if !self.rebuild_shard(
+                &mut conn,
+                kept,
+                keys,
+                shard as u64,
+                (period, start),
+                &token,
+                expire_at,
+            )? {
+                return Ok(false);
+            }
+        }
+        // A hit counted before a chunk read its URL may be ranked after it: until it has been,
+        // hits must go on adding only what raises a URL's note.
+        std::thread::sleep(self.rebuild_grace());
+        for keys in &shards {
+            let ended: i64 = self.run(&mut conn, |conn, connector| {
+                let cmd = redis::cmd("EVAL")
+                    .arg(REBUILD_END)
+                    .arg(2)
+                    .arg(keys.tally(&bucket))
+                    .arg(keys.rebuilding())
+                    .arg(&bucket)
+                    .arg(&token)
+                    .to_owned();
+                Ok(redis::from_redis_value(conn.command(connector, &cmd)?)?)
+            })?;
+            if ended != 1 {
+                return Ok(false);
+            }
+        }
+        for keys in &shards {
+            self.empty_shard_notes(&mut conn, &notes(keys, &token))?;
+        }
+        Ok(true)
+    }
+
+    /// How long a rebuild waits after its last chunk: past any hit in flight, whose two
+    /// round trips are each bounded by the Redis timeout.
+    fn rebuild_grace(&self) -> Duration {
+        self.timeout * 2
+    }
+
+    /// The chunks of one shard of a rebuild; `false` when another rebuild took it over.
+    #[allow(clippy::too_many_arguments)]
+    fn rebuild_shard(
+        &self,
+        conn: &mut Conn,
+        kept: &KeptConfig,
+        keys: &ShardKeys,
+        shard: u64,
+        (period, start): (Period, i64),
+        token: &str,
+        expire_at: i64,
+    ) -> Result<bool, StoreError> {
+        let bucket = KeptKeys::bucket(period, start);
+        let lock = ShardKeys::new(&self.keys.prefix, 0);
+        let index_slot = slot_of_tag(&ClusterKeys::index_tag(shard));
+        let mut cursor = 0u64;
+        loop {
+            let sscan = redis::cmd("SSCAN")
+                .arg(self.keys.index(shard))
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(REBUILD_CHUNK_URLS.min(SCAN_CHUNK))
+                .to_owned();
+            let (next, urls) = self.run(conn, |conn, connector| {
+                let reply = conn.read(connector, &[(index_slot, sscan)], true)?.pop();
+                let (next, members) = scan_reply(reply.unwrap_or(Value::Nil))?;
+                let urls = members
+                    .into_iter()
+                    .map(text)
+                    .collect::<RedisResult<Vec<_>>>()?;
+                Ok((next, urls))
+            })?;
+            let reads: Vec<(u16, Cmd)> = urls
+                .iter()
+                .map(|url| {
+                    let tag = url_tag(url);
+                    (
+                        slot_of_tag(&tag),
+                        super::hget(&self.keys.key(&tag, period, start), url),
+                    )
+                })
+                .collect();
+            let counts = match reads.is_empty() {
+                true => Vec::new(),
+                false => self.run(conn, |conn, connector| conn.read(connector, &reads, false))?,
+            };
+            let mut chunk = redis::cmd("EVAL");
+            chunk
+                .arg(SHARD_REBUILD_CHUNK)
+                .arg(3)
+                .arg(keys.rank(&bucket))
+                .arg(keys.tally(&bucket))
+                .arg(format!("{}{bucket}:{token}", keys.seen_prefix()))
+                .arg(token)
+                .arg(kept.size)
+                .arg(now_ms())
+                .arg(expire_at);
+            for (url, count) in urls.iter().zip(counts) {
+                if let Some(count) = super::count(count)? {
+                    chunk.arg(url).arg(count);
+                }
+            }
+            // Shard 0's tally holds the rebuild's lock: its progress says the rebuild lives.
+            let alive = redis::cmd("EVAL")
+                .arg("if redis.call('HGET', KEYS[1], 'rebuilding') == ARGV[1] then redis.call('HSET', KEYS[1], 'progress', ARGV[2]) end return 0")
+                .arg(1)
+                .arg(lock.tally(&bucket))
+                .arg(token)
+                .arg(now_ms())
+                .to_owned();
+            let taken: i64 = self.run(conn, |conn, connector| {
+                conn.command(connector, &alive)?;
+                Ok(redis::from_redis_value(conn.command(connector, &chunk)?)?)
+            })?;
+            if taken == -1 {
+                return Ok(false);
+            }
+            if next == 0 {
+                return Ok(true);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Empties a rebuild's notes in one shard, [`EMPTY_NOTES`] a chunk at a time.
+    fn empty_shard_notes(&self, conn: &mut Conn, notes: &str) -> Result<(), StoreError> {
+        let mut cursor = "0".to_string();
+        loop {
+            let cmd = redis::cmd("EVAL")
+                .arg(EMPTY_NOTES)
+                .arg(1)
+                .arg(notes)
+                .arg(&cursor)
+                .arg(REBUILD_CHUNK_URLS)
+                .to_owned();
+            let next = self.run(conn, |conn, connector| conn.command(connector, &cmd))?;
+            cursor = text(next).map_err(errors::store_error)?;
+            if cursor == "0" {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes `count`, removed from the URL's bucket, out of its shard's ranking of that
+    /// bucket ([`SHARD_DELETE_SCRIPT`]).
+    pub(super) fn unrank(
+        &self,
+        kept: &KeptConfig,
+        url: &str,
+        (period, start): (Period, i64),
+        count: i64,
+    ) -> Result<(), StoreError> {
+        let keys = ShardKeys::new(&self.keys.prefix, index_shard(url));
+        let bucket = KeptKeys::bucket(period, start);
+        let cmd = redis::cmd("EVAL")
+            .arg(SHARD_DELETE_SCRIPT)
+            .arg(2)
+            .arg(keys.rank(&bucket))
+            .arg(keys.tally(&bucket))
+            .arg(url)
+            .arg(kept.size)
+            .arg(count)
+            .to_owned();
+        self.with_connection(|conn, connector| conn.command(connector, &cmd).map(drop))
+    }
+
+    /// Marks for a rebuild the shards' rankings of buckets an import wrote into: one
+    /// `MARK_STALE` per (shard, bucket), batched per master.
+    pub(super) fn mark_imported(&self, buckets: &[(u64, Period, i64)]) -> Result<(), StoreError> {
+        let marks: Vec<(u16, Cmd)> = buckets
+            .iter()
+            .map(|&(shard, period, start)| {
+                let keys = ShardKeys::new(&self.keys.prefix, shard);
+                (
+                    keys.slot(),
+                    mark_stale(&keys.tally(&KeptKeys::bucket(period, start))),
+                )
+            })
+            .collect();
+        if marks.is_empty() {
+            return Ok(());
+        }
+        self.with_connection(|conn, connector| conn.read(connector, &marks, false).map(drop))
+    }
+}
+
+/// `MARK_STALE` of one tally.
+fn mark_stale(tally: &str) -> Cmd {
+    redis::cmd("EVAL")
+        .arg(crate::store::kept::MARK_STALE)
+        .arg(1)
+        .arg(tally)
+        .to_owned()
+}
+
+/// [`SHARD_REBUILD_START`]'s reply: its status, and the token of a rebuild it took over.
+fn start_reply(reply: Value) -> RedisResult<(i64, Option<String>)> {
+    let items: Vec<Value> = redis::from_redis_value(reply.extract_error()?)?;
+    let mut items = items.into_iter();
+    let status: i64 = match items.next() {
+        Some(v) => redis::from_redis_value(v)?,
+        None => 0,
+    };
+    let old = match items.next() {
+        Some(v) => Some(text(v)?).filter(|t| !t.is_empty()),
+        None => None,
+    };
+    Ok((status, old))
+}
+
+/// A `ZRANGE ... WITHSCORES` reply of a kept ranking (scores are `-count`) as (URL, count)
+/// pairs in rank order.
+fn ranked(reply: Value) -> RedisResult<Vec<(String, i64)>> {
+    let items: Vec<Value> = redis::from_redis_value(reply.extract_error()?)?;
+    let mut items = items.into_iter();
+    let mut top = Vec::with_capacity(items.len() / 2);
+    while let (Some(url), Some(score)) = (items.next(), items.next()) {
+        let score: f64 = redis::from_redis_value(score)?;
+        top.push((text(url)?, -score as i64));
+    }
+    Ok(top)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_keys_share_their_shards_tag() {
+        let keys = ShardKeys::new("hits", 3);
+        let bucket = KeptKeys::bucket(Period::Day, 1_700_006_400_000);
+        assert_eq!(keys.rank(&bucket), "hits:rank:{r3}:day:1700006400000");
+        assert_eq!(keys.tally("all"), "hits:tally:{r3}:all");
+        assert_eq!(keys.rebuilding(), "hits:rebuilding:{r3}");
+        assert_eq!(keys.seen_prefix(), "hits:seen:{r3}:");
+        for key in [keys.rank("all"), keys.tally("all"), keys.rebuilding()] {
+            assert_eq!(slot_of_key(&key), keys.slot(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_shard_without_a_tally_is_empty_only_in_a_bucket_born_ranked() {
+        let empty = ShardPage {
+            tally: vec![None; 5],
+            set_len: 0,
+            top: Vec::new(),
+        };
+        assert_eq!(empty.trusted(2_000, Period::Day, 1_000, 5), Some((0, 0)));
+        assert_eq!(empty.trusted(500, Period::Day, 1_000, 5), None, "older");
+        assert_eq!(empty.trusted(0, Period::All, 0, 5), None, "all-time");
+        let tally = |fields: [Option<&str>; 5], set_len| ShardPage {
+            tally: fields.iter().map(|f| f.map(str::to_string)).collect(),
+            set_len,
+            top: Vec::new(),
+        };
+        let kept = tally([Some("9"), Some("7"), None, None, Some("1000")], 5);
+        assert_eq!(kept.trusted(0, Period::All, 1_000, 5), Some((9, 7)));
+        assert_eq!(
+            kept.trusted(0, Period::All, 2_000, 5),
+            None,
+            "another since"
+        );
+        assert_eq!(
+            kept.trusted(0, Period::All, 1_000, 6),
+            None,
+            "a set short of K"
+        );
+        let stale = tally([Some("9"), Some("7"), Some("1"), None, Some("1000")], 5);
+        assert_eq!(stale.trusted(0, Period::All, 1_000, 5), None);
+    }
+}
