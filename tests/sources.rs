@@ -406,3 +406,54 @@ fn hits_taken_together_count_their_sources_exactly() {
     }
     assert_eq!(total, 1600);
 }
+
+/// Each sources hash of a bucket with a retention expires with its bucket, set when the
+/// hash is made; those of buckets kept for ever (all-time, and weeks and months by default)
+/// do not.
+#[test]
+fn sources_expire_with_their_buckets() {
+    let redis = Redis::start();
+    let hitme = HitMe::start_with(&redis.url(), &["--sources", "--retention-day", "48h"]);
+    let now = common::now_ms();
+    for (url, referrer) in [
+        (A, Some("https://news.ycombinator.com/")),
+        (A, Some("https://news.ycombinator.com/")),
+        (B, Some("https://friend.example/")),
+        (B, None),
+    ] {
+        let mut body = format!("url={}&timestamp={now}", encode(url));
+        if let Some(referrer) = referrer {
+            body.push_str(&format!("&referrer={}", encode(referrer)));
+        }
+        assert_eq!(hitme.post_form("/hit", &body).status, 200);
+    }
+    // The absolute time, so that no second passes between two readings.
+    let expires = |key: &str| -> i64 {
+        redis::cmd("EXPIRETIME")
+            .arg(key)
+            .query(&mut redis.conn())
+            .unwrap()
+    };
+    let day = format!("hits:sources:day:{}", now / 86_400_000 * 86_400_000);
+    let bucket = expires(&format!("hits:day:{}", now / 86_400_000 * 86_400_000));
+    assert!(bucket > now / 1000 + 86_400, "{bucket}");
+    for key in [
+        day.clone(),
+        format!("{day}:site:site.example"),
+        format!("{day}:url:{A}"),
+        format!("{day}:url:{B}"),
+    ] {
+        assert_eq!(expires(&key), bucket, "{key} expires with its bucket");
+    }
+    for key in [
+        "hits:sources:all".to_string(),
+        format!("hits:sources:all:url:{A}"),
+    ] {
+        assert_eq!(expires(&key), -1, "{key} is kept");
+    }
+    assert_eq!(
+        redis.hget(&format!("{day}:url:{A}"), "Hacker News"),
+        Some(2),
+        "counted once per hit"
+    );
+}

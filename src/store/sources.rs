@@ -79,30 +79,33 @@ impl SourceCounts {
 /// Counts sources in groups of four hashes (all-time, month, week, day: `KEYS[4g+1..4g+4]`
 /// for group g): `ARGV[1]` is `--max-sources`; then per group five arguments, the source's
 /// field, how many hits, and the `EXPIREAT` of its month, week and day hash (0: keep). A name
-/// new to a hash that already holds `--max-sources` names (besides `(direct)` and
-/// `(other)`) counts under `(other)`. A hash is given its `EXPIREAT` when a name is new to it.
+/// new to a hash that then holds more than `--max-sources` names (besides `(direct)` and
+/// `(other)`) is taken back and counted under `(other)`. A hash is given its `EXPIREAT` when
+/// the name made it. One `HINCRBY` per hash when the name is known there, the common case;
+/// an `HLEN` more when it is new.
 pub(crate) const SOURCE_SCRIPT: &str = r#"local cap = tonumber(ARGV[1])
 for g = 0, #KEYS / 4 - 1 do
   local a = 2 + g * 5
   local field, n = ARGV[a], tonumber(ARGV[a + 1])
   for p = 0, 3 do
     local key = KEYS[g * 4 + p + 1]
-    local f = field
-    if f ~= '(direct)' and not redis.call('HGET', key, f) then
+    if redis.call('HINCRBY', key, field, n) == n then
       local len = redis.call('HLEN', key)
-      if len >= cap then
+      if field ~= '(direct)' and len > cap then
+        local named = len
         for _, reserved in ipairs({'(direct)', '(other)'}) do
           if redis.call('HGET', key, reserved) then
-            len = len - 1
+            named = named - 1
           end
         end
-        if len >= cap then
-          f = '(other)'
+        if named > cap then
+          redis.call('HDEL', key, field)
+          redis.call('HINCRBY', key, '(other)', n)
         end
       end
-    end
-    if redis.call('HINCRBY', key, f, n) == n and p > 0 and ARGV[a + 1 + p] ~= '0' then
-      redis.call('EXPIREAT', key, ARGV[a + 1 + p])
+      if len == 1 and p > 0 and ARGV[a + 1 + p] ~= '0' then
+        redis.call('EXPIREAT', key, ARGV[a + 1 + p])
+      end
     end
   end
 end
