@@ -893,3 +893,56 @@ fn retention_expires_fine_buckets_once_per_bucket_and_keeps_coarse_ones() {
     );
     assert_eq!(redis.hget("hits:minute:1700010120000", URL), None);
 }
+
+/// The answer's head as tiny_http writes it for HitMe: the status line, `Date` first (the
+/// current second, as `date -u` prints it), HitMe's headers, `Content-Length` last and
+/// equal to the body; and a keep-alive connection's second answer, a second later, with
+/// the date of its own second.
+#[test]
+fn an_answer_carries_one_date_of_its_second_and_its_length_last() {
+    let redis = Redis::start();
+    let hitme = HitMe::start(&redis.url());
+    let now = || {
+        let out = std::process::Command::new("date")
+            .args(["-u", "+%a, %d %b %Y %H:%M:%S GMT"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let mut kept = common::send(hitme.addr, b"");
+    for round in 0..2 {
+        let before = now();
+        std::io::Write::write_all(
+            &mut kept,
+            b"GET /hit?url=http%3A%2F%2Fa.example%2F HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n\r\n") {
+            std::io::Read::read_exact(&mut kept, &mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let after = now();
+        let head = String::from_utf8(head).unwrap();
+        let lines: Vec<&str> = head.trim_end().split("\r\n").collect();
+        assert_eq!(lines[0], "HTTP/1.1 200 OK", "{head}");
+        let date = lines[1].strip_prefix("Date: ").expect("Date comes first");
+        assert!(
+            date == before || date == after,
+            "{date} is not {before} or {after}"
+        );
+        assert_eq!(head.matches("\r\nDate: ").count(), 1, "{head}");
+        let length: usize = lines[lines.len() - 1]
+            .strip_prefix("Content-Length: ")
+            .expect("Content-Length comes last")
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; length];
+        std::io::Read::read_exact(&mut kept, &mut body).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["all_time"], 0, "round {round}");
+        // The next answer falls in another second.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}

@@ -70,17 +70,42 @@ impl FromStr for TransferEncoding {
     }
 }
 
-/// Builds a Date: header with the current date.
-fn build_date_header() -> Header {
-    let d = HttpDate::from(SystemTime::now());
-    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
+/// Writes `Date: <now>\r\n`. HitMe: from a rendering of the current second kept per
+/// thread, so that a response costs neither the date's formatting nor the allocations of a
+/// `Header` (upstream built one per response).
+fn write_date_header<W: Write>(writer: &mut W) -> IoResult<()> {
+    use std::cell::RefCell;
+    use std::fmt::Write as _;
+    thread_local! {
+        static RENDERED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    RENDERED.with(|rendered| {
+        let mut rendered = rendered.borrow_mut();
+        if rendered.0 != second {
+            rendered.1.clear();
+            write!(rendered.1, "{}", HttpDate::from(now)).expect("a String takes any text");
+            rendered.0 = second;
+        }
+        writer.write_all(b"Date: ")?;
+        writer.write_all(rendered.1.as_bytes())?;
+        writer.write_all(b"\r\n")
+    })
 }
 
+/// HitMe: `date` writes the `Date` header first and `content_length` a `Content-Length`
+/// last, where upstream added both to the response's headers (a `Header`, that is three
+/// allocations, each): the same bytes.
 fn write_message_header<W>(
     mut writer: W,
     http_version: &HTTPVersion,
     status_code: &StatusCode,
     headers: &[Header],
+    date: bool,
+    content_length: Option<usize>,
 ) -> IoResult<()>
 where
     W: Write,
@@ -95,12 +120,20 @@ where
         status_code.default_reason_phrase()
     )?;
 
+    if date {
+        write_date_header(&mut writer)?;
+    }
+
     // writing headers
     for header in headers.iter() {
         writer.write_all(header.field.as_str().as_ref())?;
         write!(&mut writer, ": ")?;
         writer.write_all(header.value.as_str().as_ref())?;
         write!(&mut writer, "\r\n")?;
+    }
+
+    if let Some(length) = content_length {
+        write!(&mut writer, "Content-Length: {}\r\n", length)?;
     }
 
     // separator between header and data
@@ -356,10 +389,8 @@ where
             self.chunked_threshold(),
         ));
 
-        // add `Date` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Date")) {
-            self.headers.insert(0, build_date_header());
-        }
+        // add `Date` if not in the headers (HitMe: written with the head, first)
+        let date = !self.headers.iter().any(|h| h.field.equiv("Date"));
 
         // add `Server` if not in the headers
         if !self.headers.iter().any(|h| h.field.equiv("Server")) {
@@ -405,7 +436,8 @@ where
                 _ => false,
             };
 
-        // preparing headers for transfer
+        // preparing headers for transfer (HitMe: the length written with the head, last)
+        let mut content_length = None;
         match transfer_encoding {
             Some(TransferEncoding::Chunked) => self
                 .headers
@@ -413,15 +445,7 @@ where
 
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
-                    )
-                    .unwrap(),
-                )
+                content_length = data_length;
             }
 
             _ => (),
@@ -433,6 +457,8 @@ where
             &http_version,
             &self.status_code,
             &self.headers,
+            date,
+            content_length,
         )?;
 
         // sending the body
