@@ -1296,24 +1296,29 @@ fn post_many(hitme: &HitMe, urls: &[String], hits: usize, seed: u64, ts: i64) {
             urls[i.min(urls.len() - 1)].clone()
         })
         .collect();
-    let addr = hitme.addr;
-    let clients: Vec<_> = chosen
-        .chunks(hits.div_ceil(8))
-        .map(|part| {
-            let part = part.to_vec();
-            std::thread::spawn(move || {
-                for url in part {
-                    let body = format!("url={}&timestamp={ts}", encode(&url));
-                    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
-                    let resp = request(addr, "POST", "/hit", &ct, body.as_bytes());
-                    assert_eq!(resp.status, 200, "{}", resp.text());
-                }
-            })
-        })
-        .collect();
-    for client in clients {
-        client.join().unwrap();
-    }
+    hitme.hit_from(&chosen, 8, ts);
+}
+
+/// `hitme import --add` of `rows` (CSV lines under the export's header) with `args`.
+fn import_rows(args: &[&str], rows: &str) {
+    let file = std::env::temp_dir().join(format!(
+        "hitme-cluster-import-{}-{}",
+        std::process::id(),
+        common::free_port()
+    ));
+    let header = "# hitme export v1\nmetric,period,start,url,count\n";
+    std::fs::write(&file, format!("{header}{rows}")).unwrap();
+    let import = [args, &["import", file.to_str().unwrap(), "--add"]].concat();
+    let out = common::hitme_command(UNUSED_REDIS_URL, &import)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `--rankings` in cluster mode: each bucket's ranking kept in 16 shards by the URL's index
@@ -1397,27 +1402,7 @@ fn rankings_are_kept_in_shards_and_merged_in_cluster_mode() {
 
     // An import adding to a URL of the tail: it leads.
     let tail = truth_of(&cluster, &urls, "all")[K + 3].0.clone();
-    let file = std::env::temp_dir().join(format!("hitme-cluster-rankings-{}", std::process::id()));
-    std::fs::write(
-        &file,
-        format!("# hitme export v1\nmetric,period,start,url,count\nhits,all,0,{tail},100000\n"),
-    )
-    .unwrap();
-    let import = [
-        &ranked_args[..],
-        &["import", file.to_str().unwrap(), "--add"],
-    ]
-    .concat();
-    let out = common::hitme_command(UNUSED_REDIS_URL, &import)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    std::fs::remove_file(&file).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_rows(&ranked_args, &format!("hits,all,0,{tail},100000\n"));
     check_kept(&cluster, &hitme, &urls, now, K, "after an import");
     assert_eq!(truth_of(&cluster, &urls, "all")[0].0, tail);
 
@@ -1426,23 +1411,7 @@ fn rankings_are_kept_in_shards_and_merged_in_cluster_mode() {
         .iter()
         .map(|url| format!("hits,all,0,{url},1\n"))
         .collect();
-    let file =
-        std::env::temp_dir().join(format!("hitme-cluster-rankings-2-{}", std::process::id()));
-    std::fs::write(
-        &file,
-        format!("# hitme export v1\nmetric,period,start,url,count\n{everywhere}"),
-    )
-    .unwrap();
-    let import = [
-        &ranked_args[..],
-        &["import", file.to_str().unwrap(), "--add"],
-    ]
-    .concat();
-    let out = common::hitme_command(UNUSED_REDIS_URL, &import)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&file).unwrap();
-    assert!(out.status.success());
+    import_rows(&ranked_args, &everywhere);
     let hitting = {
         let (addr, urls) = (hitme.addr, urls.clone());
         std::thread::spawn(move || {

@@ -104,24 +104,7 @@ fn check(hitme: &HitMe, redis: &Redis, timestamp: i64, when: &str) {
 /// merge equal ones.
 fn post_hits(hitme: &HitMe, random: &mut Random, hits: usize, urls: usize, timestamp: i64) {
     let chosen: Vec<String> = (0..hits).map(|_| url(random.popular(urls))).collect();
-    let addr = hitme.addr;
-    let clients: Vec<_> = chosen
-        .chunks(hits.div_ceil(4))
-        .map(|part| {
-            let part = part.to_vec();
-            thread::spawn(move || {
-                for u in part {
-                    let body = format!("url={}&timestamp={timestamp}", encode(&u));
-                    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
-                    let resp = request(addr, "POST", "/hit", &ct, body.as_bytes());
-                    assert_eq!(resp.status, 200, "{}", resp.text());
-                }
-            })
-        })
-        .collect();
-    for client in clients {
-        client.join().unwrap();
-    }
+    hitme.hit_from(&chosen, 4, timestamp);
 }
 
 fn import(redis: &Redis, rows: &str) {
@@ -259,24 +242,7 @@ fn batches_of_many_urls_keep_the_ranking_exact_at_its_edge() {
         let chosen: Vec<String> = (0..640)
             .map(|_| edge_url((random.next() % 200) as usize))
             .collect();
-        let addr = hitme.addr;
-        let clients: Vec<_> = chosen
-            .chunks(40)
-            .map(|part| {
-                let part = part.to_vec();
-                thread::spawn(move || {
-                    for u in part {
-                        let body = format!("url={}&timestamp={now}", encode(&u));
-                        let ct = [("Content-Type", "application/x-www-form-urlencoded")];
-                        let resp = request(addr, "POST", "/hit", &ct, body.as_bytes());
-                        assert_eq!(resp.status, 200, "{}", resp.text());
-                    }
-                })
-            })
-            .collect();
-        for client in clients {
-            client.join().unwrap();
-        }
+        hitme.hit_from(&chosen, 16, now);
         // As the hits left them, before a read could rebuild them.
         let minute = format!("minute:{}", now / 60_000 * 60_000);
         for bucket in ["all", minute.as_str()] {

@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use super::expiry::{expire_at, Retention};
+use super::text;
 use crate::time::{Calendar, Period};
 
 /// What `--rankings` keeps: how many URLs per bucket, and how long after a bucket ends its
@@ -398,6 +399,35 @@ pub(crate) const MARK_STALE: &str = r#"if redis.call('HLEN', KEYS[1]) > 0 then
 end
 return 0
 "#;
+
+/// A rebuild's start reply (`{status}` or `{status, old token or ''}`): its status, and the
+/// token of a rebuild it took over.
+pub(crate) fn start_reply(reply: redis::Value) -> redis::RedisResult<(i64, Option<String>)> {
+    let items: Vec<redis::Value> = redis::from_redis_value(reply.extract_error()?)?;
+    let mut items = items.into_iter();
+    let status: i64 = match items.next() {
+        Some(v) => redis::from_redis_value(v)?,
+        None => 0,
+    };
+    let old = match items.next() {
+        Some(v) => Some(text(v)?).filter(|t| !t.is_empty()),
+        None => None,
+    };
+    Ok((status, old))
+}
+
+/// A `ZRANGE ... WITHSCORES` reply of a kept ranking (scores are `-count`) as (URL, count)
+/// pairs in rank order.
+pub(crate) fn ranked(reply: redis::Value) -> redis::RedisResult<Vec<(String, i64)>> {
+    let items: Vec<redis::Value> = redis::from_redis_value(reply.extract_error()?)?;
+    let mut items = items.into_iter();
+    let mut top = Vec::with_capacity(items.len() / 2);
+    while let (Some(url), Some(score)) = (items.next(), items.next()) {
+        let score: f64 = redis::from_redis_value(score)?;
+        top.push((text(url)?, -score as i64));
+    }
+    Ok(top)
+}
 
 #[cfg(test)]
 mod tests {

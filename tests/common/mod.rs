@@ -315,6 +315,20 @@ impl HitMe {
             (200, r#"{"status":"OK"}"#.to_string())
         );
     }
+
+    /// A hit on each of `urls` at `timestamp`, from `clients` clients at once, so that
+    /// workers take several together.
+    pub fn hit_from(&self, urls: &[String], clients: usize, timestamp: i64) {
+        std::thread::scope(|s| {
+            for part in urls.chunks(urls.len().div_ceil(clients).max(1)) {
+                s.spawn(move || {
+                    for url in part {
+                        self.hit(url, timestamp);
+                    }
+                });
+            }
+        });
+    }
 }
 
 impl Drop for HitMe {

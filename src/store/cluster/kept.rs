@@ -32,14 +32,14 @@ use std::time::Duration;
 use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
 
 use super::conn::Conn;
-use super::keys::{index_shard, slot_of_key, slot_of_tag, url_tag, ClusterKeys, INDEX_SHARDS};
+use super::keys::{index_shard, slot_of_key, slot_of_tag, INDEX_SHARDS};
 use super::sources::source_tag;
 use super::{errors, ClusterStore};
 use crate::store::kept::{
-    lua_before, KeptConfig, KeptKeys, KeptPage, EMPTY_NOTES, NOTES_KEEP_SECS, REBUILD_CHUNK_URLS,
-    REBUILD_END, REBUILD_STALE_MS,
+    lua_before, ranked, start_reply, KeptConfig, KeptKeys, KeptPage, EMPTY_NOTES, NOTES_KEEP_SECS,
+    REBUILD_CHUNK_URLS, REBUILD_END, REBUILD_STALE_MS,
 };
-use crate::store::{scan_reply, settings, text, BucketedHit, StoreError, SCAN_CHUNK};
+use crate::store::{settings, text, BucketedHit, Metric, StoreError};
 use crate::time::clock::{self, now_ms};
 use crate::time::Period;
 
@@ -166,6 +166,14 @@ end
 return 1
 "#;
 
+/// Renews a rebuild's lock, shard 0's tally of the bucket, if the rebuild still holds it.
+/// KEYS: the tally; ARGV: token, now (ms).
+const RENEW_LOCK: &str = r#"if redis.call('HGET', KEYS[1], 'rebuilding') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'progress', ARGV[2])
+end
+return 0
+"#;
+
 /// Removes a URL's count (`ARGV[3]`, read and deleted in its own slot) from its shard's
 /// ranking of one bucket: out of the tally and the set; marked `stale` when it left a full
 /// set (the next URL is unknown here) or a rebuild is under way. KEYS: set, tally; ARGV:
@@ -224,6 +232,15 @@ impl ShardKeys {
     fn rebuilding(&self) -> String {
         format!("{}:rebuilding:{{{}}}", self.keys.prefix, self.tag)
     }
+}
+
+/// A rebuild under way: what is kept, the bucket, the rebuild's token and the ranking's
+/// `EXPIREAT` (0: none).
+struct Rebuild<'a> {
+    kept: &'a KeptConfig,
+    bucket: (Period, i64),
+    token: &'a str,
+    expire_at: i64,
 }
 
 /// One shard's tally and page, as read.
@@ -477,16 +494,14 @@ impl ClusterStore {
             }
         }
         log::debug!("rebuilding the kept ranking of {bucket} in cluster mode");
+        let rebuild = Rebuild {
+            kept,
+            bucket: (period, start),
+            token: &token,
+            expire_at,
+        };
         for (shard, keys) in shards.iter().enumerate() {
-            if !self.rebuild_shard(
-                &mut conn,
-                kept,
-                keys,
-                shard as u64,
-                (period, start),
-                &token,
-                expire_at,
-            )? {
+            if !self.rebuild_shard(&mut conn, &rebuild, keys, shard as u64)? {
                 return Ok(false);
             }
         }
@@ -522,87 +537,73 @@ impl ClusterStore {
     }
 
     /// The chunks of one shard of a rebuild; `false` when another rebuild took it over.
-    #[allow(clippy::too_many_arguments)]
     fn rebuild_shard(
         &self,
         conn: &mut Conn,
-        kept: &KeptConfig,
+        rebuild: &Rebuild<'_>,
         keys: &ShardKeys,
         shard: u64,
-        (period, start): (Period, i64),
-        token: &str,
-        expire_at: i64,
     ) -> Result<bool, StoreError> {
-        let bucket = KeptKeys::bucket(period, start);
-        let lock = ShardKeys::new(&self.keys.prefix, 0);
-        let index_slot = slot_of_tag(&ClusterKeys::index_tag(shard));
         let mut cursor = 0u64;
         loop {
-            let sscan = redis::cmd("SSCAN")
-                .arg(self.keys.index(shard))
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(REBUILD_CHUNK_URLS.min(SCAN_CHUNK))
-                .to_owned();
-            let (next, urls) = self.run(conn, |conn, connector| {
-                let reply = conn.read(connector, &[(index_slot, sscan)], true)?.pop();
-                let (next, members) = scan_reply(reply.unwrap_or(Value::Nil))?;
-                let urls = members
-                    .into_iter()
-                    .map(text)
-                    .collect::<RedisResult<Vec<_>>>()?;
-                Ok((next, urls))
-            })?;
-            let reads: Vec<(u16, Cmd)> = urls
-                .iter()
-                .map(|url| {
-                    let tag = url_tag(url);
-                    (
-                        slot_of_tag(&tag),
-                        super::hget(&self.keys.key(&tag, period, start), url),
-                    )
-                })
-                .collect();
-            let counts = match reads.is_empty() {
-                true => Vec::new(),
-                false => self.run(conn, |conn, connector| conn.read(connector, &reads, false))?,
+            let (next, counts) =
+                self.scan_shard(conn, rebuild.bucket, shard, cursor, Metric::Hits)?;
+            // A step that found no count still renews the lock and the set's expiry.
+            let chunks: Vec<&[(String, i64)]> = match counts.is_empty() {
+                true => vec![&[]],
+                false => counts.chunks(REBUILD_CHUNK_URLS).collect(),
             };
-            let mut chunk = redis::cmd("EVAL");
-            chunk
-                .arg(SHARD_REBUILD_CHUNK)
-                .arg(3)
-                .arg(keys.rank(&bucket))
-                .arg(keys.tally(&bucket))
-                .arg(format!("{}{bucket}:{token}", keys.seen_prefix()))
-                .arg(token)
-                .arg(kept.size)
-                .arg(now_ms())
-                .arg(expire_at);
-            for (url, count) in urls.iter().zip(counts) {
-                if let Some(count) = super::count(count)? {
-                    chunk.arg(url).arg(count);
+            for chunk in chunks {
+                if !self.rebuild_chunk(conn, rebuild, keys, chunk)? {
+                    return Ok(false);
                 }
-            }
-            // Shard 0's tally holds the rebuild's lock: its progress says the rebuild lives.
-            let alive = redis::cmd("EVAL")
-                .arg("if redis.call('HGET', KEYS[1], 'rebuilding') == ARGV[1] then redis.call('HSET', KEYS[1], 'progress', ARGV[2]) end return 0")
-                .arg(1)
-                .arg(lock.tally(&bucket))
-                .arg(token)
-                .arg(now_ms())
-                .to_owned();
-            let taken: i64 = self.run(conn, |conn, connector| {
-                conn.command(connector, &alive)?;
-                Ok(redis::from_redis_value(conn.command(connector, &chunk)?)?)
-            })?;
-            if taken == -1 {
-                return Ok(false);
             }
             if next == 0 {
                 return Ok(true);
             }
             cursor = next;
         }
+    }
+
+    /// One [`SHARD_REBUILD_CHUNK`] of `counts`; `false` when another rebuild took this one
+    /// over. Shard 0's tally holds the rebuild's lock: its progress is renewed first, so
+    /// that the rebuild is seen alive whatever shard it is in.
+    fn rebuild_chunk(
+        &self,
+        conn: &mut Conn,
+        rebuild: &Rebuild<'_>,
+        keys: &ShardKeys,
+        counts: &[(String, i64)],
+    ) -> Result<bool, StoreError> {
+        let bucket = KeptKeys::bucket(rebuild.bucket.0, rebuild.bucket.1);
+        let token = rebuild.token;
+        let lock = ShardKeys::new(&self.keys.prefix, 0);
+        let alive = redis::cmd("EVAL")
+            .arg(RENEW_LOCK)
+            .arg(1)
+            .arg(lock.tally(&bucket))
+            .arg(token)
+            .arg(now_ms())
+            .to_owned();
+        let mut chunk = redis::cmd("EVAL");
+        chunk
+            .arg(SHARD_REBUILD_CHUNK)
+            .arg(3)
+            .arg(keys.rank(&bucket))
+            .arg(keys.tally(&bucket))
+            .arg(format!("{}{bucket}:{token}", keys.seen_prefix()))
+            .arg(token)
+            .arg(rebuild.kept.size)
+            .arg(now_ms())
+            .arg(rebuild.expire_at);
+        for (url, count) in counts {
+            chunk.arg(url).arg(*count);
+        }
+        let taken: i64 = self.run(conn, |conn, connector| {
+            conn.command(connector, &alive)?;
+            Ok(redis::from_redis_value(conn.command(connector, &chunk)?)?)
+        })?;
+        Ok(taken != -1)
     }
 
     /// Empties a rebuild's notes in one shard, [`EMPTY_NOTES`] a chunk at a time.
@@ -674,34 +675,6 @@ fn mark_stale(tally: &str) -> Cmd {
         .arg(1)
         .arg(tally)
         .to_owned()
-}
-
-/// [`SHARD_REBUILD_START`]'s reply: its status, and the token of a rebuild it took over.
-fn start_reply(reply: Value) -> RedisResult<(i64, Option<String>)> {
-    let items: Vec<Value> = redis::from_redis_value(reply.extract_error()?)?;
-    let mut items = items.into_iter();
-    let status: i64 = match items.next() {
-        Some(v) => redis::from_redis_value(v)?,
-        None => 0,
-    };
-    let old = match items.next() {
-        Some(v) => Some(text(v)?).filter(|t| !t.is_empty()),
-        None => None,
-    };
-    Ok((status, old))
-}
-
-/// A `ZRANGE ... WITHSCORES` reply of a kept ranking (scores are `-count`) as (URL, count)
-/// pairs in rank order.
-fn ranked(reply: Value) -> RedisResult<Vec<(String, i64)>> {
-    let items: Vec<Value> = redis::from_redis_value(reply.extract_error()?)?;
-    let mut items = items.into_iter();
-    let mut top = Vec::with_capacity(items.len() / 2);
-    while let (Some(url), Some(score)) = (items.next(), items.next()) {
-        let score: f64 = redis::from_redis_value(score)?;
-        top.push((text(url)?, -score as i64));
-    }
-    Ok(top)
 }
 
 #[cfg(test)]

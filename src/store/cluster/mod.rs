@@ -479,6 +479,58 @@ impl ClusterStore {
 }
 
 impl ClusterStore {
+    /// One chunk of a bucket's counts from one URL index shard: an `SSCAN ... COUNT 1000`
+    /// of the shard from `cursor`, then the bucket's `HGET` of each URL it returned, one
+    /// batch per master. Returns the shard's next cursor (0: done) and the URLs counted in
+    /// the bucket with their counts.
+    fn scan_shard(
+        &self,
+        conn: &mut Conn,
+        (period, start): (Period, i64),
+        shard: u64,
+        cursor: u64,
+        metric: Metric,
+    ) -> Result<(u64, Vec<(String, i64)>), StoreError> {
+        let sscan = redis::cmd("SSCAN")
+            .arg(self.keys.index(shard))
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(SCAN_CHUNK)
+            .to_owned();
+        let slot = slot_of_tag(&ClusterKeys::index_tag(shard));
+        let (next, urls) = self.run(conn, |conn, connector| {
+            let reply = conn.read(connector, &[(slot, sscan)], true)?.pop();
+            let (next, members) = scan_reply(reply.unwrap_or(Value::Nil))?;
+            let urls = members
+                .into_iter()
+                .map(text)
+                .collect::<RedisResult<Vec<_>>>()?;
+            Ok((next, urls))
+        })?;
+        let reads: Vec<(u16, Cmd)> = urls
+            .iter()
+            .map(|url| {
+                let tag = url_tag(url);
+                (
+                    slot_of_tag(&tag),
+                    hget(&self.counting(metric).key(&tag, period, start), url),
+                )
+            })
+            .collect();
+        let values = match reads.is_empty() {
+            true => Vec::new(),
+            false => self.run(conn, |conn, connector| conn.read(connector, &reads, false))?,
+        };
+        let mut counts = Vec::with_capacity(urls.len());
+        for (url, value) in urls.into_iter().zip(values) {
+            // Indexed, but without hits in this bucket (or past its retention).
+            if let Some(n) = count(value)? {
+                counts.push((url, n));
+            }
+        }
+        Ok((next, counts))
+    }
+
     /// Counts the hit's visitor among its site's visitors, if it is the visitor's first hit
     /// on the site within the window: [`VISIT_SCRIPT`] in the visitor's shard, a round trip
     /// after the hit's own (another slot, so not in its script). The hit is counted either
@@ -674,46 +726,9 @@ impl HitStore for ClusterStore {
         if shard >= INDEX_SHARDS {
             return Ok(Chunk::default());
         }
-        let sscan = redis::cmd("SSCAN")
-            .arg(self.keys.index(shard))
-            .arg(cursor.cursor)
-            .arg("COUNT")
-            .arg(SCAN_CHUNK)
-            .to_owned();
-        let slot = slot_of_tag(&ClusterKeys::index_tag(shard));
         let mut conn = self.checkout()?;
-        let (next, urls) = self.run(&mut conn, |conn, connector| {
-            let reply = conn.read(connector, &[(slot, sscan)], true)?.pop();
-            let (next, members) = scan_reply(reply.unwrap_or(Value::Nil))?;
-            let urls = members
-                .into_iter()
-                .map(text)
-                .collect::<RedisResult<Vec<_>>>()?;
-            Ok((next, urls))
-        })?;
-        let reads: Vec<(u16, Cmd)> = urls
-            .iter()
-            .map(|url| {
-                let tag = url_tag(url);
-                (
-                    slot_of_tag(&tag),
-                    hget(&self.counting(metric).key(&tag, period, start), url),
-                )
-            })
-            .collect();
-        let values = match reads.is_empty() {
-            true => Vec::new(),
-            false => self.run(&mut conn, |conn, connector| {
-                conn.read(connector, &reads, false)
-            })?,
-        };
-        let mut counts = Vec::with_capacity(urls.len());
-        for (url, value) in urls.into_iter().zip(values) {
-            // Indexed, but without hits in this bucket (or past its retention).
-            if let Some(n) = count(value)? {
-                counts.push((url, n));
-            }
-        }
+        let (next, counts) =
+            self.scan_shard(&mut conn, (period, start), shard, cursor.cursor, metric)?;
         let next = match (next, shard + 1) {
             (0, next_shard) if next_shard == INDEX_SHARDS => None,
             (0, next_shard) => Some(ScanCursor {

@@ -6,8 +6,9 @@ use redis::Value;
 
 use super::{KeptRankings, StandaloneStore};
 use crate::store::kept::{
-    KeptKeys, KeptPage, Tally, EMPTY_NOTES, NOTES_KEEP_SECS, RANK_SCRIPT, RANK_SCRIPT_URLS,
-    REBUILD_CHUNK, REBUILD_CHUNK_URLS, REBUILD_END, REBUILD_STALE_MS, REBUILD_START,
+    ranked, start_reply, KeptKeys, KeptPage, Tally, EMPTY_NOTES, NOTES_KEEP_SECS, RANK_SCRIPT,
+    RANK_SCRIPT_URLS, REBUILD_CHUNK, REBUILD_CHUNK_URLS, REBUILD_END, REBUILD_STALE_MS,
+    REBUILD_START,
 };
 use crate::store::{equal_hits, resp, text, BucketedHit, StoreError};
 use crate::time::clock::{self, now_ms};
@@ -290,42 +291,4 @@ impl StandaloneStore {
         }
         Ok(())
     }
-}
-
-/// [`REBUILD_START`]'s reply: its status, and the token of a rebuild it took over.
-fn start_reply(reply: Value) -> redis::RedisResult<(i64, Option<String>)> {
-    let Value::Array(items) = reply.extract_error()? else {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::UnexpectedReturnType,
-            "the rebuild's start returns an array",
-        )));
-    };
-    let mut items = items.into_iter();
-    let status: i64 = match items.next() {
-        Some(v) => redis::from_redis_value(v)?,
-        None => 0,
-    };
-    let old = match items.next() {
-        Some(v) => Some(text(v)?).filter(|t| !t.is_empty()),
-        None => None,
-    };
-    Ok((status, old))
-}
-
-/// A `ZRANGE ... WITHSCORES` reply of a kept ranking (scores are `-count`) as (URL, count)
-/// pairs in rank order.
-fn ranked(reply: Value) -> redis::RedisResult<Vec<(String, i64)>> {
-    let Value::Array(items) = reply.extract_error()? else {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::UnexpectedReturnType,
-            "ZRANGE WITHSCORES returns an array",
-        )));
-    };
-    let mut items = items.into_iter();
-    let mut top = Vec::with_capacity(items.len() / 2);
-    while let (Some(url), Some(score)) = (items.next(), items.next()) {
-        let score: f64 = redis::from_redis_value(score)?;
-        top.push((text(url)?, -score as i64));
-    }
-    Ok(top)
 }
