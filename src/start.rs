@@ -190,8 +190,9 @@ fn check_calendar(
     ];
     // In cluster mode rankings are kept in shards a hit writes after its counts: a HitMe
     // that kept none would leave them short, unseen (a standalone Redis shows it by the
-    // bucket's number of URLs).
-    if config.redis_cluster.is_some() {
+    // bucket's number of URLs). An export writes nothing, so it neither records nor needs it.
+    let writes = !matches!(config.tool, Some(crate::config::Tool::Export { .. }));
+    if config.redis_cluster.is_some() && writes {
         let kept = if config.rankings { "on" } else { "off" };
         settings.push(("rankings", kept.to_string()));
     }

@@ -1370,6 +1370,17 @@ fn rankings_are_kept_in_shards_and_merged_in_cluster_mode() {
         .unwrap();
     let hitme = cluster.hitme(&["--rankings", "--ranking-size", "5", "--admin-token", TOKEN]);
 
+    // An export writes nothing: it needs no --rankings.
+    let export = common::hitme_command(UNUSED_REDIS_URL, &["--redis-cluster", &nodes, "export"])
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+
     // The first reads rebuild what was counted before; then hits keep the shards.
     check_kept(&cluster, &hitme, &urls, now, K, "counts from before");
     for round in 0..3 {
