@@ -106,6 +106,7 @@ mod kept;
 pub(crate) use kept::RANKINGS_SINCE;
 pub mod keys;
 mod node;
+mod rebuild;
 mod sources;
 mod topology;
 
