@@ -392,10 +392,12 @@ end
 return c
 "#;
 
-/// Marks a bucket's kept ranking for a rebuild (an import wrote counts beside it), if it
-/// has one. KEYS: tally.
-pub(crate) const MARK_STALE: &str = r#"if redis.call('HLEN', KEYS[1]) > 0 then
-  redis.call('HSET', KEYS[1], 'stale', 1)
+/// Marks buckets' kept rankings for a rebuild (an import wrote counts beside them, or a
+/// hit's ranking could not be written), those that have one. KEYS: the tallies (one slot).
+pub(crate) const MARK_STALE: &str = r#"for _, tally in ipairs(KEYS) do
+  if redis.call('HLEN', tally) > 0 then
+    redis.call('HSET', tally, 'stale', 1)
+  end
 end
 return 0
 "#;
