@@ -1484,3 +1484,62 @@ fn rankings_are_kept_in_shards_and_merged_in_cluster_mode() {
         .collect();
     assert!(ranked.len() > 8, "60 URLs over the 16 shards: {ranked:?}");
 }
+
+/// The master holding a ranking shard killed: the hits counted meanwhile on the other
+/// masters cannot be ranked, and their shard's rankings cannot be marked either. HitMe
+/// remembers them, marks them once the shard answers again (after the failover), and does
+/// not serve them until then: every page is exact afterwards.
+#[test]
+fn hits_ranked_while_their_shard_is_down_are_not_lost_to_the_ranking() {
+    const K: usize = 5;
+    let cluster = Cluster::start();
+    let hitme = cluster.hitme(&["--rankings", "--ranking-size", "5", "--threads", "8"]);
+    let urls: Vec<String> = (0..120)
+        .map(|i| format!("http://failover.example/{i}"))
+        .collect();
+    let now = now_ms();
+    hitme.hit_from(&urls, 4, now); // every URL indexed and counted before the kill
+    check_kept(&cluster, &hitme, &urls, now, K, "before the kill");
+
+    let shard_master =
+        |url: &str| cluster.master_of_slot(slot_of_tag(&format!("r{}", index_shard(url))));
+    let own_master = |url: &str| cluster.master_of_slot(slot_of_tag(&url_tag(url)));
+    let first = urls
+        .iter()
+        .find(|u| shard_master(u) != own_master(u))
+        .expect("a URL whose shard is on another master");
+    let victim = shard_master(first);
+    let stranded: Vec<String> = urls
+        .iter()
+        .filter(|u| shard_master(u) == victim && own_master(u) != victim)
+        .take(8)
+        .cloned()
+        .collect();
+    let shard_slot = slot_of_tag(&format!("r{}", index_shard(first)));
+
+    let pid = pid_of(&cluster, victim);
+    // SAFETY: kill(2) on the pid of a redis-server this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // Counted on their own masters, which are up: 200, though they cannot be ranked.
+    for _ in 0..3 {
+        for url in &stranded {
+            let body = format!("url={}&timestamp={now}", encode(url));
+            assert_eq!(hitme.post_form("/hit", &body).status, 200, "{url}");
+        }
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "a replica to take over the killed master's slots",
+        || {
+            cluster.master_of_slot(shard_slot) != victim
+                && cluster.ports().iter().filter(|p| **p != victim).all(|p| {
+                    let info: String = redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query(&mut cluster.node(*p))
+                        .unwrap();
+                    info.contains("cluster_state:ok")
+                })
+        },
+    );
+    check_kept(&cluster, &hitme, &urls, now, K, "after the failover");
+}

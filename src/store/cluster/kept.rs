@@ -117,6 +117,7 @@ return 1
 /// The keys of one shard's rankings.
 pub(super) struct ShardKeys {
     keys: KeptKeys,
+    number: u64,
     tag: String,
 }
 
@@ -126,6 +127,7 @@ impl ShardKeys {
             keys: KeptKeys {
                 prefix: prefix.to_string(),
             },
+            number: shard,
             tag: source_tag(shard),
         }
     }
@@ -217,8 +219,9 @@ impl ClusterStore {
 
     /// Ranks `times` equal hits of `hit`, whose counts the hit's script returned, in the URL's
     /// shard: [`SHARD_RANK_SCRIPT`], a round trip after the hit's own, confirmed by replicas
-    /// as the hit was. The hit is counted either way: a failure here is logged, and the
-    /// shard's rankings of the hit's buckets are marked for a rebuild if Redis lets them be.
+    /// as the hit was. The hit is counted either way: a ranking not written for sure (an
+    /// error, or no replica's confirmation) is logged, and the shard's rankings of the hit's
+    /// buckets are marked for a rebuild, now or once the shard answers again.
     pub(super) fn rank_hit(
         &self,
         conn: &mut Conn,
@@ -227,6 +230,7 @@ impl ClusterStore {
         times: usize,
         counts: &[i64],
     ) {
+        self.mark_remembered(conn);
         let shard = ShardKeys::new(&self.keys.prefix, index_shard(&hit.url));
         let buckets = hit.starts.map(KeptKeys::bucket);
         let ranked = self.rankings_since(conn).and_then(|since| {
@@ -261,28 +265,71 @@ impl ClusterStore {
                 match send(&evalsha) {
                     // A node that never ran the script: EVAL loads it.
                     Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        send(&script("EVAL", SHARD_RANK_SCRIPT)).map(drop)
+                        send(&script("EVAL", SHARD_RANK_SCRIPT))
                     }
-                    result => result.map(drop),
+                    result => result,
                 }
             })
         });
-        if let Err(e) = ranked {
-            if self.rank_failures.allows() {
-                log::warn!(
-                    "counted a hit for {} but could not rank it ({}); its shard's rankings are marked for a rebuild where Redis lets them be (further ones are logged at most once a second)",
-                    hit.url,
-                    e.message()
-                );
-            }
-            // One command for the six (one slot): a node that did not answer costs the hit
-            // one more timeout at most.
-            let tallies: Vec<String> = buckets.iter().map(|(_, b)| shard.tally(b)).collect();
-            let mark = mark_stale(&tallies);
-            let _ = self.run(conn, |conn, connector| {
-                conn.command(connector, &mark).map(drop)
-            });
+        let why = match ranked {
+            Ok((_, replication)) if replication.confirmed >= replication.asked => return,
+            // Written, but a failover now could lose it.
+            Ok(_) => "no replica confirmed it in time".to_string(),
+            Err(e) => e.message().to_string(),
+        };
+        if self.rank_failures.allows() {
+            log::warn!(
+                "counted a hit for {} but could not rank it for sure ({why}); its shard's rankings are marked for a rebuild (further ones are logged at most once a second)",
+                hit.url
+            );
         }
+        let tallies: Vec<String> = buckets.iter().map(|(_, b)| shard.tally(b)).collect();
+        self.mark_or_remember(conn, &shard, tallies);
+    }
+
+    /// Marks `tallies` (of `shard`'s slot) stale, confirmed by replicas as a hit is; what
+    /// cannot be is remembered and marked once the shard answers ([`Self::mark_remembered`]),
+    /// and until then its bucket's ranking is not served by this HitMe. One command for them
+    /// all: a node that does not answer costs one more timeout at most.
+    fn mark_or_remember(&self, conn: &mut Conn, shard: &ShardKeys, tallies: Vec<String>) {
+        let mark = mark_stale(&tallies);
+        let (want, wait_for) = (self.wait_replicas, self.wait_for);
+        let marked = self.run(conn, |conn, connector| {
+            conn.replicated(connector, &mark, shard.slot(), want, wait_for)
+        });
+        if !matches!(marked, Ok((_, r)) if r.confirmed >= r.asked) {
+            let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+            for tally in tallies {
+                unmarked.insert((shard.number, tally));
+            }
+        }
+    }
+
+    /// Marks the tallies remembered by [`Self::mark_or_remember`], shard by shard; those
+    /// that still cannot be are kept for the next try. Free when none is remembered.
+    fn mark_remembered(&self, conn: &mut Conn) {
+        let remembered = {
+            let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+            if unmarked.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *unmarked)
+        };
+        let mut by_shard: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+        for (shard, tally) in remembered {
+            by_shard.entry(shard).or_default().push(tally);
+        }
+        for (shard, tallies) in by_shard {
+            let keys = ShardKeys::new(&self.keys.prefix, shard);
+            self.mark_or_remember(conn, &keys, tallies);
+        }
+    }
+
+    /// Forgets the remembered tallies of a bucket that was rebuilt since.
+    pub(super) fn forget_unmarked(&self, bucket: &str) {
+        let suffix = format!("}}:{bucket}");
+        let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+        unmarked.retain(|(_, tally)| !tally.ends_with(&suffix));
     }
 
     /// A page of the bucket's kept ranking: each shard's tally, set size and first
@@ -299,6 +346,13 @@ impl ClusterStore {
         let bucket = KeptKeys::bucket(period, start);
         let mut conn = self.checkout()?;
         let since = self.rankings_since(&mut conn)?;
+        self.mark_remembered(&mut conn);
+        let suffix = format!("}}:{bucket}");
+        let unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+        if unmarked.iter().any(|(_, tally)| tally.ends_with(&suffix)) {
+            return Ok(None);
+        }
+        drop(unmarked);
         let mut reads: Vec<(u16, Cmd)> = Vec::with_capacity(3 * INDEX_SHARDS as usize);
         for shard in 0..INDEX_SHARDS {
             let keys = ShardKeys::new(&self.keys.prefix, shard);

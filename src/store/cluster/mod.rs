@@ -225,6 +225,8 @@ pub(crate) struct ClusterStore {
     shard_rank_sha: String,
     since: OnceLock<i64>,
     rank_failures: OncePerSecond,
+    /// Tallies (shard, key) whose hits could not be ranked for sure nor marked stale yet.
+    unmarked: std::sync::Mutex<std::collections::BTreeSet<(u64, String)>>,
     /// `--redis-timeout-ms`.
     timeout: std::time::Duration,
 }
@@ -311,6 +313,7 @@ impl ClusterStore {
                 .to_string(),
             since: OnceLock::new(),
             rank_failures: OncePerSecond::default(),
+            unmarked: Default::default(),
             timeout: config.timeout,
         };
         Ok((store, probe))

@@ -189,6 +189,8 @@ impl ClusterStore {
         for keys in &shards {
             self.empty_shard_notes(&mut conn, &notes(keys, &token))?;
         }
+        // Every shard was read anew, the hits that could not be ranked with the rest.
+        self.forget_unmarked(&bucket);
         Ok(true)
     }
 
