@@ -744,6 +744,25 @@ fn a_frozen_replica_slows_hits_down_but_never_fails_them() {
     assert_eq!(n, sent);
 }
 
+/// Waits (bounded) until a replica serves `slot` in place of the killed master `victim` and
+/// every other node reports the cluster ok.
+fn wait_for_failover(cluster: &Cluster, slot: u16, victim: u16) {
+    wait_until(
+        Duration::from_secs(30),
+        "a replica to take over the killed master's slots",
+        || {
+            cluster.master_of_slot(slot) != victim
+                && cluster.ports().iter().filter(|p| **p != victim).all(|p| {
+                    let info: String = redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query(&mut cluster.node(*p))
+                        .unwrap();
+                    info.contains("cluster_state:ok")
+                })
+        },
+    );
+}
+
 fn pid_of(cluster: &Cluster, port: u16) -> i32 {
     info_field(cluster, port, "server", "process_id")
         .parse()
@@ -1093,20 +1112,7 @@ fn a_master_killed_under_load_fails_over_without_losing_acknowledged_hits() {
         // SAFETY: kill(2) on the pid of a redis-server this test started.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
         let slot = slot_of_tag(&url_tag(&urls[0]));
-        wait_until(
-            Duration::from_secs(30),
-            "a replica to take over the killed master's slots",
-            || {
-                cluster.master_of_slot(slot) != victim
-                    && cluster.ports().iter().filter(|p| **p != victim).all(|p| {
-                        let info: String = redis::cmd("CLUSTER")
-                            .arg("INFO")
-                            .query(&mut cluster.node(*p))
-                            .unwrap();
-                        info.contains("cluster_state:ok")
-                    })
-            },
-        );
+        wait_for_failover(&cluster, slot, victim);
         let promoted_after = killed_at.elapsed();
         failed_over.store(true, Ordering::SeqCst);
         // HitMe serves the moved slots again without being told.
@@ -1527,19 +1533,6 @@ fn hits_ranked_while_their_shard_is_down_are_not_lost_to_the_ranking() {
             assert_eq!(hitme.post_form("/hit", &body).status, 200, "{url}");
         }
     }
-    wait_until(
-        Duration::from_secs(30),
-        "a replica to take over the killed master's slots",
-        || {
-            cluster.master_of_slot(shard_slot) != victim
-                && cluster.ports().iter().filter(|p| **p != victim).all(|p| {
-                    let info: String = redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query(&mut cluster.node(*p))
-                        .unwrap();
-                    info.contains("cluster_state:ok")
-                })
-        },
-    );
+    wait_for_failover(&cluster, shard_slot, victim);
     check_kept(&cluster, &hitme, &urls, now, K, "after the failover");
 }

@@ -74,6 +74,27 @@ impl KeptConfig {
     }
 }
 
+/// Rebuilds (with `rebuild`) the kept ranking of each bucket of hits in `buckets` that still
+/// has one at this time (older buckets' `/top` reads the bucket); returns how many. Each
+/// backend finds its buckets its own way; this is what `hitme rebuild-rankings` does then.
+pub(crate) fn rebuild_current(
+    config: &KeptConfig,
+    calendar: &Calendar,
+    buckets: Vec<(Period, i64)>,
+    mut rebuild: impl FnMut(Period, i64) -> Result<bool, super::StoreError>,
+) -> Result<usize, super::StoreError> {
+    let now = crate::time::clock::now_ms();
+    let mut rebuilt = 0;
+    for (period, start) in buckets {
+        if config.keeps(calendar, period, start, now) {
+            // `false`: another HitMe is rebuilding it now.
+            rebuild(period, start)?;
+            rebuilt += 1;
+        }
+    }
+    Ok(rebuilt)
+}
+
 /// A page of a kept ranking, with the bucket's figures.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct KeptPage {

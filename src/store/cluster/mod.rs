@@ -815,13 +815,12 @@ impl HitStore for ClusterStore {
         let Some(kept) = &self.kept else {
             return Ok(0);
         };
-        let now = clock::now_ms();
-        let mut buckets = self.hit_buckets()?;
-        buckets.retain(|&(period, start)| kept.keeps(&self.calendar, period, start, now));
-        for &(period, start) in &buckets {
-            self.rebuild_kept(kept, period, start)?;
-        }
-        Ok(buckets.len())
+        super::kept::rebuild_current(
+            kept,
+            &self.calendar,
+            self.hit_buckets()?,
+            |period, start| self.rebuild_kept(kept, period, start),
+        )
     }
 
     /// Only a cluster that cannot be reached at all: a node's open breaker may be a master

@@ -596,14 +596,9 @@ impl HitStore for StandaloneStore {
             }
             Ok(())
         })?;
-        // Buckets past the ranking retention keep none.
-        let now = clock::now_ms();
-        buckets.retain(|&(period, start)| kept.config.keeps(&self.calendar, period, start, now));
-        for &(period, start) in &buckets {
-            // Busy: another HitMe is rebuilding it now.
-            self.rebuild_kept(kept, period, start)?;
-        }
-        Ok(buckets.len())
+        super::kept::rebuild_current(&kept.config, &self.calendar, buckets, |period, start| {
+            self.rebuild_kept(kept, period, start)
+        })
     }
 
     /// One pipeline: an `HSETNX` per setting, then an `HMGET` of them all.
