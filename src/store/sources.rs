@@ -121,14 +121,19 @@ end
 return #all / 2
 "#;
 
+/// What joins a bucket's key and a host into a site's hash of it ([`site_key`]).
+const SITE: &str = ":site:";
+/// What joins a bucket's key and a URL into a URL's hash of it ([`url_key`]).
+const URL: &str = ":url:";
+
 /// A hash of `bucket` (a bucket's key, of the sources' own layout) for one site.
 pub(crate) fn site_key(bucket: &str, host: &str) -> String {
-    format!("{bucket}:site:{host}")
+    [bucket, SITE, host].concat()
 }
 
 /// A hash of `bucket` for one URL.
 pub(crate) fn url_key(bucket: &str, url: &str) -> String {
-    format!("{bucket}:url:{url}")
+    [bucket, URL, url].concat()
 }
 
 /// What one [`SOURCE_SCRIPT`] counts: groups of four hashes with their field, hits and
@@ -151,7 +156,8 @@ struct Group {
 impl SourceWrites {
     /// Adds `hits` hits on `url` from `source`, given the keys of its buckets in the sources'
     /// layout and their expiries ([`script_expiries`]): every site's group, its site's and,
-    /// for a named source, its URL's.
+    /// for a named source, its URL's. A group the batch already holds is added to without
+    /// building its keys: most hits of a batch are direct hits on one site.
     pub(crate) fn add(
         &mut self,
         buckets: &PerPeriod<String>,
@@ -161,39 +167,38 @@ impl SourceWrites {
         expiries: [i64; 3],
     ) {
         let host = crate::host::host_of(url);
-        let bucket = |i: usize| buckets[SOURCE_PERIODS[i]].as_str();
-        self.count(
-            std::array::from_fn(|i| bucket(i).to_string()),
-            source,
-            hits,
-            expiries,
-        );
-        self.count(
-            std::array::from_fn(|i| site_key(bucket(i), host)),
-            source,
-            hits,
-            expiries,
-        );
+        let buckets = SOURCE_PERIODS.map(|period| buckets[period].as_str());
+        self.count(buckets, &[], source, hits, expiries);
+        self.count(buckets, &[SITE, host], source, hits, expiries);
         if let Source::Named(_) = source {
-            self.count(
-                std::array::from_fn(|i| url_key(bucket(i), url)),
-                source,
-                hits,
-                expiries,
-            );
+            self.count(buckets, &[URL, url], source, hits, expiries);
         }
     }
 
-    fn count(&mut self, keys: [String; 4], source: &Source, hits: usize, expiries: [i64; 3]) {
+    /// Adds hits to the group whose keys are each bucket's key followed by `tail`.
+    fn count(
+        &mut self,
+        buckets: [&str; 4],
+        tail: &[&str],
+        source: &Source,
+        hits: usize,
+        expiries: [i64; 3],
+    ) {
         let field = source.field();
-        match self
-            .groups
-            .iter_mut()
-            .find(|g| g.field == field && g.keys == keys)
-        {
+        let is_key = |key: &str, bucket: &str| {
+            let mut rest = key.strip_prefix(bucket);
+            for part in tail {
+                rest = rest.and_then(|rest| rest.strip_prefix(part));
+            }
+            rest == Some("")
+        };
+        let found = self.groups.iter_mut().find(|g| {
+            g.field == field && g.keys.iter().zip(buckets).all(|(key, b)| is_key(key, b))
+        });
+        match found {
             Some(group) => group.hits += hits,
             None => self.groups.push(Group {
-                keys,
+                keys: buckets.map(|bucket| [bucket].iter().chain(tail).copied().collect()),
                 field: field.to_string(),
                 hits,
                 expiries,
@@ -273,6 +278,20 @@ mod tests {
         assert_eq!(args[..6], ["1000", "x", "3", "1", "2", "3"]);
         let direct = args.iter().position(|a| a == DIRECT).unwrap();
         assert_eq!(args[direct + 1], "5");
+        // A URL whose keys begin with another's keys is a group of its own.
+        writes.add(
+            &buckets,
+            &format!("{a}b"),
+            &Source::Named("x".into()),
+            1,
+            [1, 2, 3],
+        );
+        assert_eq!(writes.key_count(), 7 * 4);
+        let keys: Vec<&str> = writes.keys().collect();
+        assert_eq!(
+            keys[27],
+            "hits:sources:day:1700006400000:url:http://site.example/ab"
+        );
     }
 
     #[test]
