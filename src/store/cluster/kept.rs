@@ -298,7 +298,7 @@ impl ClusterStore {
             conn.replicated(connector, &mark, shard.slot(), want, wait_for)
         });
         if !matches!(marked, Ok((_, r)) if r.confirmed >= r.asked) {
-            let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+            let mut unmarked = self.unmarked();
             for tally in tallies {
                 unmarked.insert((shard.number, tally));
             }
@@ -309,7 +309,7 @@ impl ClusterStore {
     /// that still cannot be are kept for the next try. Free when none is remembered.
     fn mark_remembered(&self, conn: &mut Conn) {
         let remembered = {
-            let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+            let mut unmarked = self.unmarked();
             if unmarked.is_empty() {
                 return;
             }
@@ -327,9 +327,14 @@ impl ClusterStore {
 
     /// Forgets the remembered tallies of a bucket that was rebuilt since.
     pub(super) fn forget_unmarked(&self, bucket: &str) {
-        let suffix = format!("}}:{bucket}");
-        let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
-        unmarked.retain(|(_, tally)| !tally.ends_with(&suffix));
+        self.unmarked()
+            .retain(|(_, tally)| !is_tally_of(tally, bucket));
+    }
+
+    /// The tallies remembered by [`Self::mark_or_remember`]; a panic elsewhere while they
+    /// were held leaves them as they were, still worth marking.
+    fn unmarked(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<(u64, String)>> {
+        self.unmarked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A page of the bucket's kept ranking: each shard's tally, set size and first
@@ -347,12 +352,13 @@ impl ClusterStore {
         let mut conn = self.checkout()?;
         let since = self.rankings_since(&mut conn)?;
         self.mark_remembered(&mut conn);
-        let suffix = format!("}}:{bucket}");
-        let unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
-        if unmarked.iter().any(|(_, tally)| tally.ends_with(&suffix)) {
+        if self
+            .unmarked()
+            .iter()
+            .any(|(_, tally)| is_tally_of(tally, &bucket))
+        {
             return Ok(None);
         }
-        drop(unmarked);
         let mut reads: Vec<(u16, Cmd)> = Vec::with_capacity(3 * INDEX_SHARDS as usize);
         for shard in 0..INDEX_SHARDS {
             let keys = ShardKeys::new(&self.keys.prefix, shard);
@@ -449,6 +455,13 @@ impl ClusterStore {
     }
 }
 
+/// Whether `tally` (a shard's tally key, `...:tally:{r<N>}:<bucket>`) is one of `bucket`'s.
+fn is_tally_of(tally: &str, bucket: &str) -> bool {
+    tally
+        .strip_suffix(bucket)
+        .is_some_and(|head| head.ends_with("}:"))
+}
+
 /// `MARK_STALE` of tallies in one slot.
 fn mark_stale(tallies: &[String]) -> Cmd {
     redis::cmd("EVAL")
@@ -468,6 +481,9 @@ mod tests {
         let bucket = KeptKeys::bucket(Period::Day, 1_700_006_400_000);
         assert_eq!(keys.rank(&bucket), "hits:rank:{r3}:day:1700006400000");
         assert_eq!(keys.tally("all"), "hits:tally:{r3}:all");
+        assert!(is_tally_of(&keys.tally(&bucket), &bucket));
+        assert!(!is_tally_of(&keys.tally(&bucket), "day:700006400000"));
+        assert!(!is_tally_of(&keys.tally("all"), &bucket));
         assert_eq!(keys.rebuilding(), "hits:rebuilding:{r3}");
         assert_eq!(keys.seen_prefix(), "hits:seen:{r3}:");
         for key in [keys.rank("all"), keys.tally("all"), keys.rebuilding()] {
